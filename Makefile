@@ -1,0 +1,61 @@
+# The two commands of the README: `make demo` and `make test`. Both install what
+# is missing first (Debian packages as root, then the Python venv), so they work
+# on a fresh Debian 12 machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# Debian packages the components use. Only the missing ones are installed.
+DEB_PACKAGES := \
+	python3-venv python3-dev gcc pkg-config \
+	iproute2 iputils-ping e2fsprogs \
+	runc busybox-static fuse3 libfuse3-dev \
+	wireguard-go wireguard-tools yggdrasil \
+	qemu-system-x86 redis-tools redis-server debootstrap
+
+.PHONY: install install-deb install-venv test lint typecheck unit demo clean
+
+install: install-deb install-venv
+
+install-deb:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+install-venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: install-venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install-venv
+	$(VENV)/bin/mypy zgrid tests
+
+# pytest exits 5 when it collected no test; that is a failure here like any other.
+unit: install
+	$(PY) -m pytest --cov=zgrid --cov-report=term --cov-report=xml:.coverage.xml $(PYTEST_ARGS)
+	$(PY) -m coverage report --fail-under=90 --include='zgrid/identity/*,zgrid/types/*,zgrid/canonical.py'
+
+test: install lint typecheck unit
+
+demo: install
+	$(SHELL) scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.xml

@@ -1,0 +1,82 @@
+"""The package layout rules: pinned public faces and who may import whom.
+
+(The order of each ``__all__`` is ruff's RUF022 sort, checked by `make lint`.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import zgrid.identity
+import zgrid.types
+
+ROOT = Path(zgrid.__file__).parent
+
+PUBLIC = {
+    zgrid.identity: [
+        "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "CanonicalJSONError", "Identity", "IdentityError",
+        "InvalidKeyError", "KeyStoreError", "MnemonicError", "StoredIdentity", "UnsealError",
+        "address_of", "blake2b256", "canonical_dumps", "canonical_loads", "ed25519_seed_from_mnemonic",
+        "identity_path", "load_identity", "new_mnemonic", "normalize_mnemonic",
+        "public_key_from_address", "save_identity", "seal", "verify",
+    ],
+    zgrid.types: [
+        "DATA_MODELS", "GIB", "INSTALL_ORDER", "MIB", "MIN_MEMORY", "RESERVED_NETWORK_NAMES", "ZDB",
+        "Capacity", "ComputeCapacity", "Deployment", "GatewayFQDNProxy", "GatewayFQDNProxyWorkload",
+        "GatewayNameProxy", "GatewayNameProxyWorkload", "IPWorkload", "InvalidDeployment",
+        "MachineInterface", "MachineNetwork", "Mount", "Network", "NetworkWorkload", "Peer", "PublicIP",
+        "ResultState", "Signature", "SignatureRequest", "SignatureRequirement", "SignaturesInsufficient", "Signer",
+        "TypesError", "UpdatePlan", "UpdateRefused", "Volume",
+        "VolumeWorkload", "Workload", "WorkloadData", "WorkloadResult", "WorkloadType", "ZDBWorkload",
+        "ZMachine", "ZMachineWorkload", "ZMount", "ZMountWorkload", "compute_units", "farming_units",
+        "make_workload", "min_root_size", "parse_deployment", "sign_deployment", "storage_units",
+        "validate_update", "verify_signatures", "workload_id",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", list(PUBLIC), ids=lambda p: p.__name__)
+def test_public_face_is_pinned(package: object) -> None:
+    exported = list(getattr(package, "__all__"))  # noqa: B009
+    assert exported == PUBLIC[package]  # type: ignore[index]
+    for name in exported:
+        assert hasattr(package, name), name
+
+
+def _zgrid_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("zgrid"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("zgrid"))
+    return found
+
+
+# The root modules every package may use; everything else of zgrid is a package.
+ROOT_MODULES = {"zgrid", "zgrid.errors", "zgrid.canonical"}
+
+
+@pytest.mark.parametrize("package", ["identity", "types"])
+def test_foundation_packages_import_nothing_else_of_zgrid(package: str) -> None:
+    for path in (ROOT / package).rglob("*.py"):
+        for module in _zgrid_imports(path):
+            allowed = module in ROOT_MODULES or module.startswith(f"zgrid.{package}")
+            assert allowed, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_packages_use_each_other_only_through_their_public_face() -> None:
+    for path in ROOT.rglob("*.py"):
+        own = path.relative_to(ROOT).parts[0]
+        for module in _zgrid_imports(path):
+            parts = module.split(".")
+            if len(parts) > 2 and parts[1] != own and module not in ROOT_MODULES:
+                pytest.fail(f"{path.relative_to(ROOT)} reaches into {module}")
+
+
+def test_every_package_has_a_docstring() -> None:
+    for init in ROOT.rglob("__init__.py"):
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{init} has no module docstring"

@@ -1,0 +1,3 @@
+from zgrid.cli import run
+
+run()

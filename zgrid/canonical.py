@@ -1,0 +1,105 @@
+"""Canonical JSON and BLAKE2b-256: the exact bytes everything in zgrid signs and hashes.
+
+This module sits at the root of the package (beside ``errors``) because both
+``zgrid.identity`` and ``zgrid.types`` need it and neither may import the other;
+``zgrid.identity`` re-exports it as the public face.
+
+Canonical form: object keys sorted by code point, no insignificant whitespace
+(``,`` and ``:`` separators), UTF-8 without ``\\u`` escapes for non-ASCII text,
+and only JSON's exact types: objects with string keys, arrays, strings,
+integers, booleans and null. Floats are refused because their text form is not
+unique across implementations, which would make two honest signers disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from zgrid.errors import ZgridError
+
+__all__ = ["CanonicalJSONError", "blake2b256", "canonical_dumps", "canonical_loads"]
+
+DIGEST_SIZE = 32
+
+
+class CanonicalJSONError(ZgridError):
+    """A value cannot be written as, or read from, canonical JSON."""
+
+
+def _check(value: Any, path: str) -> None:
+    # An explicit walk (rather than json's `default=` hook) because json accepts
+    # floats, tuples and non-string keys silently, and each of those breaks
+    # the one-encoding-per-value property signatures depend on.
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        return
+    if isinstance(value, float):
+        raise CanonicalJSONError(f"{path}: floats are not allowed in canonical JSON ({value!r})")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalJSONError(f"{path}: object keys must be strings, got {key!r}")
+            _check(item, f"{path}.{key}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]")
+        return
+    raise CanonicalJSONError(
+        f"{path}: {type(value).__name__} is not a JSON type (use str, int, bool, None, list, dict)"
+    )
+
+
+def canonical_dumps(value: Any) -> bytes:
+    """Encode ``value`` as canonical JSON bytes; raise CanonicalJSONError if it cannot be."""
+    try:
+        _check(value, "$")
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:  # lone surrogates, circular values
+        raise CanonicalJSONError(f"$: cannot encode as canonical JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise CanonicalJSONError("$: value nested too deeply for canonical JSON") from exc
+
+
+def _refuse_float(text: str) -> Any:
+    raise CanonicalJSONError(f"floats are not allowed in canonical JSON ({text})")
+
+
+def _refuse_constant(text: str) -> Any:
+    raise CanonicalJSONError(f"{text} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in result:
+            raise CanonicalJSONError(f"duplicate object key {key!r}")
+        result[key] = item
+    return result
+
+
+def canonical_loads(data: bytes | str) -> Any:
+    """Parse JSON written by :func:`canonical_dumps` (or any JSON without floats)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(
+            text,
+            parse_float=_refuse_float,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnicodeDecodeError as exc:
+        raise CanonicalJSONError(f"not UTF-8: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise CanonicalJSONError(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise CanonicalJSONError("JSON nested too deeply") from exc
+
+
+def blake2b256(data: bytes) -> bytes:
+    """BLAKE2b with a 32-byte digest, unkeyed: the hash of transactions, blocks, deployments."""
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()

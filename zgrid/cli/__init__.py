@@ -1,0 +1,81 @@
+"""The `zgrid` command: a thin layer over the packages, one sub-command group per component.
+
+Exit codes scripts can rely on: 0 success, 1 a zgrid error (one line on stderr),
+2 wrong usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zgrid import __version__
+from zgrid.cli import deployment, identity
+from zgrid.cli.context import CliSettings
+from zgrid.cli.output import err_console
+from zgrid.errors import ZgridError
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="zgrid",
+    help="zgrid: a decentralized cloud commanded only through its ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(identity.app, name="identity")
+app.add_typer(deployment.app, name="deployment")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"zgrid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path,
+        typer.Option(
+            "--home",
+            envvar="ZGRID_HOME",
+            help="Where identities and settings live.",
+            show_default="~/.zgrid",
+        ),
+    ] = Path("~/.zgrid"),
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = CliSettings(home=home.expanduser())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; errors become one line on stderr and an exit code."""
+    try:
+        app(args=argv, prog_name="zgrid")
+    except SystemExit as exc:  # typer ends every run this way, with usage errors as 2
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    except ZgridError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

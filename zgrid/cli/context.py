@@ -1,0 +1,22 @@
+"""Settings every command shares, resolved once at the root of the command tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+__all__ = ["CliSettings", "settings"]
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    home: Path
+
+
+def settings(ctx: typer.Context) -> CliSettings:
+    found = ctx.find_object(CliSettings)
+    if found is None:  # a sub-app invoked on its own, as in some tests
+        return CliSettings(home=Path("~/.zgrid").expanduser())
+    return found
