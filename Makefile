@@ -49,7 +49,7 @@ typecheck: install-venv
 
 # pytest exits 5 when it collected no test; that is a failure here like any other.
 unit: install
-	$(PY) -m pytest --cov=zgrid --cov-report=term --cov-report=xml:.coverage.xml $(PYTEST_ARGS)
+	$(PY) -m pytest --cov=zgrid --cov-report=term --cov-report=xml:coverage.xml $(PYTEST_ARGS)
 	$(PY) -m coverage report --fail-under=90 --include='zgrid/identity/*,zgrid/types/*,zgrid/canonical.py'
 
 test: install lint typecheck unit
@@ -58,4 +58,4 @@ demo: install
 	$(SHELL) scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.xml
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml
