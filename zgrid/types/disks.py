@@ -1,4 +1,8 @@
-"""Data of the disk workloads: zmount (a machine's disk) and volume (a shared-style volume)."""
+"""Data of the disk workloads: zmount (a machine's disk) and volume (a shared-style volume).
+
+Both are a sized disk; they differ only in how the node attaches them, so they
+share one model and keep their own workload type.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +17,18 @@ from zgrid.types.fields import Model
 __all__ = ["Volume", "ZMount"]
 
 
-class ZMount(Model):
+class _Disk(Model):
+    DATA_UPDATABLE: ClassVar[bool] = True
+
+    size: StrictInt = Field(gt=0, description="bytes")
+
+    def capacity(self) -> Capacity:
+        return Capacity(sru=self.size)
+
+
+class ZMount(_Disk):
     TYPE: ClassVar[WorkloadType] = WorkloadType.ZMOUNT
-    DATA_UPDATABLE: ClassVar[bool] = True
-
-    size: StrictInt = Field(gt=0, description="bytes")
-
-    def capacity(self) -> Capacity:
-        return Capacity(sru=self.size)
 
 
-class Volume(Model):
+class Volume(_Disk):
     TYPE: ClassVar[WorkloadType] = WorkloadType.VOLUME
-    DATA_UPDATABLE: ClassVar[bool] = True
-
-    size: StrictInt = Field(gt=0, description="bytes")
-
-    def capacity(self) -> Capacity:
-        return Capacity(sru=self.size)
