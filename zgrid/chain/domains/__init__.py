@@ -1,0 +1,36 @@
+"""The ledger's calls, one module per domain; :func:`build_calls` is the whole dispatch table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zgrid.chain.domains import accounts, contracts, farms, nodes, twins
+from zgrid.chain.domains.base import Call, CallContext
+
+__all__ = ["Call", "CallContext", "build_calls"]
+
+
+def build_calls() -> dict[str, Call[Any]]:
+    """Every call the ledger accepts, by name. The only place that lists them."""
+    return {
+        "accounts.transfer": accounts.TRANSFER,
+        "accounts.faucet": accounts.FAUCET,
+        "twins.create": twins.CREATE,
+        "twins.update": twins.UPDATE,
+        "farms.create": farms.CREATE,
+        "farms.add_ip": farms.ADD_IP,
+        "farms.remove_ip": farms.REMOVE_IP,
+        "farms.set_certification": farms.SET_CERTIFICATION,
+        "nodes.register": nodes.REGISTER,
+        "nodes.update": nodes.UPDATE,
+        "nodes.report_uptime": nodes.REPORT_UPTIME,
+        "nodes.set_power": nodes.SET_POWER,
+        "contracts.create_node_contract": contracts.CREATE_NODE,
+        "contracts.update_node_contract": contracts.UPDATE_NODE,
+        "contracts.create_name_contract": contracts.CREATE_NAME,
+        "contracts.create_rent_contract": contracts.CREATE_RENT,
+        "contracts.cancel": contracts.CANCEL,
+        "contracts.approve": contracts.APPROVE,
+        "contracts.report_result": contracts.REPORT_RESULT,
+        "contracts.report_resources": contracts.REPORT_RESOURCES,
+    }

@@ -1,0 +1,56 @@
+"""Balances: transfers between accounts and, on dev chains, the faucet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from zgrid.chain.domains.base import Args, Call, CallContext, refuse
+from zgrid.chain.errors import RejectCode
+
+__all__ = ["FAUCET", "TRANSFER"]
+
+ADDRESS = r"^[0-9a-f]{64}$"
+
+
+class TransferArgs(Args):
+    to: str = Field(pattern=ADDRESS)
+    amount: int = Field(gt=0)
+
+
+def transfer(ctx: CallContext, args: TransferArgs) -> dict[str, Any]:
+    if args.to == ctx.signer:
+        raise refuse(
+            RejectCode.INVALID_ARGS,
+            "invalid args for accounts.transfer: to: cannot transfer to yourself",
+        )
+    ctx.debit(ctx.signer, args.amount)
+    ctx.credit(args.to, args.amount)
+    ctx.emit("Transfer", **{"from": ctx.signer, "to": args.to, "amount": args.amount})
+    return {"amount": args.amount}
+
+
+class FaucetArgs(Args):
+    amount: int = Field(gt=0)
+
+
+def faucet(ctx: CallContext, args: FaucetArgs) -> dict[str, Any]:
+    source = ctx.genesis.faucet
+    if source is None:
+        raise refuse(RejectCode.FORBIDDEN, "this chain has no faucet (dev chains only)")
+    if args.amount > ctx.genesis.faucet_max:
+        raise refuse(
+            RejectCode.INVALID_ARGS,
+            f"invalid args for accounts.faucet: amount: at most {ctx.genesis.faucet_max} per call",
+        )
+    if ctx.signer == source:
+        raise refuse(RejectCode.INVALID_ARGS, "the faucet cannot pay itself")
+    ctx.debit(source, args.amount)
+    ctx.credit(ctx.signer, args.amount)
+    ctx.emit("Transfer", **{"from": source, "to": ctx.signer, "amount": args.amount})
+    return {"amount": args.amount}
+
+
+TRANSFER = Call(TransferArgs, transfer)
+FAUCET = Call(FaucetArgs, faucet)

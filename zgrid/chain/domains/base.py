@@ -1,0 +1,96 @@
+"""What every call handler gets (the context) and how a call is declared (args model + function)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from zgrid.chain.errors import RejectCode, TransactionRejected
+from zgrid.chain.genesis import Genesis
+from zgrid.chain.records import Account, Twin
+from zgrid.chain.tables import LedgerState
+
+__all__ = ["Args", "Call", "CallContext", "refuse"]
+
+A = TypeVar("A", bound="Args")
+
+
+class Args(BaseModel):
+    """Arguments of a call: unknown fields refused, numbers and booleans strict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def refuse(code: RejectCode, message: str) -> TransactionRejected:
+    return TransactionRejected(code, message)
+
+
+@dataclass
+class CallContext:
+    state: LedgerState
+    genesis: Genesis
+    signer: str
+    height: int
+    timestamp: int
+    tx_hash: str | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def emit(self, event: str, /, **data: Any) -> None:
+        self.events.append((event, data))
+
+    def account(self, address: str) -> Account:
+        return self.state.accounts.get(address) or Account(address=address)
+
+    def signer_twin(self) -> Twin:
+        """The signer's twin, or a refusal telling them to create one."""
+        ref = self.state.twin_by_account.get(self.signer)
+        twin = None if ref is None else self.state.twins.get(ref.id)
+        if twin is None:
+            raise refuse(
+                RejectCode.FORBIDDEN,
+                f"account {self.signer[:16]}… has no twin; create one with twins.create",
+            )
+        return twin
+
+    def debit(self, address: str, amount: int) -> None:
+        account = self.account(address)
+        if account.free < amount:
+            raise refuse(
+                RejectCode.INSUFFICIENT_BALANCE,
+                f"free balance {account.free} is less than the {amount} needed (token units)",
+            )
+        self.state.accounts.put(address, account.model_copy(update={"free": account.free - amount}))
+
+    def credit(self, address: str, amount: int) -> None:
+        account = self.account(address)
+        self.state.accounts.put(address, account.model_copy(update={"free": account.free + amount}))
+
+    def require_free(self, address: str, amount: int, what: str) -> None:
+        free = self.account(address).free
+        if free < amount:
+            raise refuse(
+                RejectCode.INSUFFICIENT_BALANCE,
+                f"{what} needs a free balance of at least {amount}, the account has {free} (token units)",
+            )
+
+
+@dataclass(frozen=True)
+class Call(Generic[A]):
+    """A call name's argument model and the function that applies it."""
+
+    args: type[A]
+    apply: Callable[[CallContext, A], dict[str, Any] | None]
+
+    def parse(self, name: str, raw: dict[str, Any]) -> A:
+        try:
+            return self.args.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "args"
+            message = first["msg"].removeprefix("Value error, ")
+            raise refuse(
+                RejectCode.INVALID_ARGS, f"invalid args for {name}: {where}: {message}"
+            ) from None

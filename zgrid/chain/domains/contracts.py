@@ -1,0 +1,441 @@
+"""Contracts: node contracts (a sealed deployment on one node), name contracts, rent contracts.
+
+The ledger never reads a deployment: it keeps the hash the deployer signed and the
+sealed body only the node can open, reserves the farm's public IPs the contract
+asks for, and records what the node reports back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from zgrid.chain.domains.base import Args, Call, CallContext, refuse
+from zgrid.chain.domains.nodes import signer_node
+from zgrid.chain.errors import RejectCode
+from zgrid.chain.records import Approval, Contract, FarmIP, Node, Ref, Resources, ResultReport
+from zgrid.identity import verify
+
+__all__ = [
+    "APPROVE",
+    "CANCEL",
+    "CREATE_NAME",
+    "CREATE_NODE",
+    "CREATE_RENT",
+    "MAX_SEALED_BYTES",
+    "REPORT_RESOURCES",
+    "REPORT_RESULT",
+    "UPDATE_NODE",
+]
+
+MAX_SEALED_BYTES = 64 * 1024
+HASH = r"^[0-9a-f]{64}$"
+
+
+def _sealed(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("must be base64") from exc
+    if not raw:
+        raise ValueError("must not be empty")
+    if len(raw) > MAX_SEALED_BYTES:
+        raise ValueError(f"is {len(raw)} bytes, more than the {MAX_SEALED_BYTES} allowed")
+    return value
+
+
+class CreateNodeArgs(Args):
+    node_id: int = Field(ge=1)
+    deployment_hash: str = Field(pattern=HASH)
+    sealed_deployment: str
+    public_ips: int = Field(default=0, ge=0, le=16)
+
+    _check_sealed = field_validator("sealed_deployment")(_sealed)
+
+
+def _node(ctx: CallContext, node_id: int) -> Node:
+    node = ctx.state.nodes.get(node_id)
+    if node is None:
+        raise refuse(RejectCode.NOT_FOUND, f"no node {node_id}")
+    return node
+
+
+def _hourly_units(ctx: CallContext, usd_per_hour: int) -> int:
+    return ctx.genesis.usd_to_units(usd_per_hour) if usd_per_hour else 0
+
+
+def _reserve_ips(ctx: CallContext, node: Node, count: int, contract_id: int) -> list[FarmIP]:
+    if not count:
+        return []
+    farm = ctx.state.farms.get(node.farm_id)
+    assert farm is not None  # a node's farm is never removed
+    free = [index for index, ip in enumerate(farm.public_ips) if not ip.contract_id]
+    if len(free) < count:
+        raise refuse(
+            RejectCode.CONFLICT,
+            f"farm {farm.id} has {len(free)} free public IP(s), the contract asks for {count}",
+        )
+    ips = list(farm.public_ips)
+    taken: list[FarmIP] = []
+    for index in free[:count]:
+        ips[index] = ips[index].model_copy(update={"contract_id": contract_id})
+        taken.append(ips[index])
+    ctx.state.farms.put(farm.id, farm.model_copy(update={"public_ips": ips}))
+    return taken
+
+
+def _release_ips(ctx: CallContext, contract: Contract) -> None:
+    if not contract.public_ips:
+        return
+    node = ctx.state.nodes.get(contract.node_id)
+    farm = None if node is None else ctx.state.farms.get(node.farm_id)
+    if farm is None:
+        return
+    ips = [
+        ip.model_copy(update={"contract_id": 0}) if ip.contract_id == contract.id else ip
+        for ip in farm.public_ips
+    ]
+    ctx.state.farms.put(farm.id, farm.model_copy(update={"public_ips": ips}))
+
+
+def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, Any]:
+    twin = ctx.signer_twin()
+    node = _node(ctx, args.node_id)
+    if node.rented_by and node.rented_by != twin.id:
+        raise refuse(RejectCode.FORBIDDEN, f"node {node.id} is rented by twin {node.rented_by}")
+    if node.power == "down":
+        raise refuse(RejectCode.CONFLICT, f"node {node.id} is powered down")
+    farm = ctx.state.farms.get(node.farm_id)
+    policy = (
+        ctx.genesis.price_policy(farm.pricing_policy_id if farm else 1)
+        or ctx.genesis.price_policies[0]
+    )
+    # The deployment is sealed, so the ledger can only ask for what it can price:
+    # an hour of the public IPs, and something rather than nothing.
+    ctx.require_free(
+        ctx.signer, max(1, _hourly_units(ctx, policy.ipu * args.public_ips)), "a node contract"
+    )
+    contract_id = ctx.state.next_id("contract")
+    ips = _reserve_ips(ctx, node, args.public_ips, contract_id)
+    contract = Contract(
+        id=contract_id,
+        type="node",
+        twin_id=twin.id,
+        node_id=node.id,
+        deployment_hash=args.deployment_hash,
+        sealed_deployment=args.sealed_deployment,
+        public_ips=ips,
+        created=ctx.timestamp,
+        updated=ctx.timestamp,
+    )
+    ctx.state.contracts.put(contract_id, contract)
+    ctx.emit(
+        "ContractCreated",
+        contract_id=contract_id,
+        type="node",
+        twin_id=twin.id,
+        node_id=node.id,
+        deployment_hash=args.deployment_hash,
+        version=0,
+        public_ips=[ip.model_dump() for ip in ips],
+    )
+    return {"contract_id": contract_id, "public_ips": [ip.model_dump() for ip in ips]}
+
+
+def _owned_contract(ctx: CallContext, contract_id: int) -> Contract:
+    contract = ctx.state.contracts.get(contract_id)
+    if contract is None:
+        raise refuse(RejectCode.NOT_FOUND, f"no contract {contract_id}")
+    twin = ctx.signer_twin()
+    if contract.twin_id != twin.id:
+        raise refuse(
+            RejectCode.FORBIDDEN,
+            f"contract {contract_id} belongs to twin {contract.twin_id}, not {twin.id}",
+        )
+    if contract.state == "deleted":
+        raise refuse(
+            RejectCode.CONFLICT, f"contract {contract_id} is deleted ({contract.deleted_reason})"
+        )
+    return contract
+
+
+class UpdateNodeArgs(Args):
+    contract_id: int = Field(ge=1)
+    deployment_hash: str = Field(pattern=HASH)
+    sealed_deployment: str
+
+    _check_sealed = field_validator("sealed_deployment")(_sealed)
+
+
+def update_node_contract(ctx: CallContext, args: UpdateNodeArgs) -> dict[str, Any]:
+    contract = _owned_contract(ctx, args.contract_id)
+    if contract.type != "node":
+        raise refuse(
+            RejectCode.CONFLICT,
+            f"contract {contract.id} is a {contract.type} contract, not a node contract",
+        )
+    version = contract.version + 1
+    updated = contract.model_copy(
+        update={
+            "deployment_hash": args.deployment_hash,
+            "sealed_deployment": args.sealed_deployment,
+            "version": version,
+            "approvals": [],
+            "updated": ctx.timestamp,
+        }
+    )
+    ctx.state.contracts.put(contract.id, updated)
+    ctx.emit(
+        "ContractUpdated",
+        contract_id=contract.id,
+        twin_id=contract.twin_id,
+        node_id=contract.node_id,
+        deployment_hash=args.deployment_hash,
+        version=version,
+    )
+    return {"contract_id": contract.id, "version": version}
+
+
+class CreateNameArgs(Args):
+    name: str = Field(pattern=r"^[a-z0-9_-]{3,64}$")
+
+
+def create_name_contract(ctx: CallContext, args: CreateNameArgs) -> dict[str, Any]:
+    twin = ctx.signer_twin()
+    taken = ctx.state.contract_by_name.get(args.name)
+    if taken is not None:
+        raise refuse(RejectCode.CONFLICT, f"name {args.name!r} is taken by contract {taken.id}")
+    policy = ctx.genesis.price_policies[0]
+    ctx.require_free(ctx.signer, max(1, _hourly_units(ctx, policy.unique_name)), "a name contract")
+    contract_id = ctx.state.next_id("contract")
+    contract = Contract(
+        id=contract_id,
+        type="name",
+        twin_id=twin.id,
+        name=args.name,
+        created=ctx.timestamp,
+        updated=ctx.timestamp,
+    )
+    ctx.state.contracts.put(contract_id, contract)
+    ctx.state.contract_by_name.put(args.name, Ref(id=contract_id))
+    ctx.emit(
+        "ContractCreated", contract_id=contract_id, type="name", twin_id=twin.id, name=args.name
+    )
+    return {"contract_id": contract_id}
+
+
+class CreateRentArgs(Args):
+    node_id: int = Field(ge=1)
+
+
+def create_rent_contract(ctx: CallContext, args: CreateRentArgs) -> dict[str, Any]:
+    twin = ctx.signer_twin()
+    node = _node(ctx, args.node_id)
+    if node.rented_by:
+        raise refuse(
+            RejectCode.CONFLICT, f"node {node.id} is already rented by twin {node.rented_by}"
+        )
+    others = [
+        c.id
+        for c in ctx.state.contracts.values()
+        if c.type == "node"
+        and c.node_id == node.id
+        and c.state != "deleted"
+        and c.twin_id != twin.id
+    ]
+    if others:
+        raise refuse(
+            RejectCode.CONFLICT,
+            f"node {node.id} runs contracts of other twins ({', '.join(map(str, others[:5]))})",
+        )
+    ctx.require_free(ctx.signer, 1, "a rent contract")
+    contract_id = ctx.state.next_id("contract")
+    contract = Contract(
+        id=contract_id,
+        type="rent",
+        twin_id=twin.id,
+        node_id=node.id,
+        created=ctx.timestamp,
+        updated=ctx.timestamp,
+    )
+    ctx.state.contracts.put(contract_id, contract)
+    ctx.state.nodes.put(
+        node.id, node.model_copy(update={"rented_by": twin.id, "rent_contract_id": contract_id})
+    )
+    ctx.emit(
+        "ContractCreated", contract_id=contract_id, type="rent", twin_id=twin.id, node_id=node.id
+    )
+    return {"contract_id": contract_id}
+
+
+class ContractIdArgs(Args):
+    contract_id: int = Field(ge=1)
+
+
+def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
+    contract = _owned_contract(ctx, args.contract_id)
+    if contract.type == "rent":
+        active = [
+            c.id
+            for c in ctx.state.contracts.values()
+            if c.type == "node" and c.node_id == contract.node_id and c.state != "deleted"
+        ]
+        if active:
+            raise refuse(
+                RejectCode.CONFLICT,
+                f"cancel the node contracts on node {contract.node_id} first ({', '.join(map(str, active[:5]))})",
+            )
+        node = ctx.state.nodes.get(contract.node_id)
+        if node is not None:
+            ctx.state.nodes.put(
+                node.id, node.model_copy(update={"rented_by": 0, "rent_contract_id": 0})
+            )
+    elif contract.type == "name":
+        ctx.state.contract_by_name.delete(contract.name)
+    else:
+        _release_ips(ctx, contract)
+        node = ctx.state.nodes.get(contract.node_id)
+        if node is not None:
+            ctx.state.nodes.put(
+                node.id, node.model_copy(update={"used": node.used.minus(contract.used)})
+            )
+    ctx.state.contracts.put(
+        contract.id,
+        contract.model_copy(
+            update={
+                "state": "deleted",
+                "deleted_reason": "canceled_by_user",
+                "updated": ctx.timestamp,
+            }
+        ),
+    )
+    ctx.emit(
+        "ContractCanceled",
+        contract_id=contract.id,
+        type=contract.type,
+        twin_id=contract.twin_id,
+        node_id=contract.node_id,
+        reason="canceled_by_user",
+    )
+    return {"contract_id": contract.id}
+
+
+class ApproveArgs(Args):
+    contract_id: int = Field(ge=1)
+    deployment_hash: str = Field(pattern=HASH)
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
+
+
+def approve(ctx: CallContext, args: ApproveArgs) -> dict[str, Any]:
+    twin = ctx.signer_twin()
+    contract = ctx.state.contracts.get(args.contract_id)
+    if contract is None or contract.type != "node":
+        raise refuse(RejectCode.NOT_FOUND, f"no node contract {args.contract_id}")
+    if contract.state == "deleted":
+        raise refuse(RejectCode.CONFLICT, f"contract {contract.id} is deleted")
+    if args.deployment_hash != contract.deployment_hash:
+        raise refuse(
+            RejectCode.CONFLICT,
+            f"contract {contract.id} is at deployment {contract.deployment_hash[:16]}…, not {args.deployment_hash[:16]}…",
+        )
+    if not verify(
+        bytes.fromhex(twin.account),
+        bytes.fromhex(args.deployment_hash),
+        bytes.fromhex(args.signature),
+    ):
+        raise refuse(
+            RejectCode.BAD_SIGNATURE,
+            f"the approval is not twin {twin.id}'s signature of the deployment hash",
+        )
+    approvals = [a for a in contract.approvals if a.twin_id != twin.id]
+    approvals.append(
+        Approval(twin_id=twin.id, signature=args.signature, deployment_hash=args.deployment_hash)
+    )
+    ctx.state.contracts.put(contract.id, contract.model_copy(update={"approvals": approvals}))
+    ctx.emit(
+        "ContractApproved",
+        contract_id=contract.id,
+        node_id=contract.node_id,
+        twin_id=twin.id,
+        deployment_hash=args.deployment_hash,
+        signature=args.signature,
+        version=contract.version,
+    )
+    return {"contract_id": contract.id}
+
+
+def _node_contract_of_signer(ctx: CallContext, contract_id: int) -> tuple[Node, Contract]:
+    node = signer_node(ctx)
+    contract = ctx.state.contracts.get(contract_id)
+    if contract is None or contract.type != "node":
+        raise refuse(RejectCode.NOT_FOUND, f"no node contract {contract_id}")
+    if contract.node_id != node.id:
+        raise refuse(
+            RejectCode.FORBIDDEN,
+            f"contract {contract_id} runs on node {contract.node_id}, not on node {node.id}",
+        )
+    return node, contract
+
+
+class ReportResultArgs(Args):
+    contract_id: int = Field(ge=1)
+    version: int = Field(ge=0)
+    sealed_results: str
+
+    _check_sealed = field_validator("sealed_results")(_sealed)
+
+
+def report_result(ctx: CallContext, args: ReportResultArgs) -> dict[str, Any]:
+    _, contract = _node_contract_of_signer(ctx, args.contract_id)
+    if args.version > contract.version:
+        raise refuse(
+            RejectCode.INVALID_ARGS,
+            f"invalid args for contracts.report_result: version: contract {contract.id} is at version {contract.version}, not {args.version}",
+        )
+    report = ResultReport(
+        version=args.version, sealed_results=args.sealed_results, reported=ctx.timestamp
+    )
+    ctx.state.contracts.put(contract.id, contract.model_copy(update={"result": report}))
+    ctx.emit(
+        "ContractResultReported",
+        contract_id=contract.id,
+        node_id=contract.node_id,
+        twin_id=contract.twin_id,
+        version=args.version,
+    )
+    return {"contract_id": contract.id}
+
+
+class ReportResourcesArgs(Args):
+    contract_id: int = Field(ge=1)
+    used: Resources
+
+
+def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, Any]:
+    node, contract = _node_contract_of_signer(ctx, args.contract_id)
+    if contract.state == "deleted":
+        raise refuse(RejectCode.CONFLICT, f"contract {contract.id} is deleted")
+    ctx.state.contracts.put(contract.id, contract.model_copy(update={"used": args.used}))
+    ctx.state.nodes.put(
+        node.id, node.model_copy(update={"used": node.used.minus(contract.used).plus(args.used)})
+    )
+    ctx.emit(
+        "ContractResourcesReported",
+        contract_id=contract.id,
+        node_id=node.id,
+        used=args.used.model_dump(),
+    )
+    return {"contract_id": contract.id}
+
+
+CREATE_NODE = Call(CreateNodeArgs, create_node_contract)
+UPDATE_NODE = Call(UpdateNodeArgs, update_node_contract)
+CREATE_NAME = Call(CreateNameArgs, create_name_contract)
+CREATE_RENT = Call(CreateRentArgs, create_rent_contract)
+CANCEL = Call(ContractIdArgs, cancel)
+APPROVE = Call(ApproveArgs, approve)
+REPORT_RESULT = Call(ReportResultArgs, report_result)
+REPORT_RESOURCES = Call(ReportResourcesArgs, report_resources)

@@ -1,0 +1,283 @@
+"""The validator: accepts transactions, applies them at once, seals a block every block time.
+
+A transaction is applied to the state the moment it arrives (so a refusal is
+immediate and precise) and joins the open block. Every ``block_time`` the open
+block is sealed: its write set fixes the state commitment, the validator signs
+the header, and the block is committed to the store. Only then are the
+transaction's waiters told it is included — that acknowledgement survives kill -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zgrid.chain.block import BlockHeader, SignedHeader, events_root, transactions_root
+from zgrid.chain.errors import GenesisError, NotFound, RejectCode, StorageError, TransactionRejected
+from zgrid.chain.genesis import Genesis, load_genesis, load_validator_key
+from zgrid.chain.machine import StateMachine
+from zgrid.chain.records import ChainEvent
+from zgrid.chain.state import GENESIS_PARENT, next_commitment
+from zgrid.chain.store import BlockStore
+from zgrid.chain.tables import LedgerState
+from zgrid.chain.transaction import SignedTransaction
+from zgrid.identity import Identity, canonical_dumps
+
+__all__ = ["STORE_FILE", "Ledger", "TxStatus"]
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "chain.sqlite"
+_GENESIS_META = "genesis"
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    hash: str
+    status: str  # "pending" or "included"
+    height: int
+    index: int
+    result: dict[str, Any]
+    events: list[ChainEvent]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "status": self.status,
+            "height": self.height,
+            "index": self.index,
+            "result": self.result,
+            "events": [event.model_dump() for event in self.events],
+        }
+
+
+@dataclass
+class _OpenBlock:
+    height: int
+    timestamp: int
+    transactions: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    events: list[ChainEvent] = field(default_factory=list)
+    results: dict[str, tuple[int, dict[str, Any], list[ChainEvent]]] = field(default_factory=dict)
+
+
+class Ledger:
+    def __init__(
+        self,
+        *,
+        store: BlockStore,
+        genesis: Genesis,
+        validator: Identity,
+        block_time: float = 1.0,
+        max_block_transactions: int = 50_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if validator.address != genesis.validator:
+            raise GenesisError("the validator key does not belong to the genesis validator")
+        self.store = store
+        self.genesis = genesis
+        self.validator = validator
+        self.block_time = block_time
+        self.max_block_transactions = max_block_transactions
+        self._clock = clock
+        self.state = LedgerState()
+        self.machine = StateMachine(genesis, self.state)
+        self._waiters: dict[str, list[asyncio.Future[TxStatus]]] = {}
+        self._sealing: dict[str, TxStatus] = {}
+        self._head_changed: asyncio.Condition | None = None
+        self._failure: BaseException | None = None
+        self.head = self._start()
+        self._open = self._open_block()
+
+    @classmethod
+    def open(cls, data_dir: Path, **options: Any) -> Ledger:
+        """The validator of the chain in ``data_dir`` (from `zgrid chain init`)."""
+        genesis = load_genesis(data_dir)
+        validator = load_validator_key(data_dir)
+        return cls(
+            store=BlockStore(data_dir / STORE_FILE), genesis=genesis, validator=validator, **options
+        )
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def _start(self) -> SignedHeader:
+        genesis_json = canonical_dumps(self.genesis.model_dump(mode="json")).decode()
+        head = self.store.head()
+        if head is None:
+            return self._write_genesis_block(genesis_json)
+        if self.store.meta(_GENESIS_META) != genesis_json:
+            raise GenesisError(f"{self.store.path} holds a different chain than this genesis")
+        self.store.load_state(self.state)
+        return head
+
+    def _write_genesis_block(self, genesis_json: str) -> SignedHeader:
+        self.machine.apply_genesis()
+        writes = self.state.take_writes()
+        header = BlockHeader(
+            chain_id=self.genesis.chain_id,
+            height=0,
+            parent_hash=GENESIS_PARENT.hex(),
+            timestamp=self.genesis.genesis_time,
+            transactions_root=transactions_root([]),
+            events_root=events_root([]),
+            state_commitment=next_commitment(GENESIS_PARENT, writes).hex(),
+            transaction_count=0,
+            validator=self.validator.address,
+        )
+        signed = SignedHeader.sign(header, self.validator)
+        self.store.commit_block(signed, [], [], writes, meta={_GENESIS_META: genesis_json})
+        return signed
+
+    def _open_block(self) -> _OpenBlock:
+        # Ledger time never runs backwards, even if the machine's clock does.
+        timestamp = max(int(self._clock()), self.head.header.timestamp)
+        return _OpenBlock(height=self.head.header.height + 1, timestamp=timestamp)
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    def submit(self, tx: SignedTransaction) -> TxStatus:
+        """Apply ``tx`` to the open block, or raise TransactionRejected with nothing changed."""
+        if self._failure is not None:
+            raise StorageError(f"the ledger stopped after a storage failure: {self._failure}")
+        block = self._open
+        if len(block.transactions) >= self.max_block_transactions:
+            raise TransactionRejected(
+                RejectCode.MEMPOOL_FULL, "the open block is full; retry in a moment"
+            )
+        applied = self.machine.apply(tx, height=block.height, timestamp=block.timestamp)
+        index = len(block.transactions)
+        events = [
+            ChainEvent(
+                height=block.height,
+                index=len(block.events) + offset,
+                tx_hash=applied.tx_hash,
+                name=name,
+                data=data,
+            )
+            for offset, (name, data) in enumerate(applied.events)
+        ]
+        block.events.extend(events)
+        block.transactions.append(
+            (applied.tx_hash, canonical_dumps(tx.to_json()), canonical_dumps(applied.result))
+        )
+        block.results[applied.tx_hash] = (index, applied.result, events)
+        return TxStatus(applied.tx_hash, "pending", block.height, index, applied.result, events)
+
+    def next_nonce(self, address: str) -> int:
+        return self.machine.next_nonce(address)
+
+    def status(self, tx_hash: str) -> TxStatus:
+        """Where a transaction is: pending in the open or sealing block, or included."""
+        open_entry = self._open.results.get(tx_hash)
+        if open_entry is not None:
+            index, result, events = open_entry
+            return TxStatus(tx_hash, "pending", self._open.height, index, result, events)
+        sealing = self._sealing.get(tx_hash)
+        if sealing is not None:
+            return sealing
+        stored = self.store.transaction(tx_hash)
+        if stored is None:
+            raise NotFound(f"no transaction {tx_hash}")
+        height, index, _, result = stored
+        return TxStatus(
+            tx_hash, "included", height, index, result, self.store.transaction_events(tx_hash)
+        )
+
+    async def wait_included(self, tx_hash: str, timeout: float) -> TxStatus:
+        status = self.status(tx_hash)
+        if status.status == "included":
+            return status
+        future: asyncio.Future[TxStatus] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tx_hash, []).append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return self.status(tx_hash)
+        finally:
+            waiters = self._waiters.get(tx_hash)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._waiters[tx_hash]
+
+    # -- blocks ----------------------------------------------------------------------------------
+
+    def _condition(self) -> asyncio.Condition:
+        if self._head_changed is None:
+            self._head_changed = asyncio.Condition()
+        return self._head_changed
+
+    async def wait_for_height(self, height: int, timeout: float) -> bool:
+        """Wait until a block at ``height`` or above is committed; False on timeout."""
+        condition = self._condition()
+        async with condition:
+            try:
+                await asyncio.wait_for(
+                    condition.wait_for(lambda: self.head.header.height >= height), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    async def produce_block(self) -> SignedHeader:
+        """Seal the open block, commit it, then acknowledge its transactions."""
+        block = self._open
+        writes = self.state.take_writes()
+        previous = bytes.fromhex(self.head.header.state_commitment)
+        header = BlockHeader(
+            chain_id=self.genesis.chain_id,
+            height=block.height,
+            parent_hash=self.head.hash,
+            timestamp=block.timestamp,
+            transactions_root=transactions_root([tx_hash for tx_hash, _, _ in block.transactions]),
+            events_root=events_root([event.model_dump() for event in block.events]),
+            state_commitment=next_commitment(previous, writes).hex(),
+            transaction_count=len(block.transactions),
+            validator=self.validator.address,
+        )
+        signed = SignedHeader.sign(header, self.validator)
+        self._sealing = {
+            tx_hash: TxStatus(tx_hash, "pending", block.height, index, result, events)
+            for tx_hash, (index, result, events) in block.results.items()
+        }
+        # New transactions go to the next block while this one is written.
+        self.head = signed
+        self._open = self._open_block()
+        try:
+            await asyncio.to_thread(
+                self.store.commit_block, signed, block.transactions, block.events, writes
+            )
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        self._sealing = {}
+        for tx_hash, (index, result, events) in block.results.items():
+            status = TxStatus(tx_hash, "included", block.height, index, result, events)
+            for future in self._waiters.pop(tx_hash, []):
+                if not future.done():
+                    future.set_result(status)
+        condition = self._condition()
+        async with condition:
+            condition.notify_all()
+        return signed
+
+    async def run(self) -> None:
+        """Produce a block every ``block_time`` seconds until cancelled."""
+        next_tick = time.monotonic() + self.block_time
+        while True:
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            next_tick += self.block_time
+            if next_tick < time.monotonic():  # fell behind (slow disk): do not burst to catch up
+                next_tick = time.monotonic() + self.block_time
+            await self.produce_block()
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,96 @@
+"""The deterministic state machine: genesis, then one ``apply(transaction)`` per transaction.
+
+Checks run in a fixed order so the same transaction is refused for the same
+reason everywhere: chain id, signature, known call, valid arguments, nonce; then
+the call runs inside a state journal and is undone completely if it refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from zgrid.chain.domains import Call, CallContext, build_calls
+from zgrid.chain.errors import RejectCode, TransactionRejected
+from zgrid.chain.genesis import Genesis
+from zgrid.chain.records import Account
+from zgrid.chain.tables import LedgerState
+from zgrid.chain.transaction import SignedTransaction
+
+__all__ = ["Applied", "StateMachine"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one transaction did."""
+
+    tx_hash: str
+    result: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]]
+
+
+class StateMachine:
+    def __init__(self, genesis: Genesis, state: LedgerState) -> None:
+        self.genesis = genesis
+        self.state = state
+        self.calls: dict[str, Call[Any]] = build_calls()
+
+    def apply_genesis(self) -> None:
+        for address, amount in sorted(self.genesis.balances.items()):
+            self.state.accounts.put(address, Account(address=address, free=amount))
+
+    def next_nonce(self, address: str) -> int:
+        account = self.state.accounts.get(address)
+        return 0 if account is None else account.nonce
+
+    def apply(
+        self, tx: SignedTransaction, *, height: int, timestamp: int, verified: bool = False
+    ) -> Applied:
+        """Apply one transaction to the state, or raise TransactionRejected and change nothing.
+
+        ``verified`` skips the signature check for transactions read back from the
+        validator's own signed blocks during start-up.
+        """
+        body = tx.body
+        if body.chain_id != self.genesis.chain_id:
+            raise TransactionRejected(
+                RejectCode.WRONG_CHAIN,
+                f"transaction is for chain {body.chain_id!r}, this is {self.genesis.chain_id!r}",
+            )
+        if not verified:
+            tx.check_signature()
+        call = self.calls.get(body.call)
+        if call is None:
+            known = ", ".join(sorted(self.calls))
+            raise TransactionRejected(
+                RejectCode.UNKNOWN_CALL, f"unknown call {body.call!r} (known: {known})"
+            )
+        args = call.parse(body.call, body.args)
+        expected = self.next_nonce(body.signer)
+        if body.nonce != expected:
+            reason = "was already used" if body.nonce < expected else "is not the next one"
+            raise TransactionRejected(
+                RejectCode.BAD_NONCE,
+                f"nonce {body.nonce} {reason}; the account's next nonce is {expected}",
+            )
+        tx_hash = tx.hash
+        context = CallContext(
+            state=self.state,
+            genesis=self.genesis,
+            signer=body.signer,
+            height=height,
+            timestamp=timestamp,
+            tx_hash=tx_hash,
+        )
+        self.state.begin()
+        try:
+            account = context.account(body.signer)
+            self.state.accounts.put(
+                body.signer, account.model_copy(update={"nonce": account.nonce + 1})
+            )
+            result = call.apply(context, args) or {}
+        except BaseException:
+            self.state.rollback()
+            raise
+        self.state.commit()
+        return Applied(tx_hash=tx_hash, result=result, events=context.events)

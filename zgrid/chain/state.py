@@ -1,0 +1,136 @@
+"""The ledger's state: typed tables of JSON records in memory, with per-transaction undo.
+
+Every write goes through :class:`State`, which keeps two logs: an undo journal
+so a transaction that fails half-way leaves no trace, and the block's write set,
+which the block store persists and the state commitment covers. The commitment
+of block N is BLAKE2b-256(commitment of N-1 || digest of N's sorted write set):
+two validators agree on it exactly when they made the same writes from genesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from zgrid.identity import blake2b256, canonical_dumps, canonical_loads
+
+__all__ = ["GENESIS_PARENT", "State", "Table", "WriteSet", "next_commitment"]
+
+M = TypeVar("M", bound=BaseModel)
+
+# (table, key) -> canonical JSON of the record, or None when it was deleted.
+WriteSet = dict[tuple[str, str], bytes | None]
+
+GENESIS_PARENT = bytes(32)
+_MISSING = object()
+
+
+def next_commitment(previous: bytes, writes: WriteSet) -> bytes:
+    ordered = [
+        [table, key, None if value is None else value.decode()]
+        for (table, key), value in sorted(writes.items())
+    ]
+    return blake2b256(previous + blake2b256(canonical_dumps(ordered)))
+
+
+class Table(Generic[M]):
+    """One kind of record (accounts, twins, ...), keyed by string."""
+
+    def __init__(self, state: State, name: str, model: type[M]) -> None:
+        self._state = state
+        self.name = name
+        self.model = model
+        self._rows: dict[str, M] = {}
+
+    def get(self, key: str | int) -> M | None:
+        return self._rows.get(str(key))
+
+    def __contains__(self, key: str | int) -> bool:
+        return str(key) in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def values(self) -> Iterator[M]:
+        return iter(self._rows.values())
+
+    def put(self, key: str | int, value: M) -> None:
+        key = str(key)
+        self._state._record(self, key, self._rows.get(key, _MISSING))
+        self._rows[key] = value
+
+    def delete(self, key: str | int) -> None:
+        key = str(key)
+        if key in self._rows:
+            self._state._record(self, key, self._rows[key])
+            del self._rows[key]
+
+    def _restore(self, key: str, value: Any) -> None:
+        if value is _MISSING:
+            self._rows.pop(key, None)
+        else:
+            self._rows[key] = value
+
+    def _load(self, key: str, raw: bytes) -> None:
+        self._rows[key] = self.model.model_validate(canonical_loads(raw))
+
+
+class State:
+    """All tables plus the journal of the transaction being applied and the block's writes."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, Table[Any]] = {}
+        self._journal: list[tuple[Table[Any], str, Any]] | None = None
+        self._dirty: dict[tuple[str, str], Table[Any]] = {}
+        self._newly_dirty: list[tuple[str, str]] = []
+
+    def table(self, name: str, model: type[M]) -> Table[M]:
+        if name in self._tables:
+            raise ValueError(f"table {name!r} defined twice")
+        table: Table[M] = Table(self, name, model)
+        self._tables[name] = table
+        return table
+
+    def _record(self, table: Table[Any], key: str, previous: Any) -> None:
+        if self._journal is not None:
+            self._journal.append((table, key, previous))
+        dirty_key = (table.name, key)
+        if dirty_key not in self._dirty:
+            self._dirty[dirty_key] = table
+            if self._journal is not None:
+                self._newly_dirty.append(dirty_key)
+
+    # A transaction runs between begin() and commit()/rollback(); rollback undoes its
+    # writes and also drops the keys only it touched from the block's write set, so
+    # the write set is exactly what replaying the block's accepted transactions makes.
+    def begin(self) -> None:
+        self._journal = []
+        self._newly_dirty = []
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        journal = self._journal or []
+        self._journal = None
+        for table, key, previous in reversed(journal):
+            table._restore(key, previous)
+        for dirty_key in self._newly_dirty:
+            del self._dirty[dirty_key]
+
+    def take_writes(self) -> WriteSet:
+        """The block's write set, encoded, and a fresh one for the next block."""
+        writes: WriteSet = {}
+        for (name, key), table in self._dirty.items():
+            value = table.get(key)
+            writes[(name, key)] = (
+                None if value is None else canonical_dumps(value.model_dump(mode="json"))
+            )
+        self._dirty = {}
+        return writes
+
+    def load(self, name: str, key: str, raw: bytes) -> None:
+        """Fill a table from the block store at start-up (no journal, not dirty)."""
+        self._tables[name]._load(key, raw)
