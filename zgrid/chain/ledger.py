@@ -10,6 +10,7 @@ transaction's waiters told it is included — that acknowledgement survives kill
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -90,7 +91,10 @@ class Ledger:
         self._sealing: dict[str, TxStatus] = {}
         self._head_changed: asyncio.Condition | None = None
         self._failure: BaseException | None = None
+        # ``head`` is the last block committed to the store; ``_sealed`` the last one signed,
+        # which may still be being written while the next block fills.
         self.head = self._start()
+        self._sealed = self.head
         self._open = self._open_block()
 
     @classmethod
@@ -134,8 +138,8 @@ class Ledger:
 
     def _open_block(self) -> _OpenBlock:
         # Ledger time never runs backwards, even if the machine's clock does.
-        timestamp = max(int(self._clock()), self.head.header.timestamp)
-        return _OpenBlock(height=self.head.header.height + 1, timestamp=timestamp)
+        timestamp = max(int(self._clock()), self._sealed.header.timestamp)
+        return _OpenBlock(height=self._sealed.header.height + 1, timestamp=timestamp)
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -231,11 +235,11 @@ class Ledger:
         """Seal the open block, commit it, then acknowledge its transactions."""
         block = self._open
         writes = self.state.take_writes()
-        previous = bytes.fromhex(self.head.header.state_commitment)
+        previous = bytes.fromhex(self._sealed.header.state_commitment)
         header = BlockHeader(
             chain_id=self.genesis.chain_id,
             height=block.height,
-            parent_hash=self.head.hash,
+            parent_hash=self._sealed.hash,
             timestamp=block.timestamp,
             transactions_root=transactions_root([tx_hash for tx_hash, _, _ in block.transactions]),
             events_root=events_root([event.model_dump() for event in block.events]),
@@ -249,7 +253,7 @@ class Ledger:
             for tx_hash, (index, result, events) in block.results.items()
         }
         # New transactions go to the next block while this one is written.
-        self.head = signed
+        self._sealed = signed
         self._open = self._open_block()
         try:
             await asyncio.to_thread(
@@ -258,6 +262,7 @@ class Ledger:
         except BaseException as exc:
             self._failure = exc
             raise
+        self.head = signed
         self._sealing = {}
         for tx_hash, (index, result, events) in block.results.items():
             status = TxStatus(tx_hash, "included", block.height, index, result, events)
@@ -269,15 +274,21 @@ class Ledger:
             condition.notify_all()
         return signed
 
-    async def run(self) -> None:
-        """Produce a block every ``block_time`` seconds until cancelled."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Produce a block every ``block_time`` seconds until ``stop`` is set.
+
+        On stop, transactions already accepted into the open block are sealed into
+        one last block, so a clean shutdown loses nothing that was accepted.
+        """
         next_tick = time.monotonic() + self.block_time
-        while True:
-            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, next_tick - time.monotonic()))
             next_tick += self.block_time
             if next_tick < time.monotonic():  # fell behind (slow disk): do not burst to catch up
                 next_tick = time.monotonic() + self.block_time
-            await self.produce_block()
+            if not stop.is_set() or self._open.transactions:
+                await self.produce_block()
 
     def close(self) -> None:
         self.store.close()

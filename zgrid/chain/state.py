@@ -131,6 +131,14 @@ class State:
         self._dirty = {}
         return writes
 
+    def dump(self) -> dict[tuple[str, str], bytes]:
+        """Every record of every table, encoded as the block store keeps it."""
+        return {
+            (name, key): canonical_dumps(value.model_dump(mode="json"))
+            for name, table in self._tables.items()
+            for key, value in table._rows.items()
+        }
+
     def load(self, name: str, key: str, raw: bytes) -> None:
         """Fill a table from the block store at start-up (no journal, not dirty)."""
         self._tables[name]._load(key, raw)

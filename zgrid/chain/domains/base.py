@@ -12,6 +12,7 @@ from zgrid.chain.errors import RejectCode, TransactionRejected
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account, Twin
 from zgrid.chain.tables import LedgerState
+from zgrid.chain.units import format_tokens
 
 __all__ = ["Args", "Call", "CallContext", "refuse"]
 
@@ -60,7 +61,7 @@ class CallContext:
         if account.free < amount:
             raise refuse(
                 RejectCode.INSUFFICIENT_BALANCE,
-                f"free balance {account.free} is less than the {amount} needed (token units)",
+                f"free balance {format_tokens(account.free)} is less than the {format_tokens(amount)} tokens needed",
             )
         self.state.accounts.put(address, account.model_copy(update={"free": account.free - amount}))
 

@@ -1,0 +1,318 @@
+"""ChainClient: sign and submit transactions, wait for inclusion, read state, follow events.
+
+The async :class:`ChainClient` is the implementation; :class:`SyncChainClient`
+is generated from it (every coroutine method run on a private event loop), so
+scripts and the CLI use the very same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from zgrid.chain.errors import LedgerUnavailable, NotFound, RejectCode, TransactionRejected
+from zgrid.chain.records import ChainEvent
+from zgrid.chain.transaction import SignedTransaction, sign_transaction
+from zgrid.identity import Identity
+
+__all__ = ["ChainClient", "SubmitResult"]
+
+SubmitResult = dict[str, Any]
+
+
+class ChainClient:
+    """Talks to one ledger over HTTP. ``identity`` signs; without it the client only reads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        identity: Identity | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.identity = identity
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
+        self._chain_id: str | None = None
+        self._nonce: int | None = None
+        self._nonce_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> ChainClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LedgerUnavailable(
+                f"cannot reach the ledger at {self.url}: {exc or type(exc).__name__}"
+            ) from exc
+        try:
+            document = response.json()
+        except ValueError as exc:
+            raise LedgerUnavailable(
+                f"the ledger at {self.url} answered {response.status_code} without JSON"
+            ) from exc
+        if response.status_code < 400:
+            return document
+        error = document.get("error", {}) if isinstance(document, dict) else {}
+        code, message = error.get("code", "error"), error.get("message", response.text)
+        if response.status_code == 404:
+            raise NotFound(message)
+        if response.status_code == 400 and code in RejectCode.__members__.values():
+            raise TransactionRejected(RejectCode(code), message)
+        raise LedgerUnavailable(f"the ledger answered {response.status_code}: {message}")
+
+    def _signer(self) -> Identity:
+        if self.identity is None:
+            raise LedgerUnavailable("this client has no identity to sign with")
+        return self.identity
+
+    # -- chain ---------------------------------------------------------------------------------
+
+    async def head(self) -> dict[str, Any]:
+        head: dict[str, Any] = await self._request("GET", "/chain/head")
+        self._chain_id = head["chain_id"]
+        return head
+
+    async def chain_id(self) -> str:
+        if self._chain_id is None:
+            await self.head()
+        assert self._chain_id is not None
+        return self._chain_id
+
+    async def genesis(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", "/genesis")
+        return result
+
+    async def block(self, height: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/blocks/{height}")
+        return result
+
+    async def transaction(self, tx_hash: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/transactions/{tx_hash}")
+        return result
+
+    # -- transactions --------------------------------------------------------------------------
+
+    async def sign(self, call: str, args: dict[str, Any]) -> SignedTransaction:
+        """Sign ``call`` with the next nonce this client has not used yet."""
+        identity = self._signer()
+        chain_id = await self.chain_id()
+        async with self._nonce_lock:
+            if self._nonce is None:
+                self._nonce = (await self.account(identity.address))["nonce"]
+            nonce = self._nonce
+            self._nonce += 1
+        return sign_transaction(identity, chain_id=chain_id, nonce=nonce, call=call, args=args)
+
+    async def submit(
+        self,
+        call: str,
+        args: dict[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 30.0,
+    ) -> SubmitResult:
+        """Sign and submit; with ``wait`` return once it is in a committed block.
+
+        A refusal raises TransactionRejected with the ledger's reason. The local
+        nonce is re-read after a refusal, since the refused nonce was not used.
+        """
+        tx = await self.sign(call, args or {})
+        try:
+            return await self.submit_signed(tx, wait=wait, timeout=timeout)
+        except TransactionRejected:
+            self._nonce = None
+            raise
+
+    async def submit_signed(
+        self, tx: SignedTransaction, *, wait: bool = True, timeout: float = 30.0
+    ) -> SubmitResult:
+        params = {"wait": "true", "timeout": str(timeout)} if wait else {}
+        result: SubmitResult = await self._request(
+            "POST", "/transactions", json=tx.to_json(), params=params, timeout=timeout + 10
+        )
+        if wait and result.get("status") != "included":
+            raise LedgerUnavailable(f"transaction {tx.hash} was not included within {timeout} s")
+        return result
+
+    async def submit_batch(self, transactions: list[SignedTransaction]) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._request(
+            "POST", "/transactions/batch", json=[tx.to_json() for tx in transactions]
+        )
+        return result
+
+    async def wait_included(
+        self, tx_hash: str, *, timeout: float = 30.0, poll: float = 0.05
+    ) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.transaction(tx_hash)
+            if status["status"] == "included":
+                return status
+            if asyncio.get_running_loop().time() > deadline:
+                raise LedgerUnavailable(
+                    f"transaction {tx_hash} was not included within {timeout} s"
+                )
+            await asyncio.sleep(poll)
+
+    # -- calls, by domain ----------------------------------------------------------------------
+
+    async def transfer(self, to: str, amount: int) -> SubmitResult:
+        return await self.submit("accounts.transfer", {"to": to, "amount": amount})
+
+    async def faucet(self, amount: int) -> SubmitResult:
+        return await self.submit("accounts.faucet", {"amount": amount})
+
+    async def create_twin(self, relay: str = "") -> int:
+        result = await self.submit("twins.create", {"relay": relay})
+        return int(result["result"]["twin_id"])
+
+    async def create_farm(self, name: str, pricing_policy_id: int = 1) -> int:
+        result = await self.submit(
+            "farms.create", {"name": name, "pricing_policy_id": pricing_policy_id}
+        )
+        return int(result["result"]["farm_id"])
+
+    async def add_farm_ip(self, farm_id: int, ip: str, gateway: str) -> SubmitResult:
+        return await self.submit("farms.add_ip", {"farm_id": farm_id, "ip": ip, "gateway": gateway})
+
+    async def register_node(self, farm_id: int, resources: dict[str, int], **fields: Any) -> int:
+        result = await self.submit(
+            "nodes.register", {"farm_id": farm_id, "resources": resources, **fields}
+        )
+        return int(result["result"]["node_id"])
+
+    async def report_uptime(self, uptime: int, timestamp: int) -> SubmitResult:
+        return await self.submit("nodes.report_uptime", {"uptime": uptime, "timestamp": timestamp})
+
+    async def create_node_contract(
+        self, node_id: int, deployment_hash: str, sealed_deployment: str, public_ips: int = 0
+    ) -> SubmitResult:
+        return await self.submit(
+            "contracts.create_node_contract",
+            {
+                "node_id": node_id,
+                "deployment_hash": deployment_hash,
+                "sealed_deployment": sealed_deployment,
+                "public_ips": public_ips,
+            },
+        )
+
+    async def update_node_contract(
+        self, contract_id: int, deployment_hash: str, sealed_deployment: str
+    ) -> SubmitResult:
+        return await self.submit(
+            "contracts.update_node_contract",
+            {
+                "contract_id": contract_id,
+                "deployment_hash": deployment_hash,
+                "sealed_deployment": sealed_deployment,
+            },
+        )
+
+    async def cancel_contract(self, contract_id: int) -> SubmitResult:
+        return await self.submit("contracts.cancel", {"contract_id": contract_id})
+
+    # -- state ---------------------------------------------------------------------------------
+
+    async def account(self, address: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/accounts/{address}")
+        return result
+
+    async def _entity(self, kind: str, entity_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/{kind}/{entity_id}")
+        return result
+
+    async def twin(self, twin_id: int) -> dict[str, Any]:
+        return await self._entity("twins", twin_id)
+
+    async def twin_of(self, address: str) -> dict[str, Any] | None:
+        found = await self._request("GET", "/twins", params={"account": address})
+        items: list[dict[str, Any]] = found["items"]
+        return items[0] if items else None
+
+    async def farm(self, farm_id: int) -> dict[str, Any]:
+        return await self._entity("farms", farm_id)
+
+    async def node(self, node_id: int) -> dict[str, Any]:
+        return await self._entity("nodes", node_id)
+
+    async def contract(self, contract_id: int) -> dict[str, Any]:
+        return await self._entity("contracts", contract_id)
+
+    async def list(self, kind: str, **filters: Any) -> dict[str, Any]:
+        """A page of twins, farms, nodes or contracts: ``list("nodes", farm_id=1, status="up")``."""
+        params = {
+            key: str(value).lower() if isinstance(value, bool) else value
+            for key, value in filters.items()
+            if value is not None
+        }
+        result: dict[str, Any] = await self._request("GET", f"/{kind}", params=params)
+        return result
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def events(
+        self, from_height: int = 0, *, reconnect_delay: float = 0.5
+    ) -> AsyncIterator[ChainEvent]:
+        """Every event from ``from_height`` on, in order, forever; reconnects where it left off."""
+        last_id: str | None = None
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            params = {} if last_id else {"from_height": from_height}
+            try:
+                async with self._http.stream(
+                    "GET",
+                    "/events/stream",
+                    params=params,
+                    headers=headers,
+                    timeout=httpx.Timeout(None, connect=10),
+                ) as response:
+                    if 400 <= response.status_code < 500:
+                        await response.aread()
+                        raise LedgerUnavailable(
+                            f"the event stream refused the request ({response.status_code}): {response.text}"
+                        )
+                    if response.status_code == 200:
+                        async for kind, event_id, data in _sse_messages(response.aiter_lines()):
+                            last_id = event_id or last_id
+                            if kind == "event":
+                                yield ChainEvent.model_validate(json.loads(data))
+            except httpx.HTTPError:
+                pass  # the ledger restarted or the connection broke: resume from last_id
+            await asyncio.sleep(reconnect_delay)
+
+
+async def _sse_messages(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str | None, str]]:
+    kind, event_id, data = "message", None, list[str]()
+    async for line in lines:
+        if not line:
+            if data:
+                yield kind, event_id, "\n".join(data)
+            kind, event_id, data = "message", None, list[str]()
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                kind = value
+            elif field == "id":
+                event_id = value
+            elif field == "data":
+                data.append(value)

@@ -1,0 +1,125 @@
+"""`zgrid chain`: create, run, inspect and verify a ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+import zgrid.chain
+from zgrid.chain import Ledger, format_tokens, init_dev_chain, verify_chain
+from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
+from zgrid.cli.output import emit_json, err_console, out_console
+
+app = typer.Typer(help="Create, run, inspect and verify a ledger.", no_args_is_help=True)
+
+DataDir = Annotated[Path, typer.Option("--data", help="The chain's data directory.")]
+
+
+@app.command()
+def init(
+    data: DataDir,
+    dev: Annotated[bool, typer.Option("--dev", help="A development chain with a faucet.")] = False,
+    chain_id: Annotated[str, typer.Option("--chain-id", help="Name of the network.")] = "zgrid-dev",
+    as_json: JsonOption = False,
+) -> None:
+    """Write a genesis and a validator key into DATA."""
+    if not dev:
+        raise typer.BadParameter(
+            "only dev chains can be created here for now; pass --dev", param_hint="--dev"
+        )
+    genesis = init_dev_chain(data, chain_id=chain_id)
+    document = {
+        "chain_id": genesis.chain_id,
+        "validator": genesis.validator,
+        "faucet": genesis.faucet,
+        "supply": format_tokens(genesis.supply),
+        "data": str(data),
+    }
+    if as_json:
+        emit_json(document)
+    else:
+        out_console.print(f"dev chain {genesis.chain_id!r} created in {data}")
+        out_console.print(f"validator: {genesis.validator}")
+        out_console.print(f"run it with: zgrid chain run --data {data}")
+
+
+@app.command()
+def run(
+    data: DataDir,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT for the HTTP API.")
+    ] = "127.0.0.1:8700",
+    block_time: Annotated[
+        float, typer.Option("--block-time", min=0.05, max=60.0, help="Seconds between blocks.")
+    ] = 1.0,
+) -> None:
+    """Run the validator: produce blocks and serve the API until interrupted."""
+    try:
+        host, port = zgrid.chain.parse_listen(listen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--listen") from exc
+
+    def ready(ledger: Ledger) -> None:
+        head = ledger.head.header
+        err_console.print(
+            f"ledger {ledger.chain_id!r} at height {head.height} listening on http://{host}:{port} "
+            f"(block time {block_time} s)"
+        )
+
+    # Through the package attribute, so the web server is imported only by this command.
+    asyncio.run(
+        zgrid.chain.serve(data, host=host, port=port, block_time=block_time, on_ready=ready)
+    )
+
+
+@app.command()
+def status(
+    ctx: typer.Context, ledger: LedgerOption = DEFAULT_LEDGER, as_json: JsonOption = False
+) -> None:
+    """Show the chain head of a running ledger."""
+    with ledger_client(ctx, ledger, sign=False) as client:
+        head = client.head()
+    if as_json:
+        emit_json(head)
+        return
+    out_console.print(f"chain {head['chain_id']!r}: height {head['height']}, block {head['hash']}")
+    out_console.print(
+        f"state commitment {head['state_commitment']}, ledger time {head['timestamp']}"
+    )
+
+
+@app.command()
+def verify(data: DataDir, as_json: JsonOption = False) -> None:
+    """Replay the whole block log from genesis and check it reaches the stored state."""
+    with Progress(
+        TextColumn("replaying blocks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("replay", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = verify_chain(data, progress=advance)
+    document = {
+        "height": report.height,
+        "state_commitment": report.state_commitment,
+        "transactions": report.transactions,
+        "supply": format_tokens(report.supply),
+        "ok": True,
+    }
+    if as_json:
+        emit_json(document)
+    else:
+        out_console.print(
+            f"verified {report.height + 1} blocks and {report.transactions} transactions: "
+            f"state commitment {report.state_commitment}, supply {document['supply']} tokens"
+        )

@@ -1,0 +1,36 @@
+"""Options shared by the commands that talk to a ledger, and the client they build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from zgrid.chain import SyncChainClient
+from zgrid.cli.context import settings
+from zgrid.identity import load_identity
+
+__all__ = ["DEFAULT_LEDGER", "JsonOption", "LedgerOption", "ledger_client"]
+
+DEFAULT_LEDGER = "http://127.0.0.1:8700"
+
+LedgerOption = Annotated[
+    str,
+    typer.Option(
+        "--ledger", envvar="ZGRID_LEDGER", help="URL of the ledger's HTTP API.", show_default=True
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@contextmanager
+def ledger_client(ctx: typer.Context, url: str, *, sign: bool) -> Iterator[SyncChainClient]:
+    """A client for ``url``; with ``sign`` it signs as this machine's identity."""
+    identity = load_identity(settings(ctx).home).identity if sign else None
+    client = SyncChainClient(url, identity=identity)
+    try:
+        yield client
+    finally:
+        client.close()
