@@ -10,12 +10,20 @@ from pathlib import Path
 
 import pytest
 
+import zgrid.chain
 import zgrid.identity
 import zgrid.types
 
 ROOT = Path(zgrid.__file__).parent
 
 PUBLIC = {
+    zgrid.chain: [
+        "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "Genesis", "GenesisError", "Ledger",
+        "LedgerUnavailable", "NotFound", "RejectCode", "SignedTransaction", "StorageError", "SyncChainClient",
+        "TransactionBody", "TransactionRejected", "TxStatus", "VerificationFailed", "VerifyReport", "create_app",
+        "format_tokens", "init_dev_chain", "load_genesis", "parse_listen", "parse_tokens", "serve",
+        "sign_transaction", "verify_chain",
+    ],
     zgrid.identity: [
         "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "CanonicalJSONError", "Identity", "IdentityError",
         "InvalidKeyError", "KeyStoreError", "MnemonicError", "StoredIdentity", "UnsealError",
@@ -66,6 +74,14 @@ def test_foundation_packages_import_nothing_else_of_zgrid(package: str) -> None:
         for module in _zgrid_imports(path):
             allowed = module in ROOT_MODULES or module.startswith(f"zgrid.{package}")
             assert allowed, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_chain_never_imports_node_client_or_explorer() -> None:
+    for path in (ROOT / "chain").rglob("*.py"):
+        for module in _zgrid_imports(path):
+            assert module.split(".")[1:2] not in (["node"], ["client"], ["explorer"]), (
+                f"{path} imports {module}"
+            )
 
 
 def test_packages_use_each_other_only_through_their_public_face() -> None:

@@ -304,7 +304,7 @@ def _event_routes(app: FastAPI, ledger: Ledger) -> None:
         )
 
     async def _follow(request: Request, cursor: tuple[int, int]) -> AsyncIterator[bytes]:
-        while not await request.is_disconnected():
+        while not ledger.closing and not await request.is_disconnected():
             committed = ledger.head.header.height
             batch: list[ChainEvent] = ledger.store.events(
                 after=cursor, until_height=committed, limit=1000

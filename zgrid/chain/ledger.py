@@ -91,6 +91,7 @@ class Ledger:
         self._sealing: dict[str, TxStatus] = {}
         self._head_changed: asyncio.Condition | None = None
         self._failure: BaseException | None = None
+        self.closing = False
         # ``head`` is the last block committed to the store; ``_sealed`` the last one signed,
         # which may still be being written while the next block fills.
         self.head = self._start()
@@ -220,16 +221,24 @@ class Ledger:
         return self._head_changed
 
     async def wait_for_height(self, height: int, timeout: float) -> bool:
-        """Wait until a block at ``height`` or above is committed; False on timeout."""
+        """Wait until a block at ``height`` or above is committed; False on timeout or shutdown."""
         condition = self._condition()
         async with condition:
             try:
                 await asyncio.wait_for(
-                    condition.wait_for(lambda: self.head.header.height >= height), timeout
+                    condition.wait_for(lambda: self.closing or self.head.header.height >= height),
+                    timeout,
                 )
             except TimeoutError:
                 return False
-        return True
+        return not self.closing
+
+    async def close_streams(self) -> None:
+        """Tell event followers the server is going away, so their streams end now."""
+        self.closing = True
+        condition = self._condition()
+        async with condition:
+            condition.notify_all()
 
     async def produce_block(self) -> SignedHeader:
         """Seal the open block, commit it, then acknowledge its transactions."""

@@ -48,6 +48,15 @@ async def serve(
     stop = asyncio.Event()
     producer = asyncio.create_task(ledger.run(stop), name="block-producer")
     api = asyncio.create_task(server.serve(), name="http-api")
+
+    async def end_streams_on_shutdown() -> None:
+        # uvicorn waits for open connections before it stops; event streams never
+        # finish by themselves, so end them as soon as a shutdown is asked for.
+        while not server.should_exit:
+            await asyncio.sleep(0.05)
+        await ledger.close_streams()
+
+    closer = asyncio.create_task(end_streams_on_shutdown(), name="stream-closer")
     try:
         while not server.started and not api.done():
             await asyncio.sleep(0.01)
@@ -57,7 +66,7 @@ async def serve(
     finally:
         server.should_exit = True
         stop.set()
-        await asyncio.gather(api, return_exceptions=True)
+        await asyncio.gather(api, closer, return_exceptions=True)
         try:
             await producer
         finally:

@@ -27,6 +27,8 @@ from zgrid.identity import canonical_dumps
 __all__ = ["VerifyReport", "verify_chain"]
 
 _BATCH = 500
+_AFTER_ALL = 2**31  # an event index after every real one
+_AFTER_ALL = 2**31
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,11 @@ def _replay(
                 raise VerificationFailed(
                     f"{where}: replayed events differ from the header's events root"
                 )
+            stored_events = store.events(
+                after=(height - 1, _AFTER_ALL), until_height=height, limit=len(events) + 1
+            )
+            if stored_events != events:
+                raise VerificationFailed(f"{where}: stored events differ from the replayed ones")
             commitment = next_commitment(commitment, state.take_writes())
             if commitment.hex() != header.state_commitment:
                 raise VerificationFailed(f"{where}: state commitment differs on replay")

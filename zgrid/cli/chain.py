@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -70,10 +71,20 @@ def run(
             f"(block time {block_time} s)"
         )
 
-    # Through the package attribute, so the web server is imported only by this command.
-    asyncio.run(
-        zgrid.chain.serve(data, host=host, port=port, block_time=block_time, on_ready=ready)
-    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
+    # by then every accepted transaction is in a block, so it is a clean stop.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        # Through the package attribute, so the web server is imported only by this command.
+        asyncio.run(
+            zgrid.chain.serve(data, host=host, port=port, block_time=block_time, on_ready=ready)
+        )
+    except KeyboardInterrupt:
+        err_console.print("ledger stopped")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()

@@ -1,0 +1,155 @@
+"""A real ledger process on a free port, and clients that sign as fresh identities."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from zgrid.chain import UNITS_PER_TOKEN, SyncChainClient, init_dev_chain
+from zgrid.identity import Identity
+
+ZGRID = str(Path(sys.executable).parent / "zgrid")
+BLOCK_TIME = 0.2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LedgerProcess:
+    """`zgrid chain run` in a subprocess; can be stopped, killed with -9 and restarted."""
+
+    def __init__(self, data: Path, block_time: float = BLOCK_TIME) -> None:
+        self.data = data
+        self.block_time = block_time
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data.parent / f"ledger-{self.port}.log"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    ZGRID,
+                    "chain",
+                    "run",
+                    "--data",
+                    str(self.data),
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--block-time",
+                    str(self.block_time),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"ledger exited with {self.process.returncode}: {self.log.read_text()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/chain/head", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"ledger did not answer within 20 s: {self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def running_ledger(directory: Path) -> Iterator[LedgerProcess]:
+    data = directory / "chain"
+    init_dev_chain(data)
+    process = LedgerProcess(data)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
+    """A ledger of this test's own."""
+    with running_ledger(tmp_path) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def shared_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerProcess]:
+    """One ledger for a module's tests that only add to it."""
+    with running_ledger(tmp_path_factory.mktemp("ledger")) as process:
+        yield process
+
+
+class ClientFactory:
+    """``clients(funds_tokens=100)``: a client signing as a new identity, funded by the faucet."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._clients: list[SyncChainClient] = []
+
+    def __call__(
+        self, funds_tokens: int = 100, identity: Identity | None = None
+    ) -> SyncChainClient:
+        client = SyncChainClient(self.url, identity=identity or Identity(secrets.token_bytes(32)))
+        self._clients.append(client)
+        if funds_tokens:
+            client.faucet(funds_tokens * UNITS_PER_TOKEN)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
+@pytest.fixture
+def clients(ledger: LedgerProcess) -> Iterator[ClientFactory]:
+    factory = ClientFactory(ledger.url)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def shared_clients(shared_ledger: LedgerProcess) -> Iterator[ClientFactory]:
+    factory = ClientFactory(shared_ledger.url)
+    yield factory
+    factory.close()

@@ -1,0 +1,114 @@
+"""`zgrid chain|account|twin|farm` through the console script against a real ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.chain.conftest import ZGRID, LedgerProcess, free_port
+
+
+def run(
+    *args: str, home: Path, ledger: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ZGRID_HOME=str(home))
+    if ledger:
+        env["ZGRID_LEDGER"] = ledger
+    return subprocess.run(
+        [ZGRID, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def test_a_farmer_session(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    data = tmp_path / "chain"
+    created = run("chain", "init", "--dev", "--data", str(data), "--json", home=home)
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["chain_id"] == "zgrid-dev"
+    assert run("identity", "new", home=home).returncode == 0
+
+    ledger = LedgerProcess(data)
+    ledger.start()
+    try:
+        url = ledger.url
+        balance = json.loads(run("account", "balance", "--json", home=home, ledger=url).stdout)
+        assert balance["free"] == 0
+        assert run("account", "faucet", "250.5", home=home, ledger=url).returncode == 0
+        balance = json.loads(run("account", "balance", "--json", home=home, ledger=url).stdout)
+        assert balance["free"] == 250.5
+        assert balance["free_units"] == 2_505_000_000
+
+        assert json.loads(run("twin", "create", "--json", home=home, ledger=url).stdout) == {
+            "twin_id": 1
+        }
+        assert (
+            json.loads(run("twin", "show", "--json", home=home, ledger=url).stdout)["account"]
+            == balance["address"]
+        )
+        assert (
+            json.loads(run("farm", "create", "my-farm", "--json", home=home, ledger=url).stdout)[
+                "farm_id"
+            ]
+            == 1
+        )
+        assert (
+            run(
+                "farm", "add-ip", "1", "185.69.166.7/24", "185.69.166.1", home=home, ledger=url
+            ).returncode
+            == 0
+        )
+        farm = json.loads(run("farm", "show", "1", "--json", home=home, ledger=url).stdout)
+        assert farm["public_ips"] == [
+            {"ip": "185.69.166.7/24", "gateway": "185.69.166.1", "contract_id": 0}
+        ]
+
+        duplicate = run(
+            "farm", "add-ip", "1", "185.69.166.7/24", "185.69.166.1", home=home, ledger=url
+        )
+        assert duplicate.returncode == 1
+        assert duplicate.stderr.strip() == "error: conflict: farm 1 already has 185.69.166.7"
+
+        too_much = run("account", "transfer", "ab" * 32, "1000", home=home, ledger=url)
+        assert too_much.returncode == 1
+        assert "free balance 250.5 is less than the 1000 tokens needed" in too_much.stderr
+
+        status = json.loads(run("chain", "status", "--json", home=home, ledger=url).stdout)
+        assert status["height"] >= 4
+    finally:
+        assert ledger.stop() == 0
+    verified = run("chain", "verify", "--data", str(data), "--json", home=home)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["transactions"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (("chain", "init", "--data", "X"), 2, "--dev"),
+        (("chain", "run", "--data", "X", "--listen", "nowhere"), 2, "HOST:PORT"),
+        (("chain", "run", "--data", "X", "--listen", "127.0.0.1:1"), 1, "no genesis.json"),
+        (("account", "balance", "abc"), 1, "64 hex characters"),
+        (("account", "transfer", "ab" * 32, "1.000000001"), 2, "at most 7 decimals"),
+        (("account", "faucet", "0"), 2, "more than 0"),
+        (("chain", "verify", "--data", "X"), 1, "no genesis.json"),
+    ],
+)
+def test_bad_invocations(tmp_path: Path, args: tuple[str, ...], code: int, fragment: str) -> None:
+    args = tuple(str(tmp_path / "missing") if a == "X" else a for a in args)
+    home = tmp_path / "home"
+    run("identity", "new", home=home)
+    result = run(*args, home=home)
+    assert result.returncode == code, result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_ledger_is_one_line(tmp_path: Path) -> None:
+    result = run("chain", "status", home=tmp_path, ledger=f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the ledger at http://127.0.0.1:")
+    assert len(result.stderr.strip().splitlines()) == 1
