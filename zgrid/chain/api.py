@@ -22,6 +22,7 @@ from zgrid.chain.errors import ChainError, NotFound, RejectCode, TransactionReje
 from zgrid.chain.ledger import Ledger
 from zgrid.chain.query import NodeFilter, node_json, page
 from zgrid.chain.records import Account, ChainEvent, Contract, Farm, Twin
+from zgrid.chain.store import AFTER_ALL_EVENTS
 from zgrid.chain.transaction import MAX_TRANSACTION_BYTES, SignedTransaction
 from zgrid.identity import CanonicalJSONError, canonical_loads
 
@@ -30,7 +31,6 @@ __all__ = ["create_app"]
 Page = Annotated[int, Query(ge=1)]
 Size = Annotated[int, Query(ge=1, le=1000)]
 _KEEPALIVE = 15.0
-_MARKER_INDEX = 2**31  # a head marker's id sorts after every event of its block
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -296,7 +296,9 @@ def _event_routes(app: FastAPI, ledger: Ledger) -> None:
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
         """Server-sent events: every event of every committed block from ``from_height``."""
-        cursor = _parse_cursor(last_event_id) if last_event_id else (from_height - 1, _MARKER_INDEX)
+        cursor = (
+            _parse_cursor(last_event_id) if last_event_id else (from_height - 1, AFTER_ALL_EVENTS)
+        )
         return StreamingResponse(
             _follow(request, cursor),
             media_type="text/event-stream",
@@ -316,10 +318,10 @@ def _event_routes(app: FastAPI, ledger: Ledger) -> None:
                 )
             if len(batch) == 1000:
                 continue
-            if cursor < (committed, _MARKER_INDEX):
-                cursor = (committed, _MARKER_INDEX)
+            if cursor < (committed, AFTER_ALL_EVENTS):
+                cursor = (committed, AFTER_ALL_EVENTS)
                 yield _sse(
-                    "head", f"{committed}-{_MARKER_INDEX}", json.dumps({"height": committed})
+                    "head", f"{committed}-{AFTER_ALL_EVENTS}", json.dumps({"height": committed})
                 )
             if not await ledger.wait_for_height(committed + 1, _KEEPALIVE):
                 yield b": keep-alive\n\n"

@@ -20,7 +20,11 @@ from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import State, WriteSet
 from zgrid.identity import canonical_dumps, canonical_loads
 
-__all__ = ["BlockStore", "StoredTransaction"]
+__all__ = ["AFTER_ALL_EVENTS", "BlockStore", "StoredTransaction"]
+
+# An event index greater than any real one: the position (h, AFTER_ALL_EVENTS) is
+# "after every event of block h", which is how followers resume at a block boundary.
+AFTER_ALL_EVENTS = 2**31
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

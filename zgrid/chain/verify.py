@@ -19,7 +19,7 @@ from zgrid.chain.ledger import STORE_FILE
 from zgrid.chain.machine import StateMachine
 from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import GENESIS_PARENT, next_commitment
-from zgrid.chain.store import BlockStore
+from zgrid.chain.store import AFTER_ALL_EVENTS, BlockStore
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
 from zgrid.identity import canonical_dumps
@@ -27,8 +27,6 @@ from zgrid.identity import canonical_dumps
 __all__ = ["VerifyReport", "verify_chain"]
 
 _BATCH = 500
-_AFTER_ALL = 2**31  # an event index after every real one
-_AFTER_ALL = 2**31
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ def _replay(
                     f"{where}: replayed events differ from the header's events root"
                 )
             stored_events = store.events(
-                after=(height - 1, _AFTER_ALL), until_height=height, limit=len(events) + 1
+                after=(height - 1, AFTER_ALL_EVENTS), until_height=height, limit=len(events) + 1
             )
             if stored_events != events:
                 raise VerificationFailed(f"{where}: stored events differ from the replayed ones")

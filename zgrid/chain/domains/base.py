@@ -74,7 +74,8 @@ class CallContext:
         if free < amount:
             raise refuse(
                 RejectCode.INSUFFICIENT_BALANCE,
-                f"{what} needs a free balance of at least {amount}, the account has {free} (token units)",
+                f"{what} needs a free balance of at least {format_tokens(amount)} tokens, "
+                f"the account has {format_tokens(free)}",
             )
 
 
