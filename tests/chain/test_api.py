@@ -77,21 +77,21 @@ def test_node_lists_filter_and_page(
         if size != 300:
             node.report_uptime(1, node.head()["timestamp"])
     with SyncChainClient(shared_ledger.url) as reader:
-        everything = reader.list("nodes", farm_id=farm_id)
+        everything = reader.query("nodes", farm_id=farm_id)
         assert everything["total"] == 3
         assert [
-            n["id"] for n in reader.list("nodes", farm_id=farm_id, free_sru=150 * GIB)["items"]
+            n["id"] for n in reader.query("nodes", farm_id=farm_id, free_sru=150 * GIB)["items"]
         ] == node_ids[1:]
         assert [
-            n["id"] for n in reader.list("nodes", farm_id=farm_id, status="up")["items"]
+            n["id"] for n in reader.query("nodes", farm_id=farm_id, status="up")["items"]
         ] == node_ids[:2]
         assert [
-            n["id"] for n in reader.list("nodes", farm_id=farm_id, status="down")["items"]
+            n["id"] for n in reader.query("nodes", farm_id=farm_id, status="down")["items"]
         ] == node_ids[2:]
         assert all(n["free_ips"] == 1 for n in everything["items"])
-        second_page = reader.list("nodes", farm_id=farm_id, page=2, size=2)
+        second_page = reader.query("nodes", farm_id=farm_id, page=2, size=2)
         assert [n["id"] for n in second_page["items"]] == node_ids[2:]
-        assert reader.list("farms", name="PAGING-farm")["items"][0]["id"] == farm_id
+        assert reader.query("farms", name="PAGING-farm")["items"][0]["id"] == farm_id
 
 
 def test_batch_answers_each_transaction(shared_clients: ClientFactory) -> None:
@@ -111,3 +111,9 @@ def test_blocks_link_and_are_signed(shared_ledger: LedgerProcess) -> None:
     for parent, child in itertools.pairwise(parsed):
         assert child.header.parent_hash == parent.hash
         assert child.header.height == parent.header.height + 1
+
+
+def test_an_address_that_is_not_one_is_400(shared_ledger: LedgerProcess) -> None:
+    response = httpx.get(f"{shared_ledger.url}/accounts/not-an-address")
+    assert response.status_code == 400
+    assert "address" in response.json()["error"]["message"]

@@ -54,7 +54,7 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
         location={"country": "BE", "city": "Ghent", "latitude": "51.05", "longitude": "3.72"},
     )
     node.report_uptime(60, node.head()["timestamp"])
-    listed = node.list("nodes", farm_id=farm_id, status="up", free_sru=100 * GIB)
+    listed = node.query("nodes", farm_id=farm_id, status="up", free_sru=100 * GIB)
     assert [n["id"] for n in listed["items"]] == [node_id]
 
     deployer = clients(100)

@@ -13,12 +13,18 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from zgrid import __version__
-from zgrid.chain.errors import ChainError, NotFound, RejectCode, TransactionRejected
+from zgrid.chain.errors import (
+    ChainError,
+    NotFound,
+    RejectCode,
+    TransactionRejected,
+    describe_validation_error,
+)
 from zgrid.chain.ledger import Ledger
 from zgrid.chain.query import NodeFilter, node_json, page
 from zgrid.chain.records import Account, ChainEvent, Contract, Farm, Twin
@@ -68,9 +74,9 @@ def create_app(ledger: Ledger) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"][1:]) or "request"
-        return _error(400, "invalid_request", f"{where}: {first['msg']}")
+        return _error(
+            400, "invalid_request", describe_validation_error(exc, whole="request", skip=1)
+        )
 
     _chain_routes(app, ledger)
     _transaction_routes(app, ledger)
@@ -177,7 +183,11 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         return ledger.head.header.timestamp
 
     @app.get("/accounts/{address}", tags=["state"])
-    async def account(address: str) -> dict[str, Any]:
+    async def account(
+        address: Annotated[
+            str, Path(pattern="^[0-9a-f]{64}$", description="hex ed25519 public key")
+        ],
+    ) -> dict[str, Any]:
         found = ledger.state.accounts.get(address) or Account(address=address)
         return found.model_dump()
 

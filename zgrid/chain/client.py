@@ -129,13 +129,14 @@ class ChainClient:
     ) -> SubmitResult:
         """Sign and submit; with ``wait`` return once it is in a committed block.
 
-        A refusal raises TransactionRejected with the ledger's reason. The local
-        nonce is re-read after a refusal, since the refused nonce was not used.
+        A refusal raises TransactionRejected with the ledger's reason. After a
+        refusal or a lost answer the next nonce is read from the ledger again.
         """
         tx = await self.sign(call, args or {})
         try:
             return await self.submit_signed(tx, wait=wait, timeout=timeout)
-        except TransactionRejected:
+        except (TransactionRejected, LedgerUnavailable):
+            # Refused, or unknown whether it arrived: ask the ledger for the next nonce again.
             self._nonce = None
             raise
 
@@ -255,8 +256,8 @@ class ChainClient:
     async def contract(self, contract_id: int) -> dict[str, Any]:
         return await self._entity("contracts", contract_id)
 
-    async def list(self, kind: str, **filters: Any) -> dict[str, Any]:
-        """A page of twins, farms, nodes or contracts: ``list("nodes", farm_id=1, status="up")``."""
+    async def query(self, kind: str, **filters: Any) -> dict[str, Any]:
+        """A page of twins, farms, nodes or contracts: ``query("nodes", farm_id=1, status="up")``."""
         params = {
             key: str(value).lower() if isinstance(value, bool) else value
             for key, value in filters.items()

@@ -11,9 +11,18 @@ ChainError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any, Protocol
 
 from zgrid.errors import ZgridError
+
+
+class _ValidationErrors(Protocol):
+    """pydantic's ValidationError, or FastAPI's RequestValidationError."""
+
+    def errors(self) -> Sequence[Any]: ...
+
 
 __all__ = [
     "ChainError",
@@ -24,6 +33,7 @@ __all__ = [
     "StorageError",
     "TransactionRejected",
     "VerificationFailed",
+    "describe_validation_error",
 ]
 
 
@@ -74,3 +84,14 @@ class VerificationFailed(ChainError):
 
 class LedgerUnavailable(ChainError):
     """The ledger could not be reached or gave an answer the client cannot use."""
+
+
+def describe_validation_error(exc: _ValidationErrors, *, whole: str, skip: int = 0) -> str:
+    """``field.path: what is wrong`` for the first problem pydantic found.
+
+    ``whole`` names the document when the problem is not in one field; ``skip``
+    drops leading location parts that mean nothing to the reader (FastAPI's "query").
+    """
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"][skip:]) or whole
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from zgrid.chain.errors import GenesisError
+from zgrid.chain.errors import GenesisError, describe_validation_error
 from zgrid.chain.units import UNITS_PER_TOKEN
 from zgrid.identity import Identity
 
@@ -173,11 +173,7 @@ def load_genesis(data_dir: Path) -> Genesis:
     try:
         return Genesis.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "genesis"
-        raise GenesisError(
-            f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}"
-        ) from None
+        raise GenesisError(f"{path}: {describe_validation_error(exc, whole='genesis')}") from None
 
 
 def load_validator_key(data_dir: Path) -> Identity:

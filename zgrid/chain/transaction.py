@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from zgrid.chain.errors import RejectCode, TransactionRejected
+from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validation_error
 from zgrid.identity import Identity, blake2b256, canonical_dumps, verify
 
 __all__ = ["MAX_TRANSACTION_BYTES", "SignedTransaction", "TransactionBody", "sign_transaction"]
@@ -64,10 +64,8 @@ class SignedTransaction(BaseModel):
         try:
             return cls.model_validate(document)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "transaction"
             raise TransactionRejected(
-                RejectCode.MALFORMED, f"{where}: {first['msg'].removeprefix('Value error, ')}"
+                RejectCode.MALFORMED, describe_validation_error(exc, whole="transaction")
             ) from None
 
 

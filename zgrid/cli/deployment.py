@@ -25,9 +25,7 @@ from zgrid.types import (
 
 app = typer.Typer(help="Check, hash and sign deployment documents.", no_args_is_help=True)
 
-DeploymentFile = Annotated[
-    Path, typer.Argument(help="Deployment JSON file.", exists=False, dir_okay=False)
-]
+DeploymentFile = Annotated[Path, typer.Argument(help="Deployment JSON file.", dir_okay=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 

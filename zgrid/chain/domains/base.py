@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from zgrid.chain.errors import RejectCode, TransactionRejected
+from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validation_error
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account, Twin
 from zgrid.chain.tables import LedgerState
@@ -90,9 +90,7 @@ class Call(Generic[A]):
         try:
             return self.args.model_validate(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "args"
-            message = first["msg"].removeprefix("Value error, ")
             raise refuse(
-                RejectCode.INVALID_ARGS, f"invalid args for {name}: {where}: {message}"
+                RejectCode.INVALID_ARGS,
+                f"invalid args for {name}: {describe_validation_error(exc, whole='args')}",
             ) from None
