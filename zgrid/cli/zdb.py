@@ -1,0 +1,81 @@
+"""`zgrid zdb run`: a Zero-DB server with 0-db's flags (its data directories work in both)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zgrid.cli.output import err_console
+from zgrid.zdb import ServerOptions, parse_size, run_server
+
+app = typer.Typer(help="Zero-DB: the grid's key-value storage server.", no_args_is_help=True)
+
+
+@app.command()
+def run(
+    *,
+    data: Annotated[Path, typer.Option("--data", help="Data files root.")] = Path("./zdb-data"),
+    index: Annotated[Path, typer.Option("--index", help="Index files root.")] = Path("./zdb-index"),
+    listen: Annotated[str, typer.Option("--listen", help="TCP address to listen on.")] = "::",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 9900,
+    socket: Annotated[
+        Path | None, typer.Option("--socket", help="Unix socket (then no TCP unless --dualnet).")
+    ] = None,
+    dualnet: Annotated[
+        bool, typer.Option("--dualnet", help="Listen on TCP and the unix socket.")
+    ] = False,
+    mode: Annotated[
+        str | None,
+        typer.Option("--mode", help="user or seq for every namespace (default: per namespace)."),
+    ] = None,
+    datasize: Annotated[
+        str,
+        typer.Option("--datasize", help="Rotate data files at this size (k, M, G, T suffixes)."),
+    ] = "256M",
+    maxsize: Annotated[
+        int, typer.Option("--maxsize", min=0, help="Size limit of the default namespace in bytes.")
+    ] = 0,
+    admin: Annotated[
+        str | None, typer.Option("--admin", help="Admin password (without it everybody is admin).")
+    ] = None,
+    protect: Annotated[
+        bool,
+        typer.Option("--protect", help="The default namespace needs the admin password to write."),
+    ] = False,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="fsync before every reply that wrote.")
+    ] = False,
+    synctime: Annotated[
+        int,
+        typer.Option(
+            "--synctime", min=0, help="fsync when this many seconds passed since the last one."
+        ),
+    ] = 0,
+    hook: Annotated[
+        str | None, typer.Option("--hook", help="Executable run on events (0-db's hook names).")
+    ] = None,
+) -> None:
+    """Serve 0-db's protocol until SIGINT/SIGTERM; everything written is flushed on the way out."""
+    options = ServerOptions(
+        data=data,
+        index=index,
+        listen=listen,
+        port=port,
+        socket=socket,
+        dualnet=dualnet,
+        mode=mode,
+        datasize=parse_size(datasize),
+        maxsize=maxsize,
+        admin=admin,
+        protect=protect,
+        sync=sync,
+        synctime=synctime,
+        hook=hook,
+    )
+
+    def ready(addresses: list[str]) -> None:
+        err_console.print(f"zdb ready on {', '.join(addresses)} (data {data}, index {index})")
+
+    run_server(options, on_ready=ready)

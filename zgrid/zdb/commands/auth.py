@@ -1,0 +1,98 @@
+"""AUTH, AUTH SECURE CHALLENGE / AUTH SECURE <hash>, and SELECT of a namespace."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from zgrid.zdb.commands.base import OK, check_namespace_name
+from zgrid.zdb.context import ServerContext, Session
+from zgrid.zdb.errors import CommandError
+from zgrid.zdb.resp import simple
+
+__all__ = ["auth", "secure_hash", "select"]
+
+
+def secure_hash(nonce: str, password: str) -> str:
+    """What a client sends after a challenge: hex SHA-1 of "<nonce>:<password>"."""
+    return hashlib.sha1(f"{nonce}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _is_prefix(argument: bytes, word: bytes) -> bool:
+    return bool(argument) and word.startswith(argument.upper())
+
+
+def _c_string(argument: bytes) -> str:
+    return argument.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def auth(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
+    admin = context.settings.admin_password
+    if len(args) == 2:
+        if admin is None:
+            raise CommandError("Authentication disabled")
+        if not args[1]:
+            raise CommandError("Invalid argument")
+        if len(args[1]) > 128:
+            raise CommandError("Password too long")
+        if not hmac.compare_digest(_c_string(args[1]), admin):
+            raise CommandError("Access denied")
+        session.admin = True
+        return OK
+    if len(args) != 3:
+        raise CommandError("Unexpected arguments")
+    if not args[1] or not args[2]:
+        raise CommandError("Invalid argument")
+    if not _is_prefix(args[1], b"SECURE"):
+        raise CommandError("Only SECURE extra method supported")
+    if _is_prefix(args[2], b"CHALLENGE"):
+        session.nonce = secrets.token_hex(8)
+        return simple(session.nonce)
+    if admin is None:
+        raise CommandError("Authentication disabled")
+    if session.nonce is None:
+        raise CommandError("No CHALLENGE requested, secure authentication not available")
+    if len(args[2]) != 40:
+        raise CommandError("Invalid hash length")
+    nonce, session.nonce = session.nonce, None  # single use, whatever the outcome
+    if not hmac.compare_digest(args[2], secure_hash(nonce, admin).encode()):
+        raise CommandError("Access denied")
+    session.admin = True
+    return OK
+
+
+def select(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
+    if len(args) < 2:
+        raise CommandError("Invalid argument")
+    name = check_namespace_name(args[1])
+    namespace = context.store.get(name)
+    if namespace is None:
+        raise CommandError("Namespace not found")
+    writable = True
+    if namespace.password:
+        if len(args) == 2:
+            if not namespace.public:
+                raise CommandError("Namespace protected and private")
+            writable = False
+        elif len(args) > 4:
+            raise CommandError("Too many arguments")
+        elif len(args) == 3:
+            if len(args[2]) > 255:
+                raise CommandError("Password too long")
+            if not hmac.compare_digest(_c_string(args[2]), namespace.password):
+                raise CommandError("Access denied")
+        else:
+            if not _is_prefix(args[2], b"SECURE"):
+                raise CommandError("Only SECURE extra method supported")
+            if session.nonce is None:
+                raise CommandError("No CHALLENGE requested, secure authentication not available")
+            if len(args[3]) != 40:
+                raise CommandError("Invalid hash length")
+            if not hmac.compare_digest(
+                args[3], secure_hash(session.nonce, namespace.password).encode()
+            ):
+                raise CommandError("Access denied")
+    session.namespace = namespace
+    session.writable = writable
+    return OK

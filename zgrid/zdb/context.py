@@ -1,0 +1,82 @@
+"""What command handlers see: the connection's session and the server's shared state."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from zgrid.zdb.namespace import Namespace
+from zgrid.zdb.store import Store
+
+__all__ = ["Connection", "ServerContext", "Session", "Settings", "Stats"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    admin_password: str | None = None
+    protect: bool = False
+    revision: str = "zgrid"
+
+
+@dataclass
+class Stats:
+    commands_executed: int = 0
+    commands_failed: int = 0
+    commands_unauthorized: int = 0
+    clients_lifetime: int = 0
+    network_rx_bytes: int = 0
+    network_tx_bytes: int = 0
+    data_read_bytes: int = 0
+    data_write_bytes: int = 0
+
+
+class Connection(Protocol):
+    """What the server needs of a client connection to notify it (WAIT, MIRROR)."""
+
+    def push(self, reply: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Session:
+    """One client's state: where it is, what it may do, what it waits for."""
+
+    ident: int
+    namespace: Namespace
+    writable: bool
+    admin: bool
+    connection: Connection | None = None
+    nonce: str | None = None
+    mirror: bool = False
+    master: bool = False
+    detached: bool = False
+    waiting: tuple[str, float] | None = None  # command table name, deadline (monotonic)
+
+
+@dataclass(eq=False)
+class ServerContext:
+    store: Store
+    settings: Settings
+    stats: Stats = field(default_factory=Stats)
+    sessions: set[Session] = field(default_factory=set)
+    boot_time: int = field(default_factory=lambda: int(time.time()))
+    instance: int = field(default_factory=lambda: random.randint(1, 2**30))
+    stop: Callable[[], None] = lambda: None
+    _next_ident: int = 0
+
+    def new_session(self, connection: Connection | None = None) -> Session:
+        self._next_ident += 1
+        self.stats.clients_lifetime += 1
+        session = Session(
+            ident=self._next_ident,
+            namespace=self.store.default,
+            writable=not self.settings.protect,
+            admin=self.settings.admin_password is None,
+            connection=connection,
+        )
+        self.sessions.add(session)
+        return session

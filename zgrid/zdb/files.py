@@ -1,0 +1,266 @@
+"""One namespace's data and index files: buffered appends, in-place index patches, reads, rotation.
+
+Appends collect in memory and reach the files at :meth:`NamespaceFiles.flush`,
+which the server calls once per batch of pipelined requests, before it
+replies: one ``write`` per file per batch, and with ``sync`` one ``fsync``.
+Data always reaches disk before the index that points at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from zgrid.zdb.errors import StorageError
+from zgrid.zdb.formats import (
+    DATA_ENTRY,
+    DATA_HEADER,
+    DATA_MAGIC,
+    DATA_VERSION,
+    INDEX_HEADER,
+    INDEX_MAGIC,
+    INDEX_VERSION,
+    data_file_name,
+    index_file_name,
+)
+
+__all__ = ["NamespaceFiles", "SyncPolicy"]
+
+
+class SyncPolicy:
+    """``sync``: fsync at every flush; ``synctime``: fsync when that many seconds have passed."""
+
+    __slots__ = ("_last", "sync", "synctime")
+
+    def __init__(self, *, sync: bool = False, synctime: int = 0) -> None:
+        self.sync = sync
+        self.synctime = synctime
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        if self.sync:
+            return True
+        return bool(self.synctime and time.monotonic() - self._last > self.synctime)
+
+    def done(self) -> None:
+        self._last = time.monotonic()
+
+
+class NamespaceFiles:
+    """The active data and index file of a namespace (same id), and reads of older ones."""
+
+    def __init__(self, data_dir: Path, index_dir: Path, *, mode: int, policy: SyncPolicy) -> None:
+        self.data_dir = data_dir
+        self.index_dir = index_dir
+        self.mode = mode
+        self.policy = policy
+        self.fileid = 0
+        self._data_fd = -1
+        self._index_fd = -1
+        self.data_size = 0  # bytes of the active data file, buffered ones included
+        self.index_size = 0
+        self._data_flushed = 0
+        self._index_flushed = 0
+        self._data_pending = bytearray()
+        self._index_pending = bytearray()
+        self._readers: dict[int, int] = {}  # data file id -> read-only fd of older files
+
+    # -- opening and rotating -------------------------------------------------------------
+
+    def open(self, fileid: int) -> None:
+        """Make ``fileid`` the active pair, creating files and headers as needed."""
+        self.close()
+        self.fileid = fileid
+        try:
+            self._index_fd = _open_with_header(
+                self.index_path(fileid),
+                INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, 0, 0, fileid, self.mode),
+            )
+            self._data_fd = _open_with_header(
+                self.data_path(fileid), DATA_HEADER.pack(DATA_MAGIC, DATA_VERSION, 0, 0, fileid)
+            )
+            self.index_size = self._index_flushed = os.fstat(self._index_fd).st_size
+            self.data_size = self._data_flushed = os.fstat(self._data_fd).st_size
+        except OSError as exc:
+            raise StorageError(
+                f"cannot open files {fileid} of {self.index_dir.name}: {exc.strerror or exc}"
+            ) from exc
+
+    def rotate(self) -> int:
+        """Move to the next file id (flushing and, with ``sync``, syncing the current pair)."""
+        self.flush()
+        if self.policy.sync:
+            self._fsync()
+        self.open(self.fileid + 1)
+        return self.fileid
+
+    def close(self) -> None:
+        with contextlib.suppress(StorageError):
+            self.flush()
+        for fd in (self._data_fd, self._index_fd, *self._readers.values()):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._data_fd = self._index_fd = -1
+        self._readers.clear()
+
+    def rewrite_mode(self) -> None:
+        """Record a new namespace mode in the header of index file 0 (fresh namespaces only)."""
+        self.flush()
+        self.patch_index(0, INDEX_HEADER.size - 1, bytes([self.mode]))
+
+    def data_path(self, fileid: int) -> Path:
+        return self.data_dir / data_file_name(fileid)
+
+    def index_path(self, fileid: int) -> Path:
+        return self.index_dir / index_file_name(fileid)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append_data(self, record: bytes) -> int:
+        """Queue a data record; return its offset in the active data file."""
+        offset = self.data_size
+        self._data_pending += record
+        self.data_size += len(record)
+        return offset
+
+    def append_index(self, record: bytes) -> int:
+        offset = self.index_size
+        self._index_pending += record
+        self.index_size += len(record)
+        return offset
+
+    def patch_index(self, fileid: int, offset: int, record: bytes) -> None:
+        """Overwrite bytes of an index file in place (a deleted flag, a seq slot)."""
+        if fileid == self.fileid and offset >= self._index_flushed:
+            start = offset - self._index_flushed
+            self._index_pending[start : start + len(record)] = record
+            return
+        if fileid == self.fileid:
+            # Appends already on disk: write in place; pending appends go after them.
+            self._pwrite(self._index_fd, record, offset, fileid)
+            return
+        try:
+            fd = os.open(self.index_path(fileid), os.O_WRONLY)
+        except OSError as exc:
+            raise StorageError(f"cannot open index file {fileid}: {exc.strerror or exc}") from exc
+        try:
+            self._pwrite(fd, record, offset, fileid)
+        finally:
+            os.close(fd)
+
+    def _pwrite(self, fd: int, record: bytes, offset: int, fileid: int) -> None:
+        try:
+            if os.pwrite(fd, record, offset) != len(record):
+                raise OSError("short write")
+        except OSError as exc:
+            raise StorageError(f"cannot update index file {fileid}: {exc}") from exc
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._data_pending or self._index_pending)
+
+    def flush(self) -> None:
+        """Write what is queued (data first), and fsync when the policy says so."""
+        if not self._data_pending and not self._index_pending:
+            return
+        try:
+            if self._data_pending:
+                _write_all(self._data_fd, self._data_pending, self._data_flushed)
+                self._data_flushed += len(self._data_pending)
+                self._data_pending.clear()
+            if self.policy.due():
+                os.fsync(self._data_fd)
+            if self._index_pending:
+                _write_all(self._index_fd, self._index_pending, self._index_flushed)
+                self._index_flushed += len(self._index_pending)
+                self._index_pending.clear()
+            if self.policy.due():
+                os.fsync(self._index_fd)
+                self.policy.done()
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write files {self.fileid} of {self.index_dir.name}: {exc.strerror or exc}"
+            ) from exc
+
+    def _fsync(self) -> None:
+        for fd in (self._data_fd, self._index_fd):
+            if fd >= 0:
+                os.fsync(fd)
+
+    def sync(self) -> None:
+        self.flush()
+        self._fsync()
+        self.policy.done()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read_data(self, fileid: int, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of data file ``fileid`` (pending bytes included)."""
+        if fileid == self.fileid and offset + length > self._data_flushed:
+            if offset >= self._data_flushed:
+                start = offset - self._data_flushed
+                return bytes(self._data_pending[start : start + length])
+            self.flush()
+        fd = self._data_fd if fileid == self.fileid else self._reader(fileid)
+        try:
+            chunk = os.pread(fd, length, offset)
+        except OSError as exc:
+            raise StorageError(f"cannot read data file {fileid}: {exc.strerror or exc}") from exc
+        if len(chunk) != length:
+            raise StorageError(f"data file {fileid} is shorter than expected")
+        return chunk
+
+    def read_payload(self, fileid: int, offset: int, idlength: int, length: int) -> bytes:
+        return self.read_data(fileid, offset + DATA_ENTRY.size + idlength, length)
+
+    def _reader(self, fileid: int) -> int:
+        fd = self._readers.get(fileid)
+        if fd is None:
+            try:
+                fd = os.open(self.data_path(fileid), os.O_RDONLY)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot open data file {fileid}: {exc.strerror or exc}"
+                ) from exc
+            if len(self._readers) >= 16:  # keep a few older files open, not all of them
+                os.close(self._readers.pop(next(iter(self._readers))))
+            self._readers[fileid] = fd
+        return fd
+
+    def read_index(self, fileid: int) -> bytes:
+        """The whole of index file ``fileid`` as it is on disk plus what is queued."""
+        if fileid == self.fileid:
+            self.flush()
+        try:
+            return self.index_path(fileid).read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise StorageError(f"cannot read index file {fileid}: {exc.strerror or exc}") from exc
+
+    def index_exists(self, fileid: int) -> bool:
+        return self.index_path(fileid).is_file()
+
+
+def _open_with_header(path: Path, header: bytes) -> int:
+    # Not O_APPEND: on Linux pwrite() to an O_APPEND file ignores the offset, and the
+    # index needs in-place patches. Appends are written at the tracked end instead.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    size = os.fstat(fd).st_size
+    if size == 0:
+        _write_all(fd, header, 0)
+    elif size < len(header):
+        os.close(fd)
+        raise OSError(f"{path.name} is shorter than its header ({size} bytes)")
+    return fd
+
+
+def _write_all(fd: int, data: bytes | bytearray, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written

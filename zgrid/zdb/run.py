@@ -1,0 +1,122 @@
+"""Starting a Zero-DB server from options: the store, the hooks, the event loop, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+
+from zgrid import __version__
+from zgrid.zdb.context import ServerContext, Settings
+from zgrid.zdb.errors import ZdbError
+from zgrid.zdb.formats import MODE_SEQ, MODE_USER
+from zgrid.zdb.hooks import Hooks
+from zgrid.zdb.server import serve_forever
+from zgrid.zdb.store import Store
+
+__all__ = ["ServerOptions", "parse_size", "run_server"]
+
+_SUFFIXES = {"k": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MODES = {"user": MODE_USER, "seq": MODE_SEQ, "direct": MODE_SEQ}
+
+
+def parse_size(text: str) -> int:
+    """0-db's size syntax: a number with an optional k, M, G or T suffix (powers of 1024)."""
+    multiplier = 1
+    if text and text[-1] in _SUFFIXES:
+        multiplier = _SUFFIXES[text[-1]]
+        text = text[:-1]
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ZdbError(
+            f"not a size: {text!r} (a number, optionally followed by k, M, G or T)"
+        ) from exc
+    if value < 0:
+        raise ZdbError(f"a size cannot be negative: {text!r}")
+    return int(value * multiplier)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    data: Path = Path("./zdb-data")
+    index: Path = Path("./zdb-index")
+    listen: str = "::"
+    port: int = 9900
+    socket: Path | None = None
+    dualnet: bool = False
+    mode: str | None = None
+    datasize: int = 256 * 1024 * 1024
+    maxsize: int = 0
+    admin: str | None = None
+    protect: bool = False
+    sync: bool = False
+    synctime: int = 0
+    hook: str | None = None
+
+
+def instance_id(options: ServerOptions) -> str:
+    if options.socket is not None:
+        return f"unix://{options.socket}"
+    return f"tcp://{options.listen}:{options.port}"
+
+
+def run_server(
+    options: ServerOptions, *, on_ready: Callable[[list[str]], None] | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM or STOP; the store is flushed and synced on the way out."""
+    if options.protect and not options.admin:
+        raise ZdbError("--protect needs an --admin password")
+    if options.mode is not None and options.mode not in MODES:
+        raise ZdbError(f"--mode must be user or seq, got {options.mode!r}")
+    hooks = Hooks(options.hook, instance_id(options))
+    store = Store(
+        data_root=options.data,
+        index_root=options.index,
+        mode=None if options.mode is None else MODES[options.mode],
+        datasize=options.datasize,
+        sync=options.sync,
+        synctime=options.synctime,
+        hooks=hooks,
+    )
+    store.open()
+    # Like 0-db: in memory only (NSSET on default would write them to its descriptor).
+    default = store.default
+    if options.protect and options.admin:
+        default.descriptor = dataclasses.replace(default.descriptor, password=options.admin)
+    if options.maxsize:
+        default.descriptor = dataclasses.replace(default.descriptor, maxsize=options.maxsize)
+    context = ServerContext(
+        store=store,
+        settings=Settings(
+            admin_password=options.admin, protect=options.protect, revision=f"v{__version__}"
+        ),
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        use_tcp = options.socket is None or options.dualnet
+        await serve_forever(
+            context,
+            host=options.listen if use_tcp else None,
+            port=options.port if use_tcp else None,
+            socket_path=options.socket,
+            on_ready=on_ready,
+            stop=stop,
+        )
+        hooks.wait_all()
+
+    try:
+        uvloop.run(main())
+    finally:
+        with contextlib.suppress(ZdbError):
+            store.close()  # also after a failed start; closing twice is harmless

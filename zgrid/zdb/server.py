@@ -1,0 +1,243 @@
+"""The Zero-DB server: one asyncio protocol per client, commands run in arrival order.
+
+Each read is parsed into every complete request it holds; the requests run one
+after the other, their writes are flushed to the files once (data first, then
+the index, fsync with --sync), and only then are all their replies sent in one
+write. A client that does not read its replies stops being read from, so it
+cannot make the server buffer without bound, and other clients go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+from zgrid.zdb.commands import NO_REPLY, build_handlers, match
+from zgrid.zdb.context import ServerContext, Session
+from zgrid.zdb.errors import CommandError, ProtocolError, StorageError
+from zgrid.zdb.resp import RequestParser, error
+
+__all__ = ["ZdbProtocol", "serve_forever"]
+
+log = logging.getLogger(__name__)
+
+_DETACHED = b"-Your active namespace is not available anymore (probably removed).\r\n"
+_UNSUPPORTED = b"-Command not supported\r\n"
+_HIGH_WATER = 4 * 1024 * 1024
+_OWNER_MAX = 32
+
+
+class ZdbProtocol(asyncio.Protocol):
+    def __init__(self, context: ServerContext, handlers: dict[str, Callable[..., bytes]]) -> None:
+        self.context = context
+        self.handlers = handlers
+        self.parser = RequestParser()
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but have its methods.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Replies are small and written once per batch: do not let Nagle hold them.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self.session = self.context.new_session(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session is not None:
+            self.context.sessions.discard(self.session)
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def push(self, reply: bytes) -> None:
+        """Send a reply that is not an answer to this client's own request (WAIT, MIRROR)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.context.stats.network_tx_bytes += len(reply)
+            self.transport.write(reply)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        transport = self.transport
+        assert session is not None and transport is not None
+        context = self.context
+        context.stats.network_rx_bytes += len(data)
+        try:
+            requests = self.parser.feed(data)
+            fault = None
+        except ProtocolError as exc:
+            requests, fault = [], exc
+        replies: list[bytes] = []
+        close = False
+        for args in requests:
+            reply, close = self._run(session, args)
+            replies.append(reply)
+        try:
+            context.store.flush()
+        except StorageError:
+            # Nothing of this batch may be acknowledged: the client sees the connection drop.
+            log.exception("cannot write to disk; dropping the connection without replies")
+            transport.abort()
+            return
+        if fault is not None:
+            replies.append(error(str(fault)))
+            close = True
+        if replies:
+            payload = b"".join(replies)
+            context.stats.network_tx_bytes += len(payload)
+            transport.write(payload)
+        if close:
+            transport.close()
+
+    def _run(self, session: Session, args: list[bytes]) -> tuple[bytes, bool]:
+        context = self.context
+        owner = session.ident
+        if session.master:
+            if len(args) < 2:
+                return b"-Missing arguments\r\n", False
+            if len(args[-1]) > _OWNER_MAX:
+                return NO_REPLY, False
+            text = args.pop().strip()
+            owner = int(text) if text.isdigit() else 0
+        if session.detached:
+            return _DETACHED, True
+        name = match(args[0])
+        if name is None:
+            context.stats.commands_failed += 1
+            return _UNSUPPORTED, False
+        context.stats.commands_executed += 1
+        try:
+            reply = self.handlers[name](context, session, args)
+        except CommandError as exc:
+            reply = error(str(exc))
+        except StorageError:
+            log.exception("storage failure in %s", name)
+            reply = b"-Internal Error\r\n"
+        self._after(session, name, args, owner)
+        return reply, False
+
+    def _after(self, session: Session, name: str, args: list[bytes], owner: int) -> None:
+        """Notify waiters of this command, and forward it to mirrors."""
+        sessions = self.context.sessions
+        if len(sessions) == 1:
+            return
+        forwarded: bytes | None = None
+        for other in sessions:
+            if other is session or other.connection is None:
+                continue
+            if other.mirror:
+                if owner:
+                    if forwarded is None:
+                        forwarded = _mirror_message(session, args, owner)
+                    other.connection.push(forwarded)
+                continue
+            waiting = other.waiting
+            if (
+                waiting is not None
+                and other.namespace is session.namespace
+                and waiting[0] in (name, "*")
+            ):
+                other.waiting = None
+                other.connection.push(b"+%b\r\n" % name.encode())
+
+
+def _mirror_message(session: Session, args: list[bytes], owner: int) -> bytes:
+    namespace = session.namespace.name.encode("utf-8", "surrogateescape")
+    parts = [
+        b"*%d\r\n:%d\r\n$%d\r\n%b\r\n:%d\r\n"
+        % (len(args) + 3, int(time.time()), len(namespace), namespace, owner)
+    ]
+    parts.extend(b"$%d\r\n%b\r\n" % (len(argument), argument) for argument in args)
+    return b"".join(parts)
+
+
+async def _expire_waits(context: ServerContext) -> None:
+    while True:
+        await asyncio.sleep(0.1)
+        now = time.monotonic()
+        for session in list(context.sessions):
+            if (
+                session.waiting is not None
+                and session.waiting[1] <= now
+                and session.connection is not None
+            ):
+                session.waiting = None
+                session.connection.push(b"-Timeout\r\n")
+        context.store.hooks.reap()
+
+
+async def serve_forever(
+    context: ServerContext,
+    *,
+    host: str | None,
+    port: int | None,
+    socket_path: Path | None = None,
+    on_ready: Callable[[list[str]], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Listen on TCP and/or a unix socket until ``stop`` is set; then flush and close the store."""
+    loop = asyncio.get_running_loop()
+    handlers = build_handlers()
+    stop = stop or asyncio.Event()
+    context.stop = stop.set
+    servers: list[asyncio.AbstractServer] = []
+    addresses: list[str] = []
+    try:
+        if socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                socket_path.unlink()
+            servers.append(
+                await loop.create_unix_server(
+                    lambda: ZdbProtocol(context, handlers), str(socket_path)
+                )
+            )
+            addresses.append(f"unix://{socket_path}")
+        if port is not None:
+            server = await loop.create_server(
+                lambda: ZdbProtocol(context, handlers), host, port, reuse_address=True
+            )
+            servers.append(server)
+            for sock in server.sockets:
+                address = sock.getsockname()
+                addresses.append(f"tcp://{address[0]}:{address[1]}")
+        if context.store.hooks.fire("ready", wait=True) != 0:
+            return
+        if on_ready is not None:
+            on_ready(addresses)
+        expirer = asyncio.create_task(_expire_waits(context))
+        await stop.wait()
+        expirer.cancel()
+    finally:
+        for listener in servers:
+            listener.close()
+        for session in list(context.sessions):
+            if session.connection is not None:
+                session.connection.close()
+        for listener in servers:
+            with contextlib.suppress(Exception):
+                await listener.wait_closed()
+        context.store.close()
