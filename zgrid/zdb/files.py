@@ -26,7 +26,42 @@ from zgrid.zdb.formats import (
     index_file_name,
 )
 
-__all__ = ["NamespaceFiles", "SyncPolicy"]
+__all__ = ["NamespaceFiles", "PayloadCache", "SyncPolicy"]
+
+
+class PayloadCache:
+    """Recently written or read payloads by (data file id, offset), up to a byte budget.
+
+    GET and SET's unchanged-value check are then answered from memory for the
+    working set instead of a pread each. Eviction is oldest-inserted first, which
+    costs nothing on a hit.
+    """
+
+    __slots__ = ("_items", "budget", "size")
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._items: dict[tuple[int, int], bytes] = {}
+
+    def get(self, fileid: int, offset: int) -> bytes | None:
+        return self._items.get((fileid, offset))
+
+    def put(self, fileid: int, offset: int, payload: bytes) -> None:
+        if len(payload) > self.budget // 8:
+            return  # huge values would push out the whole working set
+        key = (fileid, offset)
+        if key in self._items:
+            return
+        self._items[key] = payload
+        self.size += len(payload)
+        while self.size > self.budget:
+            oldest = next(iter(self._items))
+            self.size -= len(self._items.pop(oldest))
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.size = 0
 
 
 class SyncPolicy:
@@ -51,7 +86,16 @@ class SyncPolicy:
 class NamespaceFiles:
     """The active data and index file of a namespace (same id), and reads of older ones."""
 
-    def __init__(self, data_dir: Path, index_dir: Path, *, mode: int, policy: SyncPolicy) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        index_dir: Path,
+        *,
+        mode: int,
+        policy: SyncPolicy,
+        cache: PayloadCache | None = None,
+    ) -> None:
+        self.cache = cache or PayloadCache(0)
         self.data_dir = data_dir
         self.index_dir = index_dir
         self.mode = mode
@@ -214,7 +258,13 @@ class NamespaceFiles:
         return chunk
 
     def read_payload(self, fileid: int, offset: int, idlength: int, length: int) -> bytes:
-        return self.read_data(fileid, offset + DATA_ENTRY.size + idlength, length)
+        """The payload of the data entry at ``offset`` (from the cache when it is there)."""
+        cached = self.cache.get(fileid, offset)
+        if cached is not None and len(cached) == length:
+            return cached
+        payload = self.read_data(fileid, offset + DATA_ENTRY.size + idlength, length)
+        self.cache.put(fileid, offset, payload)
+        return payload
 
     def _reader(self, fileid: int) -> int:
         fd = self._readers.get(fileid)

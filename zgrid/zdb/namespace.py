@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zgrid.zdb.entry import Entry, pack_cursor, unpack_cursor
 from zgrid.zdb.errors import CommandError, StorageError
-from zgrid.zdb.files import NamespaceFiles, SyncPolicy
+from zgrid.zdb.files import NamespaceFiles, PayloadCache, SyncPolicy
 from zgrid.zdb.formats import (
     DATA_ENTRY,
     DATA_FLAG_DELETED,
@@ -60,6 +60,7 @@ class Namespace:
         datasize: int,
         policy: SyncPolicy,
         on_jump: JumpListener | None = None,
+        cache: PayloadCache | None = None,
     ) -> None:
         self.name = name
         self.data_dir = data_root / name
@@ -79,7 +80,9 @@ class Namespace:
         self._index_previous = 0
         self._data_previous = 0
         self._last_index: tuple[int, int] | None = None
-        self.files = NamespaceFiles(self.data_dir, self.index_dir, mode=mode, policy=policy)
+        self.files = NamespaceFiles(
+            self.data_dir, self.index_dir, mode=mode, policy=policy, cache=cache
+        )
 
     # -- descriptor -----------------------------------------------------------------------
 
@@ -394,6 +397,7 @@ class Namespace:
                 pass  # cannot compare: write it as an update
         header = DataEntry(len(key), len(value), self._data_previous, crc, 0, timestamp)
         offset = self.files.append_data(header.pack(key) + value)
+        self.files.cache.put(self.files.fileid, offset, value)
         self._data_previous = offset
         entry = Entry(
             key,
@@ -652,6 +656,7 @@ class Namespace:
     def reset_memory(self) -> None:
         """Forget everything loaded (before a reload)."""
         self.files.close()
+        self.files.cache.clear()
         self.keys.clear()
         self.slots.clear()
         self.entries = self.payload_bytes = self.next_id = 0

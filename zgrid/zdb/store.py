@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zgrid.zdb.errors import CommandError, StorageError
-from zgrid.zdb.files import SyncPolicy
+from zgrid.zdb.files import PayloadCache, SyncPolicy
 from zgrid.zdb.formats import MODE_USER, NAMESPACE_FILE, index_file_name
 from zgrid.zdb.hooks import Hooks
 from zgrid.zdb.namespace import Namespace
@@ -34,6 +34,7 @@ class Store:
         sync: bool = False,
         synctime: int = 0,
         hooks: Hooks | None = None,
+        cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not _MIN_DATASIZE <= datasize < 0xFFFFFFFF:
             raise StorageError(
@@ -44,6 +45,8 @@ class Store:
         self.fixed_mode = mode
         self.datasize = datasize
         self.policy = SyncPolicy(sync=sync, synctime=synctime)
+        # Each namespace keeps up to this many bytes of recent payloads in memory.
+        self.cache_bytes = cache_bytes
         self.hooks = hooks or Hooks(None, "")
         self.namespaces: dict[str, Namespace] = {}
         self._locks: list[int] = []
@@ -84,6 +87,7 @@ class Store:
             datasize=self.datasize,
             policy=self.policy,
             on_jump=self._jumped,
+            cache=PayloadCache(self.cache_bytes),
         )
 
     def _load(self, name: str) -> Namespace:
