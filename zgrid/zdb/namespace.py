@@ -370,14 +370,23 @@ class Namespace:
 
     def set(self, key: bytes, value: bytes, timestamp: int) -> bytes | None:
         """Store ``value``; return the key written, or None when the payload is unchanged."""
-        existing = self.lookup(key) if key else None
-        if existing is not None and self.worm:
+        # The hot path of the server: one lookup, the CRC computed once, no properties.
+        if not key:
+            existing = None
+        elif self.mode == MODE_USER:
+            existing = self.keys.get(key)
+        else:
+            existing = self.lookup(key)
+        descriptor = self.descriptor
+        if existing is not None and descriptor.worm:
             raise CommandError("Namespace is protected by worm mode")
-        if self.maxsize and self.payload_bytes + len(value) > self.maxsize + (
+        size = len(value)
+        if descriptor.maxsize and self.payload_bytes + size > descriptor.maxsize + (
             existing.length if existing else 0
         ):
             raise CommandError("No space left on this namespace")
-        if self.files.data_size + len(value) > self.datasize:
+        files = self.files
+        if files.data_size + size > self.datasize:
             self.jump()
         if self.mode == MODE_USER:
             if not key:
@@ -389,23 +398,19 @@ class Namespace:
         else:
             key = _SEQ_KEY.pack(len(self.slots))
         crc = crc32c(value)
-        if existing is not None and crc == existing.crc and len(value) == existing.length:
+        if existing is not None and crc == existing.crc and size == existing.length:
             try:
                 if self.payload(existing) == value:
                     return None
             except StorageError:
                 pass  # cannot compare: write it as an update
-        header = DataEntry(len(key), len(value), self._data_previous, crc, 0, timestamp)
-        offset = self.files.append_data(header.pack(key) + value)
-        self.files.cache.put(self.files.fileid, offset, value)
+        offset = files.append_data(
+            DATA_ENTRY.pack(len(key), size, self._data_previous, crc, 0, timestamp) + key + value
+        )
+        files.cache.put(files.fileid, offset, value)
         self._data_previous = offset
         entry = Entry(
-            key,
-            dataid=self.files.fileid,
-            offset=offset,
-            length=len(value),
-            crc=crc,
-            timestamp=timestamp,
+            key, dataid=files.fileid, offset=offset, length=size, crc=crc, timestamp=timestamp
         )
         self._index_set(entry, existing)
         return key
@@ -425,7 +430,7 @@ class Namespace:
     def _append_index(self, entry: Entry) -> None:
         entry.previous = self._index_previous
         entry.indexid = self.files.fileid
-        entry.idxoffset = self.files.append_index(entry.item().pack())
+        entry.idxoffset = self.files.append_index(entry.pack())
         self._index_previous = entry.idxoffset
         self._last_index = (entry.indexid, entry.idxoffset)
 
@@ -465,7 +470,7 @@ class Namespace:
             existing.idxoffset,
             existing.previous,
         )
-        self.files.patch_index(entry.indexid, entry.idxoffset, entry.item().pack())
+        self.files.patch_index(entry.indexid, entry.idxoffset, entry.pack())
         self.dirty_files.add(entry.indexid)
         self.slots[_SEQ_KEY.unpack(entry.key)[0]] = entry
         self._count(existing, -1)
