@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from zgrid.zdb.errors import StorageError
@@ -95,8 +96,11 @@ class NamespaceFiles:
         mode: int,
         policy: SyncPolicy,
         cache: PayloadCache | None = None,
+        on_missing: Callable[[Path], bool] | None = None,
     ) -> None:
         self.cache = cache or PayloadCache(0)
+        # Asked when an older data file is not there (offloaded); True means "try again".
+        self.on_missing = on_missing
         self.data_dir = data_dir
         self.index_dir = index_dir
         self.mode = mode
@@ -270,16 +274,25 @@ class NamespaceFiles:
     def _reader(self, fileid: int) -> int:
         fd = self._readers.get(fileid)
         if fd is None:
-            try:
-                fd = os.open(self.data_path(fileid), os.O_RDONLY)
-            except OSError as exc:
-                raise StorageError(
-                    f"cannot open data file {fileid}: {exc.strerror or exc}"
-                ) from exc
+            fd = self._open_older(fileid)
             if len(self._readers) >= 16:  # keep a few older files open, not all of them
                 os.close(self._readers.pop(next(iter(self._readers))))
             self._readers[fileid] = fd
         return fd
+
+    def _open_older(self, fileid: int) -> int:
+        path = self.data_path(fileid)
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            if self.on_missing is None or not self.on_missing(path):
+                raise StorageError(f"data file {fileid} is missing") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot open data file {fileid}: {exc.strerror or exc}") from exc
+        try:
+            return os.open(path, os.O_RDONLY)  # the missing-data hook brought it back
+        except OSError as exc:
+            raise StorageError(f"data file {fileid} is missing") from exc
 
     def read_index(self, fileid: int) -> bytes:
         """The whole of index file ``fileid`` as it is on disk plus what is queued."""

@@ -61,6 +61,7 @@ class Namespace:
         policy: SyncPolicy,
         on_jump: JumpListener | None = None,
         cache: PayloadCache | None = None,
+        on_missing: Callable[[Path], bool] | None = None,
     ) -> None:
         self.name = name
         self.data_dir = data_root / name
@@ -81,7 +82,12 @@ class Namespace:
         self._data_previous = 0
         self._last_index: tuple[int, int] | None = None
         self.files = NamespaceFiles(
-            self.data_dir, self.index_dir, mode=mode, policy=policy, cache=cache
+            self.data_dir,
+            self.index_dir,
+            mode=mode,
+            policy=policy,
+            cache=cache,
+            on_missing=on_missing,
         )
 
     # -- descriptor -----------------------------------------------------------------------

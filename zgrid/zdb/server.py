@@ -3,8 +3,9 @@
 Each read is parsed into every complete request it holds; the requests run one
 after the other, their writes are flushed to the files once (data first, then
 the index, fsync with --sync), and only then are all their replies sent in one
-write. A client that does not read its replies stops being read from, so it
-cannot make the server buffer without bound, and other clients go on.
+write. A client that does not read its replies stops being read from, and its
+requests already read wait until its replies drain: it cannot make the server
+buffer without bound, and other clients go on.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import contextlib
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
 from zgrid.zdb.commands import NO_REPLY, build_handlers, match
+from zgrid.zdb.commands.base import c_atoll
 from zgrid.zdb.context import ServerContext, Session
-from zgrid.zdb.errors import CommandError, ProtocolError, StorageError
-from zgrid.zdb.resp import RequestParser, error
+from zgrid.zdb.errors import CommandError, StorageError
+from zgrid.zdb.resp import RequestFault, RequestParser, error
 
 __all__ = ["ZdbProtocol", "serve_forever"]
 
@@ -40,6 +43,11 @@ class ZdbProtocol(asyncio.Protocol):
         self.parser = RequestParser()
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
+        self.queue: deque[list[bytes]] = deque()  # requests read, not yet run
+        self.fault: RequestFault | None = None  # answered once the queue is done
+        self.writing_paused = False
+        self.reading_paused = False
+        self.scheduled = False
 
     # -- connection -----------------------------------------------------------------------
 
@@ -61,12 +69,32 @@ class ZdbProtocol(asyncio.Protocol):
         self.transport = None
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.writing_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self.writing_paused = False
+        if self.queue:
+            self._schedule()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read while the replies flow and nothing read is waiting; else let TCP push back."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self.writing_paused or bool(self.queue) or self.fault is not None
+        if pause != self.reading_paused:
+            self.reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _schedule(self) -> None:
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self._process)
 
     def push(self, reply: bytes) -> None:
         """Send a reply that is not an answer to this client's own request (WAIT, MIRROR)."""
@@ -81,37 +109,59 @@ class ZdbProtocol(asyncio.Protocol):
     # -- requests -------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.fault is not None:
+            return  # the connection ends after the requests before the fault
+        self.context.stats.network_rx_bytes += len(data)
+        try:
+            self.queue.extend(self.parser.feed(data))
+        except RequestFault as fault:
+            self.queue.extend(fault.before)
+            self.fault = fault
+        if not self.writing_paused:
+            self._process()
+        self._update_reading()
+
+    def _process(self) -> None:
+        """Run the queued requests, until their replies would fill the write buffer."""
+        self.scheduled = False
         session = self.session
         transport = self.transport
-        assert session is not None and transport is not None
+        if session is None or transport is None or transport.is_closing():
+            return
         context = self.context
-        context.stats.network_rx_bytes += len(data)
-        try:
-            requests = self.parser.feed(data)
-            fault = None
-        except ProtocolError as exc:
-            requests, fault = [], exc
+        queue = self.queue
         replies: list[bytes] = []
+        size = transport.get_write_buffer_size()
         close = False
-        for args in requests:
-            reply, close = self._run(session, args)
+        while queue:
+            reply, close = self._run(session, queue.popleft())
             replies.append(reply)
+            size += len(reply)
+            if size > _HIGH_WATER:
+                break  # the rest once the client has read these
         try:
             context.store.flush()
         except StorageError:
             # Nothing of this batch may be acknowledged: the client sees the connection drop.
             log.exception("cannot write to disk; dropping the connection without replies")
+            queue.clear()
             transport.abort()
             return
-        if fault is not None:
-            replies.append(error(str(fault)))
+        if not queue and self.fault is not None:
+            message = str(self.fault)
+            if message:  # an empty message: 0-db closes without a word
+                replies.append(error(message))
             close = True
         if replies:
             payload = b"".join(replies)
             context.stats.network_tx_bytes += len(payload)
             transport.write(payload)
-        if close:
+        if close and not queue:
             transport.close()
+            return
+        if queue and not self.writing_paused:
+            self._schedule()  # the others get their turn first
+        self._update_reading()
 
     def _run(self, session: Session, args: list[bytes]) -> tuple[bytes, bool]:
         context = self.context
@@ -121,8 +171,7 @@ class ZdbProtocol(asyncio.Protocol):
                 return b"-Missing arguments\r\n", False
             if len(args[-1]) > _OWNER_MAX:
                 return NO_REPLY, False
-            text = args.pop().strip()
-            owner = int(text) if text.isdigit() else 0
+            owner = c_atoll(args.pop()) % (1 << 64)  # strtoul: the leading number, wrapped
         if session.detached:
             return _DETACHED, True
         name = match(args[0])
@@ -142,11 +191,11 @@ class ZdbProtocol(asyncio.Protocol):
 
     def _after(self, session: Session, name: str, args: list[bytes], owner: int) -> None:
         """Notify waiters of this command, and forward it to mirrors."""
-        sessions = self.context.sessions
-        if len(sessions) == 1:
+        listeners = self.context.listeners()
+        if not listeners:
             return
         forwarded: bytes | None = None
-        for other in sessions:
+        for other in listeners:
             if other is session or other.connection is None:
                 continue
             if other.mirror:
@@ -203,7 +252,14 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     handlers = build_handlers()
     stop = stop or asyncio.Event()
-    context.stop = stop.set
+    stopped_by_command = False
+
+    def stop_command() -> None:
+        nonlocal stopped_by_command
+        stopped_by_command = True
+        stop.set()
+
+    context.stop = stop_command
     servers: list[asyncio.AbstractServer] = []
     addresses: list[str] = []
     try:
@@ -231,6 +287,9 @@ async def serve_forever(
         expirer = asyncio.create_task(_expire_waits(context))
         await stop.wait()
         expirer.cancel()
+        if not stopped_by_command:
+            # A signal (SIGINT/SIGTERM): 0-db runs the blocking "close" hook before closing.
+            context.store.hooks.fire("close", wait=True)
     finally:
         for listener in servers:
             listener.close()

@@ -88,6 +88,7 @@ class Store:
             policy=self.policy,
             on_jump=self._jumped,
             cache=PayloadCache(self.cache_bytes),
+            on_missing=self._missing_data,
         )
 
     def _load(self, name: str) -> Namespace:
@@ -95,6 +96,13 @@ class Store:
         namespace.load(fixed_mode=self.fixed_mode)
         self.namespaces[name] = namespace
         return namespace
+
+    def _missing_data(self, path: Path) -> bool:
+        """The missing-data hook may bring an offloaded data file back: True means it says so."""
+        return (
+            bool(self.hooks.executable)
+            and self.hooks.fire("missing-data", str(path), wait=True) == 0
+        )
 
     def _jumped(self, namespace: Namespace, old: int, new: int) -> None:
         dirty = " ".join(str(fileid) for fileid in sorted(namespace.dirty_files))

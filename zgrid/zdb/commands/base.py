@@ -39,14 +39,14 @@ def check_args(args: list[bytes], count: int) -> None:
     """0-db's command_args_validate: exact count, no empty argument."""
     if len(args) != count:
         raise CommandError("Unexpected arguments")
-    if any(not argument for argument in args):
+    if not all(args):
         raise CommandError("Invalid argument")
 
 
 def check_min_args(args: list[bytes], count: int) -> None:
     if len(args) < count:
         raise CommandError("Missing arguments")
-    if any(not argument for argument in args):
+    if not all(args):
         raise CommandError("Invalid argument")
 
 

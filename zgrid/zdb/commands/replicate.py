@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from zgrid.zdb.commands.base import need_admin
+from zgrid.zdb.commands.base import c_atoll, need_admin
 from zgrid.zdb.commands.names import match
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError
@@ -26,17 +26,18 @@ def wait(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     if len(args) == 3:
         if len(args[2]) > 16:
             raise CommandError("Invalid timeout")
-        text = args[2].strip()
-        timeout_ms = int(text) if text.isdigit() else 0
+        timeout_ms = c_atoll(args[2])  # strtoull: the leading number, "250ms" is 250
         if not 100 <= timeout_ms <= 1_800_000:
             raise CommandError("Invalid timeout")
     session.waiting = (target, time.monotonic() + timeout_ms / 1000)
+    context.listen()
     return NO_REPLY
 
 
 def mirror(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     need_admin(context, session)
     session.mirror = True
+    context.listen()
     return simple("Starting mirroring")
 
 

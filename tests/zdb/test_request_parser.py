@@ -1,0 +1,169 @@
+"""The request parser against a plain reading of 0-db's framing, on random streams cut anywhere."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from zgrid.zdb.resp import RequestFault, RequestParser
+
+_ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
+def atoi(text: bytes) -> int:
+    match = _ATOI.match(text)
+    return int(match.group(1)) if match else 0
+
+
+def reference(data: bytes) -> tuple[list[list[bytes]], str | None]:
+    """0-db's reading of ``data``: the whole commands, and the fault (None: no fault yet)."""
+    commands: list[list[bytes]] = []
+    position = 0
+
+    def line(start: int) -> int | None:
+        end = data.find(b"\n", start, start + 8192)
+        if end < 0 and len(data) - start >= 8192:
+            raise ValueError("")
+        return None if end < 0 else end
+
+    try:
+        while position < len(data):
+            end = line(position)
+            if end is None:
+                return commands, None
+            if data[position : position + 1] != b"*":
+                raise ValueError("Malformed request, array expected")
+            count = atoi(data[position + 1 : end])
+            if count == 0:
+                raise ValueError("Missing arguments")
+            if count > 1024:
+                raise ValueError("Too many arguments")
+            if count < 0:
+                raise ValueError("Internal memory error")
+            cursor = end + 1
+            command = []
+            for _ in range(count):
+                if cursor >= len(data):
+                    return commands, None
+                end = line(cursor)
+                if end is None:
+                    return commands, None
+                if data[cursor : cursor + 1] != b"$":
+                    raise ValueError("Malformed query string")
+                length = atoi(data[cursor + 1 : end])
+                if length > 8 * 1024 * 1024:
+                    raise ValueError("Payload too big")
+                if length < 0:
+                    raise ValueError("Malformed query string")
+                if end + 1 + length + 2 > len(data):
+                    return commands, None
+                command.append(data[end + 1 : end + 1 + length])
+                cursor = end + 1 + length + 2
+            commands.append(command)
+            position = cursor
+    except ValueError as exc:
+        return commands, str(exc)
+    return commands, None
+
+
+TRICKY = [b"\n+", b"\r\n", b"*1\r\n", b"$3\r\n", b"\n=", b"\n(", b"\n|", b"\n", b"+OK\r\n"]
+
+
+def random_argument(rng: random.Random) -> bytes:
+    kind = rng.random()
+    if kind < 0.1:
+        return b""
+    if kind < 0.15:
+        return rng.randbytes(rng.randrange(20_000, 120_000))
+    parts = [rng.choice(TRICKY) if rng.random() < 0.3 else rng.randbytes(rng.randrange(1, 40))]
+    for _ in range(rng.randrange(4)):
+        parts.append(
+            rng.choice(TRICKY) if rng.random() < 0.3 else rng.randbytes(rng.randrange(1, 40))
+        )
+    return b"".join(parts)
+
+
+def number(rng: random.Random, value: int) -> bytes:
+    """``value`` written as 0-db's atoi reads it, canonically or not."""
+    style = rng.random()
+    if style < 0.8:
+        return b"%d" % value
+    return rng.choice([b"0%d", b"+%d", b" %d", b"%dabc", b"%d "]) % value
+
+
+def random_command(rng: random.Random) -> tuple[list[bytes], bytes]:
+    arguments = [rng.choice([b"SET", b"GET", b"PING"])] + [
+        random_argument(rng) for _ in range(rng.randrange(4))
+    ]
+    eol = b"\r\n" if rng.random() < 0.85 else b"\n"
+    wire = [b"*" + number(rng, len(arguments)) + eol]
+    for argument in arguments:
+        terminator = b"\r\n" if rng.random() < 0.9 else rng.randbytes(2)
+        wire.append(b"$" + number(rng, len(argument)) + eol + argument + terminator)
+    return arguments, b"".join(wire)
+
+
+BAD_TAILS = [
+    b"PING\r\n",
+    b"\r\n",
+    b"*0\r\n",
+    b"*abc\r\n",
+    b"*-1\r\n",
+    b"*1025\r\n",
+    b"*2\r\n$3\r\nGET\r\n+PING\r\n",
+    b"*2\r\n$3\r\nGET\r\n:12\r\n",
+    b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\nk\r\n",
+    b"*1\r\n$-1\r\n",
+    b"*1\r\n$9000000\r\n",
+    b"+OK\r\n",
+    b"x" * 9000,
+    b"*1\r\n$" + b"9" * 9000,
+]
+
+
+def feed_in_chunks(data: bytes, rng: random.Random) -> tuple[list[list[bytes]], str | None]:
+    parser = RequestParser()
+    commands: list[list[bytes]] = []
+    position = 0
+    while position < len(data):
+        size = rng.choice([1, 2, 7, 64, 1000, 65536, len(data)])
+        try:
+            commands.extend(parser.feed(data[position : position + size]))
+        except RequestFault as fault:
+            commands.extend(fault.before)
+            return commands, str(fault)
+        position += size
+    return commands, None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_streams_parse_like_0db(seed: int) -> None:
+    rng = random.Random(seed)
+    expected: list[list[bytes]] = []
+    stream = []
+    for _ in range(rng.randrange(1, 40)):
+        arguments, wire = random_command(rng)
+        expected.append(arguments)
+        stream.append(wire)
+    if seed % 2:
+        stream.append(rng.choice(BAD_TAILS))
+    data = b"".join(stream)
+    reference_commands, reference_fault = reference(data)
+    if seed % 2 == 0:
+        assert (reference_commands, reference_fault) == (expected, None)
+    for _ in range(3):
+        assert feed_in_chunks(data, rng) == (reference_commands, reference_fault)
+
+
+@pytest.mark.parametrize("tail", BAD_TAILS)
+def test_each_fault_keeps_the_commands_before_it(tail: bytes) -> None:
+    data = b"*1\r\n$4\r\nPING\r\n" + tail
+    expected = reference(data)
+    assert expected[1] is not None
+    assert feed_in_chunks(data, random.Random(0)) == expected
+    parser = RequestParser()
+    with pytest.raises(RequestFault) as caught:
+        parser.feed(data)
+    assert caught.value.before == [[b"PING"]]
