@@ -1,9 +1,9 @@
 """The Zero-DB server: one asyncio protocol per client, commands run in arrival order.
 
 Each read is parsed into every complete request it holds; the requests run one
-after the other, their writes are flushed to the files once (data first, then
-the index, fsync with --sync), and only then are all their replies sent in one
-write. A client that does not read its replies stops being read from, and its
+after the other; the writes of all clients served in one event-loop pass are
+flushed to the files once (data first, then the index, fsync with --sync), and
+only then are their replies sent, one write per client. A client that does not read its replies stops being read from, and its
 requests already read wait until its replies drain: it cannot make the server
 buffer without bound, and other clients go on.
 """
@@ -26,7 +26,7 @@ from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.resp import RequestFault, RequestParser, error
 
-__all__ = ["ZdbProtocol", "serve_forever"]
+__all__ = ["GroupCommit", "ZdbProtocol", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,56 @@ _HIGH_WATER = 4 * 1024 * 1024
 _OWNER_MAX = 32
 
 
+class GroupCommit:
+    """Replies wait here until the writes of every client served in this loop pass are flushed.
+
+    One flush (one write per file, one fsync with --sync) then covers all of
+    them, instead of one per client; only after it are the replies sent. If the
+    flush fails, none of them is acknowledged: those connections are dropped.
+    """
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.waiting: list[tuple[ZdbProtocol, bytes, bool]] = []
+        self.scheduled = False
+
+    def add(self, protocol: ZdbProtocol, payload: bytes, close: bool) -> None:
+        self.waiting.append((protocol, payload, close))
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.run)
+
+    def run(self) -> None:
+        self.scheduled = False
+        waiting, self.waiting = self.waiting, []
+        try:
+            self.context.store.flush()
+        except StorageError:
+            log.exception("cannot write to disk; dropping connections without replies")
+            for protocol, _, _ in waiting:
+                protocol.queue.clear()
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+            return
+        stats = self.context.stats
+        for protocol, payload, close in waiting:
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
+                continue
+            if payload:
+                stats.network_tx_bytes += len(payload)
+                transport.write(payload)
+            if close:
+                transport.close()
+
+
 class ZdbProtocol(asyncio.Protocol):
-    def __init__(self, context: ServerContext, handlers: dict[str, Callable[..., bytes]]) -> None:
+    def __init__(
+        self, context: ServerContext, handlers: dict[str, Callable[..., bytes]], commit: GroupCommit
+    ) -> None:
         self.context = context
         self.handlers = handlers
+        self.commit = commit
         self.parser = RequestParser()
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
@@ -128,7 +174,6 @@ class ZdbProtocol(asyncio.Protocol):
         transport = self.transport
         if session is None or transport is None or transport.is_closing():
             return
-        context = self.context
         queue = self.queue
         replies: list[bytes] = []
         size = transport.get_write_buffer_size()
@@ -139,25 +184,14 @@ class ZdbProtocol(asyncio.Protocol):
             size += len(reply)
             if size > _HIGH_WATER:
                 break  # the rest once the client has read these
-        try:
-            context.store.flush()
-        except StorageError:
-            # Nothing of this batch may be acknowledged: the client sees the connection drop.
-            log.exception("cannot write to disk; dropping the connection without replies")
-            queue.clear()
-            transport.abort()
-            return
         if not queue and self.fault is not None:
             message = str(self.fault)
             if message:  # an empty message: 0-db closes without a word
                 replies.append(error(message))
             close = True
-        if replies:
-            payload = b"".join(replies)
-            context.stats.network_tx_bytes += len(payload)
-            transport.write(payload)
-        if close and not queue:
-            transport.close()
+        close = close and not queue
+        self.commit.add(self, b"".join(replies), close)
+        if close:
             return
         if queue and not self.writing_paused:
             self._schedule()  # the others get their turn first
@@ -251,6 +285,7 @@ async def serve_forever(
     """Listen on TCP and/or a unix socket until ``stop`` is set; then flush and close the store."""
     loop = asyncio.get_running_loop()
     handlers = build_handlers()
+    commit = GroupCommit(context)
     stop = stop or asyncio.Event()
     stopped_by_command = False
 
@@ -268,13 +303,13 @@ async def serve_forever(
                 socket_path.unlink()
             servers.append(
                 await loop.create_unix_server(
-                    lambda: ZdbProtocol(context, handlers), str(socket_path)
+                    lambda: ZdbProtocol(context, handlers, commit), str(socket_path)
                 )
             )
             addresses.append(f"unix://{socket_path}")
         if port is not None:
             server = await loop.create_server(
-                lambda: ZdbProtocol(context, handlers), host, port, reuse_address=True
+                lambda: ZdbProtocol(context, handlers, commit), host, port, reuse_address=True
             )
             servers.append(server)
             for sock in server.sockets:
@@ -293,6 +328,7 @@ async def serve_forever(
     finally:
         for listener in servers:
             listener.close()
+        commit.run()  # replies still waiting (STOP's own among them) go out before closing
         for session in list(context.sessions):
             if session.connection is not None:
                 session.connection.close()
