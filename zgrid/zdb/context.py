@@ -67,7 +67,7 @@ class ServerContext:
     instance: int = field(default_factory=lambda: random.randint(1, 2**30))
     stop: Callable[[], None] = lambda: None
     _next_ident: int = 0
-    _listening: bool = False
+    listening: bool = False  # may anyone be waiting or mirroring
 
     def listeners(self) -> list[Session]:
         """Sessions that want to hear of other clients' commands (WAIT, MIRROR).
@@ -75,16 +75,16 @@ class ServerContext:
         Checked after every command, so the common case (nobody listens) must
         cost one attribute test per session only when someone might.
         """
-        if not self._listening:
+        if not self.listening:
             return []
         found = [s for s in self.sessions if s.mirror or s.waiting is not None]
         if not found:
-            self._listening = False
+            self.listening = False
         return found
 
     def listen(self) -> None:
         """Called when a session starts waiting or mirroring."""
-        self._listening = True
+        self.listening = True
 
     def new_session(self, connection: Connection | None = None) -> Session:
         self._next_ident += 1

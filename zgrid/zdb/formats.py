@@ -73,9 +73,14 @@ assert DATA_HEADER.size == 28 and DATA_ENTRY.size == 18
 assert INDEX_HEADER.size == 29 and INDEX_ITEM.size == 34 and NS_HEADER.size == 15
 
 
+_standard_crc32c = _crc32c.crc32c
+
+
 def crc32c(data: bytes | memoryview) -> int:
     """0-db's CRC32C: the standard table, initial value 0, no final inversion."""
-    return int(_crc32c.crc32c(data, 0xFFFFFFFF)) ^ 0xFFFFFFFF
+    # The library inverts on the way in and out; starting from ~0 and inverting the
+    # result undoes both, which leaves 0-db's variant.
+    return int(_standard_crc32c(data, 0xFFFFFFFF)) ^ 0xFFFFFFFF
 
 
 def data_file_name(fileid: int) -> str:

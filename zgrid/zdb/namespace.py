@@ -405,11 +405,16 @@ class Namespace:
             key = _SEQ_KEY.pack(len(self.slots))
         crc = crc32c(value)
         if existing is not None and crc == existing.crc and size == existing.length:
-            try:
-                if self.payload(existing) == value:
+            cached = files.cache.get(existing.dataid, existing.offset)
+            if cached is not None:
+                if cached == value:
                     return None
-            except StorageError:
-                pass  # cannot compare: write it as an update
+            else:
+                try:
+                    if self.payload(existing) == value:
+                        return None
+                except StorageError:
+                    pass  # cannot compare: write it as an update
         offset = files.append_data(
             DATA_ENTRY.pack(len(key), size, self._data_previous, crc, 0, timestamp) + key + value
         )

@@ -220,7 +220,8 @@ class ZdbProtocol(asyncio.Protocol):
         except StorageError:
             log.exception("storage failure in %s", name)
             reply = b"-Internal Error\r\n"
-        self._after(session, name, args, owner)
+        if context.listening:  # someone WAITs or mirrors: tell them (rare, so tested first)
+            self._after(session, name, args, owner)
         return reply, False
 
     def _after(self, session: Session, name: str, args: list[bytes], owner: int) -> None:

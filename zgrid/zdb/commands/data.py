@@ -32,9 +32,11 @@ def set_(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     key, value = args[1], args[2]
     if len(key) > MAX_KEY_LENGTH:
         raise CommandError("Key too large")
-    writable(session)
+    namespace = session.namespace
+    if not session.writable or namespace.frozen or namespace.locked:
+        writable(session)  # raises the precise error; the common case skips the call
     try:
-        written = session.namespace.set(key, value, timestamp)
+        written = namespace.set(key, value, timestamp)
     except StorageError:
         raise CommandError("Cannot write data right now") from None
     context.stats.data_write_bytes += len(value)
