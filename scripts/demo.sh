@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo of what runs today: a dev ledger on this machine, a farmer who funds an
 # account, creates a twin and a farm with a public IP, a deployer who signs a real
-# deployment, and a replay of the whole chain at the end. (It grows into a whole
+# deployment, a Zero-DB server storing a value, and a replay of the whole chain. (It grows into a whole
 # local grid as components land.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +53,17 @@ if $zgrid deployment check "$work/deployment.json" --signer "1=$address" 2>/dev/
   exit 1
 fi
 echo "tampered copy refused, as it must be"
+
+step "Zero-DB: store and read a value through the Redis protocol, in 0-db's file format"
+zdb_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$zgrid zdb run --data "$work/zdb-data" --index "$work/zdb-index" --listen 127.0.0.1 --port "$zdb_port" &
+zdb_pid=$!
+for _ in $(seq 100); do [ "$(redis-cli -p "$zdb_port" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+redis-cli -p "$zdb_port" SET greeting "hello from zgrid"
+redis-cli -p "$zdb_port" GET greeting
+redis-cli -p "$zdb_port" NSINFO default | head -4
+kill "$zdb_pid"; wait "$zdb_pid" || true
+ls -l "$work/zdb-data/default" "$work/zdb-index/default"
 
 step "stop the ledger and replay the whole chain from genesis"
 kill -INT "$ledger_pid"; wait "$ledger_pid" || true

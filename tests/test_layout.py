@@ -13,10 +13,16 @@ import pytest
 import zgrid.chain
 import zgrid.identity
 import zgrid.types
+import zgrid.zdb
 
 ROOT = Path(zgrid.__file__).parent
 
 PUBLIC = {
+    zgrid.zdb: [
+        "DEFAULT_NAMESPACE", "MODE_SEQ", "MODE_USER", "ClientError", "CommandError", "ProtocolError",
+        "ServerOptions", "StorageError", "Store", "ZdbClient", "ZdbError", "crc32c", "parse_size",
+        "run_server",
+    ],
     zgrid.chain: [
         "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "Genesis", "GenesisError", "Ledger",
         "LedgerUnavailable", "NotFound", "RejectCode", "SignedTransaction", "StorageError", "SyncChainClient",
