@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import ServerProcess
 from zgrid.chain import UNITS_PER_TOKEN, SyncChainClient, init_dev_chain
 from zgrid.identity import Identity
 
@@ -30,68 +28,37 @@ def free_port() -> int:
         return port
 
 
-class LedgerProcess:
+class LedgerProcess(ServerProcess):
     """`zgrid chain run` in a subprocess; can be stopped, killed with -9 and restarted."""
+
+    name = "ledger"
+    stop_signal = signal.SIGINT
 
     def __init__(self, data: Path, block_time: float = BLOCK_TIME) -> None:
         self.data = data
         self.block_time = block_time
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data.parent / f"ledger-{self.port}.log"
+        super().__init__(data.parent / f"ledger-{self.port}.log")
 
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    ZGRID,
-                    "chain",
-                    "run",
-                    "--data",
-                    str(self.data),
-                    "--listen",
-                    f"127.0.0.1:{self.port}",
-                    "--block-time",
-                    str(self.block_time),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"ledger exited with {self.process.returncode}: {self.log.read_text()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/chain/head", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"ledger did not answer within 20 s: {self.log.read_text()}")
+    def argv(self) -> list[str]:
+        return [
+            ZGRID,
+            "chain",
+            "run",
+            "--data",
+            str(self.data),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--block-time",
+            str(self.block_time),
+        ]
 
-    def stop(self) -> int:
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
-        self.process = None
-        return code
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self.process = None
+    def answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/chain/head", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
 
 @contextmanager

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,12 +10,15 @@ import pytest
 import redis
 
 from tests.chain.conftest import free_port
+from tests.processes import ServerProcess
 
 ZGRID = str(Path(sys.executable).parent / "zgrid")
 
 
-class ZdbProcess:
+class ZdbProcess(ServerProcess):
     """A zgrid zdb server in a subprocess; restartable, killable with -9."""
+
+    name = "zdb"
 
     def __init__(self, root: Path, *extra: str) -> None:
         self.root = root
@@ -27,10 +26,8 @@ class ZdbProcess:
         self.index = root / "index"
         self.extra = list(extra)
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = root / f"zdb-{self.port}.log"
+        super().__init__(root / f"zdb-{self.port}.log")
 
-    @property
     def argv(self) -> list[str]:
         return [
             ZGRID,
@@ -47,24 +44,11 @@ class ZdbProcess:
             *self.extra,
         ]
 
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"zdb exited with {self.process.returncode}: {self.log.read_text()}"
-                )
-            try:
-                if redis.Redis(port=self.port, socket_timeout=1, protocol=2).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError(f"zdb did not answer within 20 s: {self.log.read_text()}")
+    def answers(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=1, protocol=2).ping())
+        except redis.RedisError:
+            return False
 
     def client(self, **options: object) -> redis.Redis:
         # RESP2: 0-db (and so zgrid) has no HELLO, which redis-py 8 sends for RESP3.
@@ -76,30 +60,6 @@ class ZdbProcess:
             **options,
         }
         return redis.Redis(**settings)  # type: ignore[arg-type]
-
-    def stop(self) -> int:
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
-        self.process = None
-        return code
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture
