@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zgrid.zdb.formats import INDEX_FLAG_DELETED, INDEX_ITEM, pack_index_item
+from zgrid.zdb.formats import INDEX_FLAG_DELETED, INDEX_ITEM
 
 __all__ = ["CURSOR_SIZE", "Entry", "pack_cursor", "unpack_cursor"]
 
@@ -66,17 +66,20 @@ class Entry:
 
     def pack(self) -> bytes:
         """The index item of this entry, as 0-db stores it."""
-        return pack_index_item(
-            self.key,
-            offset=self.offset,
-            length=self.length,
-            previous=self.previous,
-            flags=self.flags,
-            dataid=self.dataid,
-            timestamp=self.timestamp,
-            crc=self.crc,
-            parentid=self.parentid,
-            parentoff=self.parentoff,
+        return (
+            INDEX_ITEM.pack(
+                len(self.key),
+                self.offset,
+                self.length,
+                self.previous,
+                self.flags,
+                self.dataid,
+                self.timestamp,
+                self.crc,
+                self.parentid,
+                self.parentoff,
+            )
+            + self.key
         )
 
     def copy(self) -> Entry:

@@ -38,7 +38,6 @@ __all__ = [
     "crc32c",
     "data_file_name",
     "index_file_name",
-    "pack_index_item",
 ]
 
 DATA_MAGIC = b"DAT0"
@@ -116,28 +115,6 @@ class DataEntry:
         return cls(*DATA_ENTRY.unpack_from(buffer, offset))
 
 
-def pack_index_item(
-    key: bytes,
-    *,
-    offset: int,
-    length: int,
-    previous: int,
-    flags: int,
-    dataid: int,
-    timestamp: int,
-    crc: int,
-    parentid: int,
-    parentoff: int,
-) -> bytes:
-    """An index item as 0-db writes it: the 34-byte header, then the key."""
-    return (
-        INDEX_ITEM.pack(
-            len(key), offset, length, previous, flags, dataid, timestamp, crc, parentid, parentoff
-        )
-        + key
-    )
-
-
 @dataclass(slots=True)
 class IndexItem:
     """One entry of an index file: where a key's payload is, and its history link."""
@@ -152,20 +129,6 @@ class IndexItem:
     crc: int
     parentid: int
     parentoff: int
-
-    def pack(self) -> bytes:
-        return pack_index_item(
-            self.key,
-            offset=self.offset,
-            length=self.length,
-            previous=self.previous,
-            flags=self.flags,
-            dataid=self.dataid,
-            timestamp=self.timestamp,
-            crc=self.crc,
-            parentid=self.parentid,
-            parentoff=self.parentoff,
-        )
 
     @classmethod
     def unpack(

@@ -101,6 +101,33 @@ def _release_ips(ctx: CallContext, contract: Contract) -> None:
     ctx.state.farms.put(farm.id, farm.model_copy(update={"public_ips": ips}))
 
 
+def _store_new_contract(
+    ctx: CallContext, contract_id: int, kind: str, twin_id: int, **fields: Any
+) -> Contract:
+    contract = Contract(
+        id=contract_id,
+        type=kind,
+        twin_id=twin_id,
+        created=ctx.timestamp,
+        updated=ctx.timestamp,
+        **fields,
+    )
+    ctx.state.contracts.put(contract_id, contract)
+    return contract
+
+
+def _live_node_contracts(ctx: CallContext, node_id: int) -> list[Contract]:
+    return [
+        c
+        for c in ctx.state.contracts.values()
+        if c.type == "node" and c.node_id == node_id and c.state != "deleted"
+    ]
+
+
+def _ids(contracts: list[Contract]) -> str:
+    return ", ".join(str(c.id) for c in contracts[:5])
+
+
 def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, Any]:
     twin = ctx.signer_twin()
     node = _node(ctx, args.node_id)
@@ -120,18 +147,16 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
     )
     contract_id = ctx.state.next_id("contract")
     ips = _reserve_ips(ctx, node, args.public_ips, contract_id)
-    contract = Contract(
-        id=contract_id,
-        type="node",
-        twin_id=twin.id,
+    _store_new_contract(
+        ctx,
+        contract_id,
+        "node",
+        twin.id,
         node_id=node.id,
         deployment_hash=args.deployment_hash,
         sealed_deployment=args.sealed_deployment,
         public_ips=ips,
-        created=ctx.timestamp,
-        updated=ctx.timestamp,
     )
-    ctx.state.contracts.put(contract_id, contract)
     ctx.emit(
         "ContractCreated",
         contract_id=contract_id,
@@ -211,15 +236,7 @@ def create_name_contract(ctx: CallContext, args: CreateNameArgs) -> dict[str, An
     policy = ctx.genesis.price_policies[0]
     ctx.require_free(ctx.signer, max(1, _hourly_units(ctx, policy.unique_name)), "a name contract")
     contract_id = ctx.state.next_id("contract")
-    contract = Contract(
-        id=contract_id,
-        type="name",
-        twin_id=twin.id,
-        name=args.name,
-        created=ctx.timestamp,
-        updated=ctx.timestamp,
-    )
-    ctx.state.contracts.put(contract_id, contract)
+    _store_new_contract(ctx, contract_id, "name", twin.id, name=args.name)
     ctx.state.contract_by_name.put(args.name, Ref(id=contract_id))
     ctx.emit(
         "ContractCreated", contract_id=contract_id, type="name", twin_id=twin.id, name=args.name
@@ -238,30 +255,14 @@ def create_rent_contract(ctx: CallContext, args: CreateRentArgs) -> dict[str, An
         raise refuse(
             RejectCode.CONFLICT, f"node {node.id} is already rented by twin {node.rented_by}"
         )
-    others = [
-        c.id
-        for c in ctx.state.contracts.values()
-        if c.type == "node"
-        and c.node_id == node.id
-        and c.state != "deleted"
-        and c.twin_id != twin.id
-    ]
+    others = [c for c in _live_node_contracts(ctx, node.id) if c.twin_id != twin.id]
     if others:
         raise refuse(
-            RejectCode.CONFLICT,
-            f"node {node.id} runs contracts of other twins ({', '.join(map(str, others[:5]))})",
+            RejectCode.CONFLICT, f"node {node.id} runs contracts of other twins ({_ids(others)})"
         )
     ctx.require_free(ctx.signer, 1, "a rent contract")
     contract_id = ctx.state.next_id("contract")
-    contract = Contract(
-        id=contract_id,
-        type="rent",
-        twin_id=twin.id,
-        node_id=node.id,
-        created=ctx.timestamp,
-        updated=ctx.timestamp,
-    )
-    ctx.state.contracts.put(contract_id, contract)
+    _store_new_contract(ctx, contract_id, "rent", twin.id, node_id=node.id)
     ctx.state.nodes.put(
         node.id, node.model_copy(update={"rented_by": twin.id, "rent_contract_id": contract_id})
     )
@@ -278,15 +279,11 @@ class ContractIdArgs(Args):
 def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
     contract = _owned_contract(ctx, args.contract_id)
     if contract.type == "rent":
-        active = [
-            c.id
-            for c in ctx.state.contracts.values()
-            if c.type == "node" and c.node_id == contract.node_id and c.state != "deleted"
-        ]
+        active = _live_node_contracts(ctx, contract.node_id)
         if active:
             raise refuse(
                 RejectCode.CONFLICT,
-                f"cancel the node contracts on node {contract.node_id} first ({', '.join(map(str, active[:5]))})",
+                f"cancel the node contracts on node {contract.node_id} first ({_ids(active)})",
             )
         node = ctx.state.nodes.get(contract.node_id)
         if node is not None:
