@@ -9,18 +9,22 @@ zgrid="$PWD/.venv/bin/zgrid"
 python="$PWD/.venv/bin/python"
 work=$(mktemp -d)
 ledger_pid=""
+zdb_pid=""
 cleanup() {
-  if [ -n "$ledger_pid" ] && kill -0 "$ledger_pid" 2>/dev/null; then
-    kill -INT "$ledger_pid"; wait "$ledger_pid" 2>/dev/null || true
-  fi
+  for pid in "$ledger_pid" "$zdb_pid"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json_field() { "$python" -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 export ZGRID_LEDGER="http://127.0.0.1:$port"
 export ZGRID_HOME="$work/farmer"
 
@@ -55,7 +59,7 @@ fi
 echo "tampered copy refused, as it must be"
 
 step "Zero-DB: store and read a value through the Redis protocol, in 0-db's file format"
-zdb_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+zdb_port=$(free_port)
 $zgrid zdb run --data "$work/zdb-data" --index "$work/zdb-index" --listen 127.0.0.1 --port "$zdb_port" &
 zdb_pid=$!
 for _ in $(seq 100); do [ "$(redis-cli -p "$zdb_port" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
@@ -63,6 +67,7 @@ redis-cli -p "$zdb_port" SET greeting "hello from zgrid"
 redis-cli -p "$zdb_port" GET greeting
 redis-cli -p "$zdb_port" NSINFO default | head -4
 kill "$zdb_pid"; wait "$zdb_pid" || true
+zdb_pid=""
 ls -l "$work/zdb-data/default" "$work/zdb-index/default"
 
 step "stop the ledger and replay the whole chain from genesis"

@@ -1,15 +1,14 @@
 """Fixtures and rules shared by every test.
 
-A test that needs root or a system tool calls :func:`require_root` or
-:func:`require_tool`: on a laptop it skips, under CI (``CI=true``) it fails,
-because CI runs as root with every tool installed and a skip there hides a gap.
+A test that needs a system tool calls :func:`require_tool`: on a laptop it
+skips, under CI (``CI=true``) it fails, because CI installs every tool and a
+skip there hides a gap.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -22,22 +21,9 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
-        _missing("needs root")
-
-
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         _missing(f"needs the {name!r} tool on PATH")
     assert path is not None
     return path
-
-
-@pytest.fixture
-def zgrid_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty ZGRID_HOME for the test, also exported to child processes."""
-    home = tmp_path / "zgrid-home"
-    monkeypatch.setenv("ZGRID_HOME", str(home))
-    return home

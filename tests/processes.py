@@ -1,12 +1,47 @@
-"""A server under test running as its own process: started until it answers, stopped, or killed -9."""
+"""Running zgrid as a user does: the console script, and servers started until they answer."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+ZGRID = str(Path(sys.executable).parent / "zgrid")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_zgrid(
+    *args: str,
+    home: Path | None = None,
+    ledger: str | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """The `zgrid` command with ``args``, its identity home and ledger URL set when given."""
+    env = dict(os.environ)
+    if home is not None:
+        env["ZGRID_HOME"] = str(home)
+    if ledger is not None:
+        env["ZGRID_LEDGER"] = ledger
+    return subprocess.run(
+        [ZGRID, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class ServerProcess:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import secrets
 import signal
-import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,19 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import ServerProcess
+from tests.processes import ZGRID, ServerProcess, free_port
 from zgrid.chain import UNITS_PER_TOKEN, SyncChainClient, init_dev_chain
 from zgrid.identity import Identity
 
-ZGRID = str(Path(sys.executable).parent / "zgrid")
 BLOCK_TIME = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LedgerProcess(ServerProcess):

@@ -10,7 +10,8 @@ import time
 
 import httpx
 
-from tests.chain.conftest import ZGRID, LedgerProcess
+from tests.chain.conftest import LedgerProcess
+from tests.processes import ZGRID
 from zgrid.chain import (
     UNITS_PER_TOKEN,
     LedgerUnavailable,

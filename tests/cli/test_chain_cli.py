@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.chain.conftest import ZGRID, LedgerProcess, free_port
+from tests.chain.conftest import LedgerProcess
+from tests.processes import free_port, run_zgrid
 
 
-def run(
-    *args: str, home: Path, ledger: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ZGRID_HOME=str(home))
-    if ledger:
-        env["ZGRID_LEDGER"] = ledger
-    return subprocess.run(
-        [ZGRID, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
-    )
+def run(*args: str, home: Path, ledger: str | None = None) -> subprocess.CompletedProcess[str]:
+    return run_zgrid(*args, home=home, ledger=ledger)
 
 
 def test_a_farmer_session(tmp_path: Path) -> None:

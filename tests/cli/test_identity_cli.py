@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import run_zgrid
 from zgrid import __version__
 from zgrid.cli import main
 
@@ -19,20 +17,7 @@ from zgrid.cli import main
 def zgrid(
     *args: str, stdin: str | None = None, home: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("zgrid", path=str(Path(sys.executable).parent))
-    assert executable, "the zgrid console script is not installed in this environment"
-    env = dict(os.environ)
-    if home is not None:
-        env["ZGRID_HOME"] = str(home)
-    return subprocess.run(
-        [executable, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_zgrid(*args, home=home, stdin=stdin)
 
 
 def test_version() -> None:
@@ -65,12 +50,10 @@ def test_mnemonic_only_printed_when_asked(tmp_path: Path) -> None:
 
 def test_import_twice_gives_the_same_key(tmp_path: Path) -> None:
     zgrid("identity", "new", home=tmp_path / "a")
-    phrase = json.loads(
+    shown = json.loads(
         zgrid("identity", "show", "--show-mnemonic", "--json", home=tmp_path / "a").stdout
-    )["mnemonic"]
-    original = json.loads(zgrid("identity", "show", "--json", home=tmp_path / "a").stdout)[
-        "address"
-    ]
+    )
+    phrase, original = shown["mnemonic"], shown["address"]
     phrase_file = tmp_path / "phrase.txt"
     phrase_file.write_text(phrase + "\n")
     from_file = zgrid(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import deployment_doc
+from tests.factories import WG_KEY, WG_PEER_KEY, deployment_doc
 from zgrid.identity import Identity
 from zgrid.types import parse_deployment, sign_deployment
 
@@ -64,8 +64,8 @@ def _other_valid_value(path: tuple[Any, ...], value: Any) -> Any:
         "mountpoint": "/elsewhere",
         "flist": "https://hub.example/other.fl",
         "mode": {"container": "vm", "seq": "user"}.get(value),
-        "wireguard_private_key": "mBq1lYoVb2Jz2ZQpZ8xk3kq9r1vYQ2Jv8a7cL3rT0Ws=",
-        "wireguard_public_key": "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI=",
+        "wireguard_private_key": WG_PEER_KEY,
+        "wireguard_public_key": WG_KEY,
         "endpoint": "192.0.2.8:3011",
         "public_ip": "",
         "network": "" if parent == "data" else None,
@@ -101,7 +101,7 @@ HASHED_LEAVES = [
 def test_changing_any_hashed_field_changes_the_hash(path: tuple[Any, ...], value: Any) -> None:
     changed = _set(BASE, path, _other_valid_value(path, value))
     if path[-1] == "name" and path[0] == "workloads":
-        changed = copy.deepcopy(changed)  # a renamed disk must stay mountable
+        # a renamed disk, ip or network must stay referenced by what uses it
         for workload in changed["workloads"]:
             if workload["type"] == "zmachine":
                 for mount in workload["data"]["mounts"]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import deployment_doc, network_data, workload_doc, zmachine_data
+from tests.factories import WG_KEY, deployment_doc, network_data, workload_doc, zmachine_data
 from zgrid.types import GIB, MIB, Deployment, InvalidDeployment, parse_deployment
 
 
@@ -191,11 +191,11 @@ def test_reserved_network_workload_name() -> None:
         ({"wireguard_private_key": "AAAA"}, "wireguard_private_key", "32 bytes, got 3"),
         ({"wireguard_listen_port": 0}, "wireguard_listen_port", "greater than or equal to 1"),
         ({"wireguard_listen_port": 70000}, "wireguard_listen_port", "less than or equal to 65535"),
-        ({"peers": [{"subnet": "10.1.3.0/24", "wireguard_public_key": "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI=", "allowed_ips": ["10.1.3.0/24"]}]}, "", "used twice"),
-        ({"peers": [{"subnet": "10.9.3.0/24", "wireguard_public_key": "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI=", "allowed_ips": ["10.9.3.0/24"]}]}, "", "not inside ip_range"),
-        ({"peers": [{"subnet": "10.1.5.0/24", "wireguard_public_key": "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI=", "allowed_ips": ["nope"]}]}, "peers[0].allowed_ips", "not a network"),
-        ({"peers": [{"subnet": "10.1.5.0/24", "wireguard_public_key": "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI=", "allowed_ips": ["10.1.5.0/24"], "endpoint": "host"}]}, "peers[0].endpoint", "host:port"),
-        ({"peers": [{"subnet": "10.1.5.0/24", "wireguard_public_key": "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI=", "allowed_ips": ["10.1.5.0/24"], "endpoint": "[::1:9"}]}, "peers[0].endpoint", "unclosed"),
+        ({"peers": [{"subnet": "10.1.3.0/24", "wireguard_public_key": WG_KEY, "allowed_ips": ["10.1.3.0/24"]}]}, "", "used twice"),
+        ({"peers": [{"subnet": "10.9.3.0/24", "wireguard_public_key": WG_KEY, "allowed_ips": ["10.9.3.0/24"]}]}, "", "not inside ip_range"),
+        ({"peers": [{"subnet": "10.1.5.0/24", "wireguard_public_key": WG_KEY, "allowed_ips": ["nope"]}]}, "peers[0].allowed_ips", "not a network"),
+        ({"peers": [{"subnet": "10.1.5.0/24", "wireguard_public_key": WG_KEY, "allowed_ips": ["10.1.5.0/24"], "endpoint": "host"}]}, "peers[0].endpoint", "host:port"),
+        ({"peers": [{"subnet": "10.1.5.0/24", "wireguard_public_key": WG_KEY, "allowed_ips": ["10.1.5.0/24"], "endpoint": "[::1:9"}]}, "peers[0].endpoint", "unclosed"),
     ],
 )  # fmt: skip
 def test_network_errors(change: dict[str, Any], field: str, fragment: str) -> None:

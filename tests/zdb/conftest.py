@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.chain.conftest import free_port
-from tests.processes import ServerProcess
-
-ZGRID = str(Path(sys.executable).parent / "zgrid")
+from tests.processes import ZGRID, ServerProcess, free_port
 
 
 class ZdbProcess(ServerProcess):

@@ -14,6 +14,7 @@ from typing import Self
 import pytest
 import redis
 
+from tests.conftest import require_tool
 from tests.zdb.conftest import ZdbProcess
 
 __all__ = [
@@ -53,7 +54,7 @@ def secure_hash(nonce: bytes | str, password: str) -> str:
 def redis_cli(port: int, *args: str, stdin: bytes | None = None) -> str:
     """Run the real redis-cli against the server; its stdout, without the trailing newline."""
     done = subprocess.run(
-        ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+        [require_tool("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *args],
         input=stdin,
         capture_output=True,
         timeout=20,

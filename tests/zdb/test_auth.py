@@ -8,7 +8,8 @@ from pathlib import Path
 
 import redis
 
-from tests.zdb.conftest import ZGRID, ZdbProcess
+from tests.processes import ZGRID
+from tests.zdb.conftest import ZdbProcess
 from tests.zdb.helpers import (
     RawSocket,
     error_of,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.chain.conftest import free_port
+from tests.processes import free_port
 from tests.zdb.conftest import ZdbProcess
 from zgrid.zdb import ClientError, ZdbClient
 

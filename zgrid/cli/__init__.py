@@ -18,11 +18,9 @@ from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console
 from zgrid.errors import ZgridError
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
+__all__ = ["EXIT_ERROR", "app", "main", "run"]
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="zgrid",
@@ -73,11 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
     except ZgridError as exc:
-        err_console.print(f"error: {exc}", markup=False)
+        err_console.print(f"error: {exc}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return EXIT_INTERRUPTED
     return 0
 
 

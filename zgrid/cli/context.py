@@ -17,6 +17,5 @@ class CliSettings:
 
 def settings(ctx: typer.Context) -> CliSettings:
     found = ctx.find_object(CliSettings)
-    if found is None:  # a sub-app invoked on its own, as in some tests
-        return CliSettings(home=Path("~/.zgrid").expanduser())
+    assert found is not None, "the root command sets the settings before any sub-command runs"
     return found

@@ -10,8 +10,9 @@ from rich.console import Console
 
 __all__ = ["emit_json", "err_console", "out_console"]
 
-out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: paths, names and error texts are the user's, and "[...]" in them is literal.
+out_console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def emit_json(document: Any) -> None:

@@ -14,6 +14,7 @@ import nacl.signing
 
 from zgrid.identity.errors import InvalidKeyError, UnsealError
 from zgrid.identity.mnemonic import ed25519_seed_from_mnemonic
+from zgrid.signatures import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, verify_ed25519
 
 __all__ = [
     "PUBLIC_KEY_SIZE",
@@ -25,8 +26,6 @@ __all__ = [
     "verify",
 ]
 
-PUBLIC_KEY_SIZE = 32
-SIGNATURE_SIZE = 64
 _SEED_SIZE = 32
 
 
@@ -58,15 +57,7 @@ def _check_public_key(public_key: bytes) -> None:
         )
 
 
-def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """True when ``signature`` is ``public_key``'s ed25519 signature of ``message``."""
-    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
-        return False
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError):
-        return False
-    return True
+verify = verify_ed25519
 
 
 def _curve25519_public(public_key: bytes) -> nacl.public.PublicKey:

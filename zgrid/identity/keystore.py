@@ -46,13 +46,13 @@ def save_identity(home: Path, mnemonic: str, *, overwrite: bool = False) -> Stor
         raise KeyStoreError(
             f"{path} already holds an identity; refusing to overwrite it (use --force)"
         )
+    temporary = home / f".{_FILE_NAME}.{os.getpid()}.tmp"
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         body = json.dumps(
             {"version": _FORMAT_VERSION, "mnemonic": normalized, "address": identity.address},
             indent=2,
         ).encode("utf-8")
-        temporary = home / f".{_FILE_NAME}.{os.getpid()}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.fchmod(fd, 0o600)  # the umask must not widen it, nor an older file's mode
@@ -63,6 +63,9 @@ def save_identity(home: Path, mnemonic: str, *, overwrite: bool = False) -> Stor
         os.replace(temporary, path)
         _fsync_directory(home)
     except OSError as exc:
+        # The temporary holds the secret: it must not stay behind after a failure.
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise KeyStoreError(f"cannot write identity to {path}: {exc.strerror or exc}") from exc
     return StoredIdentity(mnemonic=normalized, identity=identity, path=path)
 
@@ -96,7 +99,8 @@ def load_identity(home: Path) -> StoredIdentity:
     except (ValueError, KeyError, TypeError) as exc:
         raise KeyStoreError(f"{path} is not a zgrid identity file: {exc}") from exc
     try:
-        identity = Identity.from_mnemonic(mnemonic)
+        normalized = normalize_mnemonic(mnemonic)
+        identity = Identity.from_mnemonic(normalized)
     except MnemonicError as exc:
         raise KeyStoreError(f"{path} holds an invalid mnemonic: {exc}") from exc
     if identity.address != address:
@@ -104,4 +108,4 @@ def load_identity(home: Path) -> StoredIdentity:
             f"{path} is damaged: its mnemonic derives to {identity.address}, "
             f"but the file says {address}"
         )
-    return StoredIdentity(mnemonic=normalize_mnemonic(mnemonic), identity=identity, path=path)
+    return StoredIdentity(mnemonic=normalized, identity=identity, path=path)

@@ -22,7 +22,6 @@ from zgrid.types.publicip import PublicIP
 from zgrid.types.signing import Signer, sign_deployment, verify_signatures
 from zgrid.types.update import UpdatePlan, validate_update
 from zgrid.types.workload import (
-    DATA_MODELS,
     GatewayFQDNProxyWorkload,
     GatewayNameProxyWorkload,
     IPWorkload,
@@ -49,7 +48,6 @@ from zgrid.types.zmachine import (
 )
 
 __all__ = [
-    "DATA_MODELS",
     "GIB",
     "INSTALL_ORDER",
     "MIB",

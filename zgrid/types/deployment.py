@@ -107,9 +107,6 @@ class Deployment(Model):
             raise InvalidDeployment(problems)
         return self
 
-    def workload(self, name: str) -> Workload | None:
-        return next((w for w in self.workloads if w.name == name), None)
-
     def capacity(self) -> Capacity:
         """Everything this deployment uses on its node."""
         total = Capacity()

@@ -63,7 +63,7 @@ class GatewayNameProxy(_GatewayBase):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _GATEWAY_NAME.match(value):
+        if not _GATEWAY_NAME.fullmatch(value):
             raise ValueError(
                 f"gateway name must be 3-64 characters of a-z, 0-9, '-' and '_', got {value!r}"
             )
@@ -79,8 +79,8 @@ class GatewayFQDNProxy(_GatewayBase):
     @field_validator("fqdn")
     @classmethod
     def _fqdn(cls, value: str) -> str:
-        labels = value.rstrip(".").split(".")
-        if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.match(x) for x in labels):
+        labels = value.removesuffix(".").split(".")  # one trailing root dot at most
+        if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.fullmatch(x) for x in labels):
             raise ValueError(
                 f"fqdn must be a lower-case domain name like app.example.com, got {value!r}"
             )

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-import nacl.exceptions
-import nacl.signing
-
+from zgrid.signatures import verify_ed25519
 from zgrid.types.deployment import Deployment, Signature
 from zgrid.types.errors import SignaturesInsufficient
 
@@ -26,24 +24,16 @@ class Signer(Protocol):
 
 def sign_deployment(deployment: Deployment, twin_id: int, signer: Signer) -> Deployment:
     """A copy of ``deployment`` carrying ``twin_id``'s signature (replacing an older one)."""
-    signature = Signature(twin_id=twin_id, signature=signer.sign(deployment.hash()).hex())
     requirement = deployment.signature_requirement
     if twin_id not in {request.twin_id for request in requirement.requests}:
         raise SignaturesInsufficient.at(
             "signature_requirement.signatures",
             f"twin {twin_id} is not among the requested signers",
         )
+    signature = Signature(twin_id=twin_id, signature=signer.sign(deployment.hash()).hex())
     others = [s for s in requirement.signatures if s.twin_id != twin_id]
     new_requirement = requirement.model_copy(update={"signatures": [*others, signature]})
     return deployment.model_copy(update={"signature_requirement": new_requirement})
-
-
-def _valid(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError):
-        return False
-    return True
 
 
 def verify_signatures(deployment: Deployment, public_keys: Mapping[int, bytes]) -> int:
@@ -71,7 +61,7 @@ def verify_signatures(deployment: Deployment, public_keys: Mapping[int, bytes]) 
         public_key = public_keys.get(twin)
         if public_key is None:
             raise SignaturesInsufficient.at(where, f"no public key known for twin {twin}")
-        if not _valid(public_key, digest, bytes.fromhex(signature.signature)):
+        if not verify_ed25519(public_key, digest, bytes.fromhex(signature.signature)):
             raise SignaturesInsufficient.at(
                 where, f"signature of twin {twin} does not verify against its key and this hash"
             )

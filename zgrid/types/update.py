@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from zgrid.types.deployment import Deployment
 from zgrid.types.errors import UpdateRefused
-from zgrid.types.workload import DATA_MODELS, Workload
+from zgrid.types.workload import Workload
 
 __all__ = ["UpdatePlan", "validate_update"]
 
@@ -81,7 +81,7 @@ def validate_update(current: Deployment, proposed: Deployment) -> UpdatePlan:
                 )
             continue
         updated.append(workload.name)
-        if before.data != workload.data and not DATA_MODELS[workload.type].DATA_UPDATABLE:
+        if before.data != workload.data and not workload.data.DATA_UPDATABLE:
             problems.append(
                 (f"{where}.data", f"a {workload.type} workload cannot change its data in an update")
             )

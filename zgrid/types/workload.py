@@ -20,7 +20,6 @@ from zgrid.types.zdb import ZDB
 from zgrid.types.zmachine import ZMachine
 
 __all__ = [
-    "DATA_MODELS",
     "GatewayFQDNProxyWorkload",
     "GatewayNameProxyWorkload",
     "IPWorkload",
@@ -109,17 +108,6 @@ Workload = Annotated[
     | GatewayFQDNProxyWorkload,
     Field(discriminator="type"),
 ]
-
-DATA_MODELS: dict[WorkloadType, type[WorkloadData]] = {
-    WorkloadType.ZMACHINE: ZMachine,
-    WorkloadType.ZMOUNT: ZMount,
-    WorkloadType.VOLUME: Volume,
-    WorkloadType.ZDB: ZDB,
-    WorkloadType.NETWORK: Network,
-    WorkloadType.IP: PublicIP,
-    WorkloadType.GATEWAY_NAME_PROXY: GatewayNameProxy,
-    WorkloadType.GATEWAY_FQDN_PROXY: GatewayFQDNProxy,
-}
 
 _workload_adapter: TypeAdapter[Workload] = TypeAdapter(Workload)
 

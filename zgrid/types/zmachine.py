@@ -128,7 +128,7 @@ class ZMachine(Model):
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _ENV_NAME.match(key):
+            if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"environment variable name {key!r} is not valid")
         return value
 
