@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import secrets
-import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +11,13 @@ import httpx
 import pytest
 
 from tests.processes import ZGRID, ServerProcess, free_port
-from zgrid.chain import UNITS_PER_TOKEN, SyncChainClient, init_dev_chain
+from zgrid.chain import (
+    UNITS_PER_TOKEN,
+    RejectCode,
+    SyncChainClient,
+    TransactionRejected,
+    init_dev_chain,
+)
 from zgrid.identity import Identity
 
 BLOCK_TIME = 0.2
@@ -22,7 +27,6 @@ class LedgerProcess(ServerProcess):
     """`zgrid chain run` in a subprocess; can be stopped, killed with -9 and restarted."""
 
     name = "ledger"
-    stop_signal = signal.SIGINT
 
     def __init__(self, data: Path, block_time: float = BLOCK_TIME) -> None:
         self.data = data
@@ -110,3 +114,11 @@ def shared_clients(shared_ledger: LedgerProcess) -> Iterator[ClientFactory]:
     factory = ClientFactory(shared_ledger.url)
     yield factory
     factory.close()
+
+
+def refused(code: RejectCode, call: Callable[[], object]) -> str:
+    """Run ``call``, expect the ledger to refuse it with ``code``; return the refusal's text."""
+    with pytest.raises(TransactionRejected) as caught:
+        call()
+    assert caught.value.code == code, caught.value
+    return caught.value.message

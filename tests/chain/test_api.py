@@ -9,6 +9,7 @@ import httpx
 from tests.chain.conftest import ClientFactory, LedgerProcess
 from zgrid.chain import NotFound, SyncChainClient
 from zgrid.chain.block import SignedHeader
+from zgrid.chain.transaction import MAX_TRANSACTION_BYTES
 from zgrid.types import GIB
 
 
@@ -111,6 +112,16 @@ def test_blocks_link_and_are_signed(shared_ledger: LedgerProcess) -> None:
     for parent, child in itertools.pairwise(parsed):
         assert child.header.parent_hash == parent.hash
         assert child.header.height == parent.header.height + 1
+
+
+def test_oversized_bodies_are_refused(shared_ledger: LedgerProcess) -> None:
+    huge = b"[" + b" " * (MAX_TRANSACTION_BYTES + 10) + b"]"
+    response = httpx.post(f"{shared_ledger.url}/transactions", content=huge)
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]["message"]
+        == f"request body larger than {MAX_TRANSACTION_BYTES} bytes"
+    )
 
 
 def test_an_address_that_is_not_one_is_400(shared_ledger: LedgerProcess) -> None:

@@ -6,21 +6,12 @@ import base64
 import re
 import secrets
 
-import pytest
-
-from tests.chain.conftest import ClientFactory
-from zgrid.chain import RejectCode, SyncChainClient, TransactionRejected
+from tests.chain.conftest import ClientFactory, refused
+from zgrid.chain import RejectCode, SyncChainClient
 from zgrid.types import GIB
 
 SEALED = base64.b64encode(b"sealed deployment bytes").decode()
 HASH = "ab" * 32
-
-
-def refused(code: RejectCode, call: object) -> str:
-    with pytest.raises(TransactionRejected) as caught:
-        call()  # type: ignore[operator]
-    assert caught.value.code == code, caught.value
-    return caught.value.message
 
 
 def farm_with_node(
@@ -93,6 +84,29 @@ def test_farm_ip_rules(shared_clients: ClientFactory) -> None:
         RejectCode.NOT_FOUND,
         lambda: farmer.submit("farms.remove_ip", {"farm_id": farm_id, "ip": "198.51.100.10"}),
     )
+
+
+def test_a_node_keeps_its_farm_while_contracts_hold_its_ips(shared_clients: ClientFactory) -> None:
+    farmer, farm_id, node, node_id = farm_with_node(shared_clients, ips=1)
+    other_farm = farmer.create_farm(f"farm-{secrets.token_hex(4)}")
+    deployer = shared_clients(10)
+    deployer.create_twin()
+    contract_id = deployer.create_node_contract(node_id, HASH, SEALED, public_ips=1)["result"][
+        "contract_id"
+    ]
+    move = {
+        "farm_id": other_farm,
+        "resources": {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0},
+    }
+    message = refused(RejectCode.CONFLICT, lambda: node.submit("nodes.update", move))
+    assert (
+        message
+        == f"node {node_id} cannot leave farm {farm_id} while contracts {contract_id} hold its public IPs"
+    )
+    deployer.cancel_contract(contract_id)
+    assert all(ip["contract_id"] == 0 for ip in farmer.farm(farm_id)["public_ips"])
+    node.submit("nodes.update", move)
+    assert node.node(node_id)["farm_id"] == other_farm
 
 
 def test_only_the_validator_certifies(shared_clients: ClientFactory) -> None:

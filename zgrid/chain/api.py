@@ -10,7 +10,7 @@ and no duplicate.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
@@ -25,7 +25,7 @@ from zgrid.chain.errors import (
     TransactionRejected,
     describe_validation_error,
 )
-from zgrid.chain.ledger import Ledger
+from zgrid.chain.ledger import Ledger, TxStatus
 from zgrid.chain.query import NodeFilter, node_json, page
 from zgrid.chain.records import Account, ChainEvent, Contract, Farm, Twin
 from zgrid.chain.store import AFTER_ALL_EVENTS
@@ -37,6 +37,7 @@ __all__ = ["create_app"]
 Page = Annotated[int, Query(ge=1)]
 Size = Annotated[int, Query(ge=1, le=1000)]
 _KEEPALIVE = 15.0
+MAX_BATCH_BYTES = 64 * MAX_TRANSACTION_BYTES
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -124,10 +125,18 @@ def _transaction_routes(app: FastAPI, ledger: Ledger) -> None:
     async def transaction(tx_hash: str) -> dict[str, Any]:
         return ledger.status(tx_hash).to_json()
 
-    async def _read_json(request: Request) -> Any:
-        body = await request.body()
-        if len(body) > MAX_TRANSACTION_BYTES * 64:
-            raise TransactionRejected(RejectCode.MALFORMED, "request body too large")
+    async def _read_json(request: Request, limit: int) -> Any:
+        # Read in pieces and stop at the limit: a huge body is refused before it is held.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TransactionRejected(
+                    RejectCode.MALFORMED, f"request body larger than {limit} bytes"
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             return canonical_loads(body)
         except CanonicalJSONError as exc:
@@ -135,9 +144,8 @@ def _transaction_routes(app: FastAPI, ledger: Ledger) -> None:
                 RejectCode.MALFORMED, f"body is not acceptable JSON: {exc}"
             ) from exc
 
-    def _submit(document: Any) -> str:
-        tx = SignedTransaction.parse(document)
-        return ledger.submit(tx).hash
+    def _submit(document: Any) -> TxStatus:
+        return ledger.submit(SignedTransaction.parse(document))
 
     @app.post(
         "/transactions",
@@ -155,16 +163,15 @@ def _transaction_routes(app: FastAPI, ledger: Ledger) -> None:
         timeout: Annotated[float, Query(gt=0, le=300)] = 30.0,
     ) -> dict[str, Any]:
         """Submit one signed transaction. With ``wait=true`` answer once it is in a committed block."""
-        document = await _read_json(request)
-        tx_hash = _submit(document)
+        accepted = _submit(await _read_json(request, MAX_TRANSACTION_BYTES))
         if wait:
-            return (await ledger.wait_included(tx_hash, timeout)).to_json()
-        return ledger.status(tx_hash).to_json()
+            return (await ledger.wait_included(accepted.hash, timeout)).to_json()
+        return accepted.to_json()
 
     @app.post("/transactions/batch", tags=["transactions"])
     async def submit_batch(request: Request) -> list[dict[str, Any]]:
         """Submit a list of signed transactions, applied in order; one answer per transaction."""
-        documents = await _read_json(request)
+        documents = await _read_json(request, MAX_BATCH_BYTES)
         if not isinstance(documents, list):
             raise TransactionRejected(
                 RejectCode.MALFORMED, "a batch is a JSON list of transactions"
@@ -172,7 +179,7 @@ def _transaction_routes(app: FastAPI, ledger: Ledger) -> None:
         answers: list[dict[str, Any]] = []
         for document in documents:
             try:
-                answers.append({"hash": _submit(document)})
+                answers.append({"hash": _submit(document).hash})
             except TransactionRejected as exc:
                 answers.append({"error": {"code": exc.code, "message": exc.message}})
         return answers
@@ -208,12 +215,14 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         page_number: Annotated[Page, Query(alias="page")] = 1,
         size: Size = 50,
     ) -> dict[str, Any]:
-        rows = (
-            t.model_dump()
-            for t in ledger.state.twins.values()
-            if account is None or t.account == account
-        )
-        return page(rows, page_number, size)
+        state = ledger.state
+        if account is None:
+            twins: Iterable[Twin] = state.twins.values()
+        else:
+            ref = state.twin_by_account.get(account)
+            found = None if ref is None else state.twins.get(ref.id)
+            twins = [] if found is None else [found]
+        return page((t.model_dump() for t in twins), page_number, size)
 
     @app.get("/farms/{farm_id}", tags=["state"], response_model=Farm)
     async def farm(farm_id: int) -> Farm:
@@ -228,12 +237,14 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         page_number: Annotated[Page, Query(alias="page")] = 1,
         size: Size = 50,
     ) -> dict[str, Any]:
-        rows = (
-            f.model_dump()
-            for f in ledger.state.farms.values()
-            if (twin_id is None or f.twin_id == twin_id)
-            and (name is None or f.name.lower() == name.lower())
-        )
+        state = ledger.state
+        if name is None:
+            farms: Iterable[Farm] = state.farms.values()
+        else:
+            ref = state.farm_by_name.get(name.lower())
+            found = None if ref is None else state.farms.get(ref.id)
+            farms = [] if found is None else [found]
+        rows = (f.model_dump() for f in farms if twin_id is None or f.twin_id == twin_id)
         return page(rows, page_number, size)
 
     @app.get("/nodes/{node_id}", tags=["state"])

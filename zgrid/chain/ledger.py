@@ -23,7 +23,7 @@ from zgrid.chain.errors import GenesisError, NotFound, RejectCode, StorageError,
 from zgrid.chain.genesis import Genesis, load_genesis, load_validator_key
 from zgrid.chain.machine import StateMachine
 from zgrid.chain.records import ChainEvent
-from zgrid.chain.state import GENESIS_PARENT, next_commitment
+from zgrid.chain.state import GENESIS_PARENT, WriteSet, next_commitment
 from zgrid.chain.store import BlockStore
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
@@ -65,6 +65,10 @@ class _OpenBlock:
     events: list[ChainEvent] = field(default_factory=list)
     results: dict[str, tuple[int, dict[str, Any], list[ChainEvent]]] = field(default_factory=dict)
 
+    def status(self, tx_hash: str, state: str) -> TxStatus:
+        index, result, events = self.results[tx_hash]
+        return TxStatus(tx_hash, state, self.height, index, result, events)
+
 
 class Ledger:
     def __init__(
@@ -88,7 +92,7 @@ class Ledger:
         self.state = LedgerState()
         self.machine = StateMachine(genesis, self.state)
         self._waiters: dict[str, list[asyncio.Future[TxStatus]]] = {}
-        self._sealing: dict[str, TxStatus] = {}
+        self._sealing: _OpenBlock | None = None  # signed, being written to the store
         self._head_changed: asyncio.Condition | None = None
         self._failure: BaseException | None = None
         self.closing = False
@@ -122,20 +126,27 @@ class Ledger:
     def _write_genesis_block(self, genesis_json: str) -> SignedHeader:
         self.machine.apply_genesis()
         writes = self.state.take_writes()
-        header = BlockHeader(
-            chain_id=self.genesis.chain_id,
-            height=0,
-            parent_hash=GENESIS_PARENT.hex(),
-            timestamp=self.genesis.genesis_time,
-            transactions_root=transactions_root([]),
-            events_root=events_root([]),
-            state_commitment=next_commitment(GENESIS_PARENT, writes).hex(),
-            transaction_count=0,
-            validator=self.validator.address,
-        )
-        signed = SignedHeader.sign(header, self.validator)
+        genesis = _OpenBlock(height=0, timestamp=self.genesis.genesis_time)
+        signed = self._seal(genesis, GENESIS_PARENT.hex(), GENESIS_PARENT, writes)
         self.store.commit_block(signed, [], [], writes, meta={_GENESIS_META: genesis_json})
         return signed
+
+    def _seal(
+        self, block: _OpenBlock, parent_hash: str, previous_commitment: bytes, writes: WriteSet
+    ) -> SignedHeader:
+        """The signed header of ``block`` on top of its parent (the genesis block has none)."""
+        header = BlockHeader(
+            chain_id=self.genesis.chain_id,
+            height=block.height,
+            parent_hash=parent_hash,
+            timestamp=block.timestamp,
+            transactions_root=transactions_root([tx_hash for tx_hash, _, _ in block.transactions]),
+            events_root=events_root([event.model_dump() for event in block.events]),
+            state_commitment=next_commitment(previous_commitment, writes).hex(),
+            transaction_count=len(block.transactions),
+            validator=self.validator.address,
+        )
+        return SignedHeader.sign(header, self.validator)
 
     def _open_block(self) -> _OpenBlock:
         # Ledger time never runs backwards, even if the machine's clock does.
@@ -174,24 +185,22 @@ class Ledger:
             (applied.tx_hash, canonical_dumps(tx.to_json()), canonical_dumps(applied.result))
         )
         block.results[applied.tx_hash] = (index, applied.result, events)
-        return TxStatus(applied.tx_hash, "pending", block.height, index, applied.result, events)
+        return block.status(applied.tx_hash, "pending")
 
     def next_nonce(self, address: str) -> int:
         return self.machine.next_nonce(address)
 
     def status(self, tx_hash: str) -> TxStatus:
         """Where a transaction is: pending in the open or sealing block, or included."""
-        open_entry = self._open.results.get(tx_hash)
-        if open_entry is not None:
-            index, result, events = open_entry
-            return TxStatus(tx_hash, "pending", self._open.height, index, result, events)
-        sealing = self._sealing.get(tx_hash)
-        if sealing is not None:
-            return sealing
+        if tx_hash in self._open.results:
+            return self._open.status(tx_hash, "pending")
+        sealing = self._sealing
+        if sealing is not None and tx_hash in sealing.results:
+            return sealing.status(tx_hash, "pending")
         stored = self.store.transaction(tx_hash)
         if stored is None:
             raise NotFound(f"no transaction {tx_hash}")
-        height, index, _, result = stored
+        height, index, result = stored
         return TxStatus(
             tx_hash, "included", height, index, result, self.store.transaction_events(tx_hash)
         )
@@ -245,22 +254,8 @@ class Ledger:
         block = self._open
         writes = self.state.take_writes()
         previous = bytes.fromhex(self._sealed.header.state_commitment)
-        header = BlockHeader(
-            chain_id=self.genesis.chain_id,
-            height=block.height,
-            parent_hash=self._sealed.hash,
-            timestamp=block.timestamp,
-            transactions_root=transactions_root([tx_hash for tx_hash, _, _ in block.transactions]),
-            events_root=events_root([event.model_dump() for event in block.events]),
-            state_commitment=next_commitment(previous, writes).hex(),
-            transaction_count=len(block.transactions),
-            validator=self.validator.address,
-        )
-        signed = SignedHeader.sign(header, self.validator)
-        self._sealing = {
-            tx_hash: TxStatus(tx_hash, "pending", block.height, index, result, events)
-            for tx_hash, (index, result, events) in block.results.items()
-        }
+        signed = self._seal(block, self._sealed.hash, previous, writes)
+        self._sealing = block
         # New transactions go to the next block while this one is written.
         self._sealed = signed
         self._open = self._open_block()
@@ -272,10 +267,11 @@ class Ledger:
             self._failure = exc
             raise
         self.head = signed
-        self._sealing = {}
-        for tx_hash, (index, result, events) in block.results.items():
-            status = TxStatus(tx_hash, "included", block.height, index, result, events)
-            for future in self._waiters.pop(tx_hash, []):
+        self._sealing = None
+        # Statuses only for those who wait: a block can hold tens of thousands.
+        for tx_hash in block.results.keys() & self._waiters.keys():
+            status = block.status(tx_hash, "included")
+            for future in self._waiters.pop(tx_hash):
                 if not future.done():
                     future.set_result(status)
         condition = self._condition()

@@ -43,22 +43,15 @@ class StateMachine:
         account = self.state.accounts.get(address)
         return 0 if account is None else account.nonce
 
-    def apply(
-        self, tx: SignedTransaction, *, height: int, timestamp: int, verified: bool = False
-    ) -> Applied:
-        """Apply one transaction to the state, or raise TransactionRejected and change nothing.
-
-        ``verified`` skips the signature check for transactions read back from the
-        validator's own signed blocks during start-up.
-        """
+    def apply(self, tx: SignedTransaction, *, height: int, timestamp: int) -> Applied:
+        """Apply one transaction to the state, or raise TransactionRejected and change nothing."""
         body = tx.body
         if body.chain_id != self.genesis.chain_id:
             raise TransactionRejected(
                 RejectCode.WRONG_CHAIN,
                 f"transaction is for chain {body.chain_id!r}, this is {self.genesis.chain_id!r}",
             )
-        if not verified:
-            tx.check_signature()
+        tx.check_signature()
         call = self.calls.get(body.call)
         if call is None:
             known = ", ".join(sorted(self.calls))
@@ -80,7 +73,7 @@ class StateMachine:
             signer=body.signer,
             height=height,
             timestamp=timestamp,
-            tx_hash=tx_hash,
+            call=body.call,
         )
         self.state.begin()
         try:

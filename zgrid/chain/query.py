@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from zgrid.chain.records import Node
 from zgrid.chain.tables import LedgerState
 
 __all__ = ["DOWN_AFTER", "NodeFilter", "node_json", "node_status", "page"]
-
-T = TypeVar("T", bound=BaseModel)
 
 DOWN_AFTER = 80 * 60  # a node that has not reported uptime for 80 minutes is down
 

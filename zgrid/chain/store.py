@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS state (
 ) WITHOUT ROWID;
 """
 
-StoredTransaction = tuple[int, int, dict[str, Any], dict[str, Any]]  # height, index, tx, result
+StoredTransaction = tuple[int, int, dict[str, Any]]  # height, index, result
 
 
 class BlockStore:
@@ -172,12 +172,9 @@ class BlockStore:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def load_state(self, state: State) -> int:
-        with self._reading() as db:
-            rows = db.execute("SELECT tbl, key, value FROM state").fetchall()
-        for table, key, value in rows:
-            state.load(table, key, value.encode())
-        return len(rows)
+    def load_state(self, state: State) -> None:
+        for (table, key), value in self.state_rows().items():
+            state.load(table, key, value)
 
     def state_rows(self) -> dict[tuple[str, str], bytes]:
         with self._reading() as db:
@@ -218,11 +215,11 @@ class BlockStore:
     def transaction(self, tx_hash: str) -> StoredTransaction | None:
         with self._reading() as db:
             row = db.execute(
-                "SELECT height, idx, body, result FROM transactions WHERE hash = ?", (tx_hash,)
+                "SELECT height, idx, result FROM transactions WHERE hash = ?", (tx_hash,)
             ).fetchone()
         if row is None:
             return None
-        return int(row[0]), int(row[1]), canonical_loads(row[2]), canonical_loads(row[3])
+        return int(row[0]), int(row[1]), canonical_loads(row[2])
 
     def events(
         self,
@@ -242,10 +239,7 @@ class BlockStore:
         params.append(limit)
         with self._reading() as db:
             rows = db.execute(query, params).fetchall()
-        return [
-            ChainEvent(height=h, index=i, tx_hash=t, name=n, data=canonical_loads(d))
-            for h, i, t, n, d in rows
-        ]
+        return _events(rows)
 
     def transaction_events(self, tx_hash: str) -> list[ChainEvent]:
         with self._reading() as db:
@@ -253,10 +247,14 @@ class BlockStore:
                 "SELECT height, idx, tx_hash, name, data FROM events WHERE tx_hash = ? ORDER BY height, idx",
                 (tx_hash,),
             ).fetchall()
-        return [
-            ChainEvent(height=h, index=i, tx_hash=t, name=n, data=canonical_loads(d))
-            for h, i, t, n, d in rows
-        ]
+        return _events(rows)
+
+
+def _events(rows: list[tuple[int, int, str | None, str, str]]) -> list[ChainEvent]:
+    return [
+        ChainEvent(height=h, index=i, tx_hash=t, name=n, data=canonical_loads(d))
+        for h, i, t, n, d in rows
+    ]
 
 
 def _signed(row: tuple[str, str, str]) -> SignedHeader:

@@ -84,7 +84,10 @@ def run(
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    # SIGTERM takes the same road as SIGINT: asyncio then cancels only the main task,
+    # whose cleanup seals the open block; a KeyboardInterrupt raised here instead
+    # would escape the loop and cancel the block producer before it seals.
+    signal.raise_signal(signal.SIGINT)
 
 
 @app.command()

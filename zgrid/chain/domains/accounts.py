@@ -21,10 +21,7 @@ class TransferArgs(Args):
 
 def transfer(ctx: CallContext, args: TransferArgs) -> dict[str, Any]:
     if args.to == ctx.signer:
-        raise refuse(
-            RejectCode.INVALID_ARGS,
-            "invalid args for accounts.transfer: to: cannot transfer to yourself",
-        )
+        raise ctx.invalid("to", "cannot transfer to yourself")
     ctx.debit(ctx.signer, args.amount)
     ctx.credit(args.to, args.amount)
     ctx.emit("Transfer", **{"from": ctx.signer, "to": args.to, "amount": args.amount})
@@ -40,10 +37,7 @@ def faucet(ctx: CallContext, args: FaucetArgs) -> dict[str, Any]:
     if source is None:
         raise refuse(RejectCode.FORBIDDEN, "this chain has no faucet (dev chains only)")
     if args.amount > ctx.genesis.faucet_max:
-        raise refuse(
-            RejectCode.INVALID_ARGS,
-            f"invalid args for accounts.faucet: amount: at most {ctx.genesis.faucet_max} per call",
-        )
+        raise ctx.invalid("amount", f"at most {ctx.genesis.faucet_max} per call")
     if ctx.signer == source:
         raise refuse(RejectCode.INVALID_ARGS, "the faucet cannot pay itself")
     ctx.debit(source, args.amount)

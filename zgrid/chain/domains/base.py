@@ -29,6 +29,10 @@ def refuse(code: RejectCode, message: str) -> TransactionRejected:
     return TransactionRejected(code, message)
 
 
+def invalid_args(call: str, detail: str) -> TransactionRejected:
+    return TransactionRejected(RejectCode.INVALID_ARGS, f"invalid args for {call}: {detail}")
+
+
 @dataclass
 class CallContext:
     state: LedgerState
@@ -36,8 +40,12 @@ class CallContext:
     signer: str
     height: int
     timestamp: int
-    tx_hash: str | None = None
+    call: str = ""
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def invalid(self, field: str, message: str) -> TransactionRejected:
+        """An INVALID_ARGS refusal of this call's ``field``, worded like the argument checks."""
+        return invalid_args(self.call, f"{field}: {message}")
 
     def emit(self, event: str, /, **data: Any) -> None:
         self.events.append((event, data))
@@ -90,7 +98,4 @@ class Call(Generic[A]):
         try:
             return self.args.model_validate(raw)
         except ValidationError as exc:
-            raise refuse(
-                RejectCode.INVALID_ARGS,
-                f"invalid args for {name}: {describe_validation_error(exc, whole='args')}",
-            ) from None
+            raise invalid_args(name, describe_validation_error(exc, whole="args")) from None

@@ -63,10 +63,6 @@ def _node(ctx: CallContext, node_id: int) -> Node:
     return node
 
 
-def _hourly_units(ctx: CallContext, usd_per_hour: int) -> int:
-    return ctx.genesis.usd_to_units(usd_per_hour) if usd_per_hour else 0
-
-
 def _reserve_ips(ctx: CallContext, node: Node, count: int, contract_id: int) -> list[FarmIP]:
     if not count:
         return []
@@ -136,14 +132,15 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
     if node.power == "down":
         raise refuse(RejectCode.CONFLICT, f"node {node.id} is powered down")
     farm = ctx.state.farms.get(node.farm_id)
-    policy = (
-        ctx.genesis.price_policy(farm.pricing_policy_id if farm else 1)
-        or ctx.genesis.price_policies[0]
-    )
+    assert farm is not None  # a node's farm is never removed
+    policy = ctx.genesis.price_policy(farm.pricing_policy_id)
+    assert policy is not None  # checked when the farm was created
     # The deployment is sealed, so the ledger can only ask for what it can price:
     # an hour of the public IPs, and something rather than nothing.
     ctx.require_free(
-        ctx.signer, max(1, _hourly_units(ctx, policy.ipu * args.public_ips)), "a node contract"
+        ctx.signer,
+        max(1, ctx.genesis.usd_to_units(policy.ipu * args.public_ips)),
+        "a node contract",
     )
     contract_id = ctx.state.next_id("contract")
     ips = _reserve_ips(ctx, node, args.public_ips, contract_id)
@@ -234,7 +231,9 @@ def create_name_contract(ctx: CallContext, args: CreateNameArgs) -> dict[str, An
     if taken is not None:
         raise refuse(RejectCode.CONFLICT, f"name {args.name!r} is taken by contract {taken.id}")
     policy = ctx.genesis.price_policies[0]
-    ctx.require_free(ctx.signer, max(1, _hourly_units(ctx, policy.unique_name)), "a name contract")
+    ctx.require_free(
+        ctx.signer, max(1, ctx.genesis.usd_to_units(policy.unique_name)), "a name contract"
+    )
     contract_id = ctx.state.next_id("contract")
     _store_new_contract(ctx, contract_id, "name", twin.id, name=args.name)
     ctx.state.contract_by_name.put(args.name, Ref(id=contract_id))
@@ -388,9 +387,9 @@ class ReportResultArgs(Args):
 def report_result(ctx: CallContext, args: ReportResultArgs) -> dict[str, Any]:
     _, contract = _node_contract_of_signer(ctx, args.contract_id)
     if args.version > contract.version:
-        raise refuse(
-            RejectCode.INVALID_ARGS,
-            f"invalid args for contracts.report_result: version: contract {contract.id} is at version {contract.version}, not {args.version}",
+        raise ctx.invalid(
+            "version",
+            f"contract {contract.id} is at version {contract.version}, not {args.version}",
         )
     report = ResultReport(
         version=args.version, sealed_results=args.sealed_results, reported=ctx.timestamp

@@ -85,10 +85,7 @@ def add_ip(ctx: CallContext, args: AddIPArgs) -> dict[str, Any]:
     interface = ipaddress.IPv4Interface(args.ip)
     gateway = ipaddress.IPv4Address(args.gateway)
     if gateway not in interface.network or gateway == interface.ip:
-        raise refuse(
-            RejectCode.INVALID_ARGS,
-            f"invalid args for farms.add_ip: gateway: {gateway} is not another address in {interface.network}",
-        )
+        raise ctx.invalid("gateway", f"{gateway} is not another address in {interface.network}")
     if any(ipaddress.IPv4Interface(existing.ip).ip == interface.ip for existing in farm.public_ips):
         raise refuse(RejectCode.CONFLICT, f"farm {farm.id} already has {interface.ip}")
     ips = [*farm.public_ips, FarmIP(ip=args.ip, gateway=args.gateway)]

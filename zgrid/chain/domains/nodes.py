@@ -82,6 +82,19 @@ def signer_node(ctx: CallContext) -> Node:
 def update(ctx: CallContext, args: NodeArgs) -> dict[str, Any]:
     node = signer_node(ctx)
     _check_farm(ctx, args.farm_id)
+    if args.farm_id != node.farm_id:
+        # Public IPs are reserved on the node's farm and released there on cancel.
+        holding = [
+            c.id
+            for c in ctx.state.contracts.values()
+            if c.node_id == node.id and c.public_ips and c.state != "deleted"
+        ]
+        if holding:
+            raise refuse(
+                RejectCode.CONFLICT,
+                f"node {node.id} cannot leave farm {node.farm_id} while contracts "
+                f"{', '.join(map(str, holding[:5]))} hold its public IPs",
+            )
     ctx.state.nodes.put(
         node.id, node.model_copy(update={**_fields(args), "updated": ctx.timestamp})
     )
@@ -100,10 +113,9 @@ def report_uptime(ctx: CallContext, args: UptimeArgs) -> dict[str, Any]:
     node = signer_node(ctx)
     drift = args.timestamp - ctx.timestamp
     if abs(drift) > UPTIME_TOLERANCE:
-        raise refuse(
-            RejectCode.INVALID_ARGS,
-            f"invalid args for nodes.report_uptime: timestamp: {args.timestamp} is {drift:+d} s from "
-            f"block time {ctx.timestamp} (at most ±{UPTIME_TOLERANCE} s)",
+        raise ctx.invalid(
+            "timestamp",
+            f"{args.timestamp} is {drift:+d} s from block time {ctx.timestamp} (at most ±{UPTIME_TOLERANCE} s)",
         )
     ctx.state.nodes.put(
         node.id,
