@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from zgrid.zdb import MODE_SEQ, MODE_USER, CommandError, StorageError, Store, crc32c
-from zgrid.zdb.files import SyncPolicy
+from zgrid.zdb.files import PayloadCache, SyncPolicy
 from zgrid.zdb.formats import (
     DATA_ENTRY,
     DATA_HEADER,
@@ -259,3 +259,105 @@ def test_mode_mismatch_is_refused(tmp_path: Path) -> None:
             datasize=SMALL,
             policy=SyncPolicy(),
         ).load(fixed_mode=MODE_USER)
+
+
+class FsyncRecorder:
+    """Stands in for os.fsync in the files module and remembers which files were synced."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def __call__(self, fd: int) -> None:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name[0] in "di" and name[1:].isdigit():  # data and index files, not descriptors
+            self.paths.append(name)
+
+
+def test_sync_fsyncs_data_and_index_at_every_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = FsyncRecorder()
+    monkeypatch.setattr("zgrid.zdb.files.os.fsync", recorder)
+    namespace = Namespace(
+        "default",
+        data_root=tmp_path / "data",
+        index_root=tmp_path / "index",
+        mode=MODE_USER,
+        datasize=SMALL,
+        policy=SyncPolicy(sync=True),
+    )
+    namespace.load()
+    namespace.set(b"a", b"1", 1)
+    namespace.flush()
+    assert recorder.paths == ["d0", "i0"]  # the data before the index that points at it
+    namespace.flush()  # nothing new: nothing to sync
+    assert recorder.paths == ["d0", "i0"]
+
+
+def test_synctime_keeps_a_clock_per_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = FsyncRecorder()
+    now = [1000.0]
+    monkeypatch.setattr("zgrid.zdb.files.os.fsync", recorder)
+    monkeypatch.setattr("zgrid.zdb.files.time.monotonic", lambda: now[0])
+    store = Store(data_root=tmp_path / "d", index_root=tmp_path / "i", datasize=SMALL, synctime=5)
+    store.open()
+    second = store.create("second")
+    for namespace in (store.default, second):
+        namespace.set(b"k", b"v", 1)
+    store.flush()
+    assert recorder.paths == []  # 5 s have not passed for either
+    now[0] += 6
+    for namespace in (store.default, second):
+        namespace.set(b"k", b"w", 2)
+    store.flush()
+    assert sorted(recorder.paths) == ["d0", "d0", "i0", "i0"]  # both, not only the first one
+    store.close()
+
+
+def test_check_reads_the_disk_not_the_cache(tmp_path: Path) -> None:
+    namespace = Namespace(
+        "default",
+        data_root=tmp_path / "data",
+        index_root=tmp_path / "index",
+        mode=MODE_USER,
+        datasize=SMALL,
+        policy=SyncPolicy(),
+        cache=PayloadCache(1 << 20),
+    )
+    namespace.load()
+    namespace.set(b"key", b"payload", 1)
+    namespace.flush()
+    entry = namespace.keys[b"key"]
+    assert namespace.check(entry) == 1
+    data = tmp_path / "data" / "default" / "d0"
+    raw = bytearray(data.read_bytes())
+    raw[-1] ^= 0xFF  # flip a bit of the payload on disk; the cache still holds the good copy
+    data.write_bytes(bytes(raw))
+    assert namespace.get(b"key") == b"payload"
+    assert namespace.check(entry) == 0
+
+
+def test_zero_filled_tail_is_not_replayed(tmp_path: Path) -> None:
+    namespace = open_namespace(tmp_path)
+    namespace.set(b"kept", b"1", 1)
+    namespace.flush()
+    namespace.close()
+    data = tmp_path / "data" / "default" / "d0"
+    size = data.stat().st_size
+    with data.open("ab") as handle:
+        handle.write(bytes(DATA_ENTRY.size * 3))  # what a power cut can leave: zeros
+    namespace = open_namespace(tmp_path)
+    assert namespace.entries == 1
+    assert b"" not in namespace.keys
+    assert data.stat().st_size == size
+
+
+def test_payload_cache_stays_within_its_budget() -> None:
+    cache = PayloadCache(1000)
+    for offset in range(100):
+        cache.put(0, offset, bytes(100))
+    assert cache.size <= 1000
+    assert cache.get(0, 99) == bytes(100)  # the newest stay
+    assert cache.get(0, 0) is None  # the oldest went first

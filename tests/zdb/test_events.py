@@ -288,7 +288,7 @@ def test_dualnet_serves_the_unix_socket_and_tcp(
     client.close()
 
 
-def test_sync_server_keeps_acknowledged_writes_after_kill9(
+def test_acknowledged_writes_survive_kill9(
     zdb_factory: Callable[..., ZdbProcess],
 ) -> None:
     node = zdb_factory("--sync")

@@ -61,7 +61,11 @@ class ZdbClient:
             ) from exc
         client = cls(reader, writer)
         if namespace is not None:
-            await client.select(namespace, password)
+            try:
+                await client.select(namespace, password)
+            except BaseException:
+                await client.close()  # nobody else holds it: do not leak the socket
+                raise
         return client
 
     async def _read_replies(self) -> None:

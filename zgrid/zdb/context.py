@@ -29,8 +29,6 @@ class Stats:
     clients_lifetime: int = 0
     network_rx_bytes: int = 0
     network_tx_bytes: int = 0
-    data_read_bytes: int = 0
-    data_write_bytes: int = 0
 
 
 class Connection(Protocol):

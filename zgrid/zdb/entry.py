@@ -60,10 +60,6 @@ class Entry:
     def deleted(self) -> bool:
         return bool(self.flags & INDEX_FLAG_DELETED)
 
-    @property
-    def disk_size(self) -> int:
-        return INDEX_ITEM.size + len(self.key)
-
     def pack(self) -> bytes:
         """The index item of this entry, as 0-db stores it."""
         return (

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from zgrid.zdb.errors import StorageError
@@ -27,7 +29,7 @@ from zgrid.zdb.formats import (
     index_file_name,
 )
 
-__all__ = ["NamespaceFiles", "PayloadCache", "SyncPolicy"]
+__all__ = ["DiskStats", "NamespaceFiles", "PayloadCache", "SyncPolicy"]
 
 
 class PayloadCache:
@@ -35,7 +37,7 @@ class PayloadCache:
 
     GET and SET's unchanged-value check are then answered from memory for the
     working set instead of a pread each. Eviction is oldest-inserted first, which
-    costs nothing on a hit.
+    costs nothing on a hit (an OrderedDict pops its oldest item in constant time).
     """
 
     __slots__ = ("_items", "budget", "size")
@@ -43,7 +45,7 @@ class PayloadCache:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.size = 0
-        self._items: dict[int, bytes] = {}
+        self._items: OrderedDict[int, bytes] = OrderedDict()
 
     # Keyed by one int (file id and offset packed) rather than a tuple: cheaper per lookup.
     def get(self, fileid: int, offset: int) -> bytes | None:
@@ -58,16 +60,51 @@ class PayloadCache:
         self._items[key] = payload
         self.size += len(payload)
         while self.size > self.budget:
-            oldest = next(iter(self._items))
-            self.size -= len(self._items.pop(oldest))
+            self.size -= len(self._items.popitem(last=False)[1])
 
     def clear(self) -> None:
         self._items.clear()
         self.size = 0
 
 
+@dataclass
+class DiskStats:
+    """What one namespace read from and wrote to its files while serving, and what failed."""
+
+    data_read_bytes: int = 0
+    data_write_bytes: int = 0
+    index_read_bytes: int = 0
+    index_write_bytes: int = 0
+    data_read_failed: int = 0
+    data_write_failed: int = 0
+    index_read_failed: int = 0
+    index_write_failed: int = 0
+    data_error_last: int = 0
+    index_error_last: int = 0
+
+    def data_failed(self, *, write: bool) -> None:
+        if write:
+            self.data_write_failed += 1
+        else:
+            self.data_read_failed += 1
+        self.data_error_last = int(time.time())
+
+    def index_failed(self, *, write: bool) -> None:
+        if write:
+            self.index_write_failed += 1
+        else:
+            self.index_read_failed += 1
+        self.index_error_last = int(time.time())
+
+    def __add__(self, other: DiskStats) -> DiskStats:
+        return DiskStats(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
 class SyncPolicy:
-    """``sync``: fsync at every flush; ``synctime``: fsync when that many seconds have passed."""
+    """``sync``: fsync at every flush; ``synctime``: fsync when that many seconds have passed.
+
+    One per namespace: its clock is that namespace's last fsync.
+    """
 
     __slots__ = ("_last", "sync", "synctime")
 
@@ -93,7 +130,6 @@ class NamespaceFiles:
         data_dir: Path,
         index_dir: Path,
         *,
-        mode: int,
         policy: SyncPolicy,
         cache: PayloadCache | None = None,
         on_missing: Callable[[Path], bool] | None = None,
@@ -103,8 +139,8 @@ class NamespaceFiles:
         self.on_missing = on_missing
         self.data_dir = data_dir
         self.index_dir = index_dir
-        self.mode = mode
         self.policy = policy
+        self.stats = DiskStats()
         self.fileid = 0
         self._data_fd = -1
         self._index_fd = -1
@@ -118,14 +154,14 @@ class NamespaceFiles:
 
     # -- opening and rotating -------------------------------------------------------------
 
-    def open(self, fileid: int) -> None:
-        """Make ``fileid`` the active pair, creating files and headers as needed."""
+    def open(self, fileid: int, mode: int) -> None:
+        """Make ``fileid`` the active pair, creating files (with ``mode`` in the index header)."""
         self.close()
         self.fileid = fileid
         try:
             self._index_fd = _open_with_header(
                 self.index_path(fileid),
-                INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, 0, 0, fileid, self.mode),
+                INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, 0, 0, fileid, mode),
             )
             self._data_fd = _open_with_header(
                 self.data_path(fileid), DATA_HEADER.pack(DATA_MAGIC, DATA_VERSION, 0, 0, fileid)
@@ -137,17 +173,18 @@ class NamespaceFiles:
                 f"cannot open files {fileid} of {self.index_dir.name}: {exc.strerror or exc}"
             ) from exc
 
-    def rotate(self) -> int:
-        """Move to the next file id (flushing and, with ``sync``, syncing the current pair)."""
+    def rotate(self, mode: int) -> int:
+        """Move to the next file id, after flushing the current pair."""
         self.flush()
-        if self.policy.sync:
-            self._fsync()
-        self.open(self.fileid + 1)
+        self.open(self.fileid + 1, mode)
         return self.fileid
 
     def close(self) -> None:
         with contextlib.suppress(StorageError):
             self.flush()
+        # After a failed flush these bytes must not land ahead of the next file's records.
+        self._data_pending.clear()
+        self._index_pending.clear()
         for fd in (self._data_fd, self._index_fd, *self._readers.values()):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -155,10 +192,10 @@ class NamespaceFiles:
         self._data_fd = self._index_fd = -1
         self._readers.clear()
 
-    def rewrite_mode(self) -> None:
+    def rewrite_mode(self, mode: int) -> None:
         """Record a new namespace mode in the header of index file 0 (fresh namespaces only)."""
         self.flush()
-        self.patch_index(0, INDEX_HEADER.size - 1, bytes([self.mode]))
+        self.patch_index(0, INDEX_HEADER.size - 1, bytes([mode]))
 
     def data_path(self, fileid: int) -> Path:
         return self.data_dir / data_file_name(fileid)
@@ -194,6 +231,7 @@ class NamespaceFiles:
         try:
             fd = os.open(self.index_path(fileid), os.O_WRONLY)
         except OSError as exc:
+            self.stats.index_failed(write=True)
             raise StorageError(f"cannot open index file {fileid}: {exc.strerror or exc}") from exc
         try:
             self._pwrite(fd, record, offset, fileid)
@@ -205,33 +243,42 @@ class NamespaceFiles:
             if os.pwrite(fd, record, offset) != len(record):
                 raise OSError("short write")
         except OSError as exc:
+            self.stats.index_failed(write=True)
             raise StorageError(f"cannot update index file {fileid}: {exc}") from exc
-
-    @property
-    def dirty(self) -> bool:
-        return bool(self._data_pending or self._index_pending)
+        self.stats.index_write_bytes += len(record)
 
     def flush(self) -> None:
         """Write what is queued (data first), and fsync when the policy says so."""
         if not self._data_pending and not self._index_pending:
             return
+        sync = self.policy.due()  # asked once: data and index are synced together or not at all
+        stats = self.stats
         try:
             if self._data_pending:
                 _write_all(self._data_fd, self._data_pending, self._data_flushed)
+                stats.data_write_bytes += len(self._data_pending)
                 self._data_flushed += len(self._data_pending)
                 self._data_pending.clear()
-            if self.policy.due():
+            if sync:
                 os.fsync(self._data_fd)
+        except OSError as exc:
+            stats.data_failed(write=True)
+            raise StorageError(
+                f"cannot write data file {self.fileid} of {self.index_dir.name}: {exc.strerror or exc}"
+            ) from exc
+        try:
             if self._index_pending:
                 _write_all(self._index_fd, self._index_pending, self._index_flushed)
+                stats.index_write_bytes += len(self._index_pending)
                 self._index_flushed += len(self._index_pending)
                 self._index_pending.clear()
-            if self.policy.due():
+            if sync:
                 os.fsync(self._index_fd)
                 self.policy.done()
         except OSError as exc:
+            stats.index_failed(write=True)
             raise StorageError(
-                f"cannot write files {self.fileid} of {self.index_dir.name}: {exc.strerror or exc}"
+                f"cannot write index file {self.fileid} of {self.index_dir.name}: {exc.strerror or exc}"
             ) from exc
 
     def _fsync(self) -> None:
@@ -257,9 +304,12 @@ class NamespaceFiles:
         try:
             chunk = os.pread(fd, length, offset)
         except OSError as exc:
+            self.stats.data_failed(write=False)
             raise StorageError(f"cannot read data file {fileid}: {exc.strerror or exc}") from exc
         if len(chunk) != length:
+            self.stats.data_failed(write=False)
             raise StorageError(f"data file {fileid} is shorter than expected")
+        self.stats.data_read_bytes += length
         return chunk
 
     def read_payload(self, fileid: int, offset: int, idlength: int, length: int) -> bytes:
@@ -293,17 +343,6 @@ class NamespaceFiles:
             return os.open(path, os.O_RDONLY)  # the missing-data hook brought it back
         except OSError as exc:
             raise StorageError(f"data file {fileid} is missing") from exc
-
-    def read_index(self, fileid: int) -> bytes:
-        """The whole of index file ``fileid`` as it is on disk plus what is queued."""
-        if fileid == self.fileid:
-            self.flush()
-        try:
-            return self.index_path(fileid).read_bytes()
-        except FileNotFoundError:
-            return b""
-        except OSError as exc:
-            raise StorageError(f"cannot read index file {fileid}: {exc.strerror or exc}") from exc
 
     def index_exists(self, fileid: int) -> bool:
         return self.index_path(fileid).is_file()

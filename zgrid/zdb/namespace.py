@@ -76,15 +76,14 @@ class Namespace:
         self.slots: list[Entry] = []
         self.entries = 0
         self.payload_bytes = 0
-        self.next_id = 0
+        self._inserts = 0  # user mode's "next internal id": inserts at runtime, entries at load
         self.dirty_files: set[int] = set()
-        self._index_previous = 0
         self._data_previous = 0
+        # (file id, offset) of the index entry appended last; new entries point back at it.
         self._last_index: tuple[int, int] | None = None
         self.files = NamespaceFiles(
             self.data_dir,
             self.index_dir,
-            mode=mode,
             policy=policy,
             cache=cache,
             on_missing=on_missing,
@@ -139,12 +138,11 @@ class Namespace:
             ) from exc
         self._load_descriptor()
         self.mode = self._detect_mode(fixed_mode)
-        self.files.mode = self.mode
         last = self._last_file_id()
         for fileid in range(last + 1):
             resume, covered = self._replay_index(fileid, is_last=fileid == last)
             self._replay_data(fileid, resume, covered, is_last=fileid == last)
-        self.files.open(last)
+        self.files.open(last, self.mode)
 
     def _load_descriptor(self) -> None:
         path = self.index_dir / NAMESPACE_FILE
@@ -218,44 +216,57 @@ class Namespace:
         resume = covered = DATA_HEADER.size
         position = INDEX_HEADER.size
         end = len(raw)
+        user = self.mode == MODE_USER
+        unpack = INDEX_ITEM.unpack_from
         while position < end:
             if position + INDEX_ITEM.size > end or position + INDEX_ITEM.size + raw[position] > end:
                 _truncate(path, position)  # a torn last entry: it was never acknowledged
                 break
-            item = IndexItem.unpack(raw, position)
-            self._load_item(item, fileid, position)
-            if (self.mode == MODE_USER or item.dataid == fileid) and item.offset >= resume:
-                resume = item.offset
-                covered = item.offset + DATA_ENTRY.size + len(item.key) + item.length
-            position += item.size
+            (
+                idlength,
+                offset,
+                length,
+                previous,
+                flags,
+                dataid,
+                timestamp,
+                crc,
+                parentid,
+                parentoff,
+            ) = unpack(raw, position)
+            start = position + INDEX_ITEM.size
+            # User mode: the payload is in the data file of the same id (0-db writes the
+            # dataid field as 0 for first inserts and ignores it when loading); seq mode
+            # updates slots in place, so there the stored dataid is the truth.
+            if user:
+                dataid = fileid
+            entry = Entry(
+                raw[start : start + idlength],
+                dataid=dataid,
+                offset=offset,
+                length=length,
+                crc=crc,
+                timestamp=timestamp,
+                indexid=fileid,
+                idxoffset=position,
+                previous=previous,
+                flags=flags,
+                parentid=parentid,
+                parentoff=parentoff,
+            )
+            self._load_entry(entry)
+            if dataid == fileid and offset >= resume:
+                resume = offset
+                covered = offset + DATA_ENTRY.size + idlength + length
+            self._last_index = (fileid, position)
+            position = start + idlength
         return resume, covered
 
-    def _load_item(self, item: IndexItem, fileid: int, position: int) -> None:
-        # User mode: the payload is in the data file of the same id (0-db writes the
-        # dataid field as 0 for first inserts and ignores it when loading); seq mode
-        # updates slots in place, so there the stored dataid is the truth.
-        dataid = fileid if self.mode == MODE_USER else item.dataid
-        entry = Entry(
-            item.key,
-            dataid=dataid,
-            offset=item.offset,
-            length=item.length,
-            crc=item.crc,
-            timestamp=item.timestamp,
-            indexid=fileid,
-            idxoffset=position,
-            previous=item.previous,
-            flags=item.flags,
-            parentid=item.parentid,
-            parentoff=item.parentoff,
-        )
-        self._index_previous = position
-        self._last_index = (fileid, position)
+    def _load_entry(self, entry: Entry) -> None:
         if self.mode == MODE_SEQ:
             self.slots.append(entry)
             if not entry.deleted:
                 self._count(entry, +1)
-            self.next_id = len(self.slots)
             return
         old = self.keys.pop(entry.key, None)
         if old is not None:
@@ -263,7 +274,7 @@ class Namespace:
         if not entry.deleted:
             self.keys[entry.key] = entry
             self._count(entry, +1)
-        self.next_id += 1
+        self._inserts += 1
 
     def _replay_data(self, fileid: int, resume: int, covered: int, *, is_last: bool) -> None:
         """Apply data entries past ``covered`` that the index lacks (a crash between the two writes).
@@ -285,8 +296,8 @@ class Namespace:
                 handle.seek(position)
                 header = DataEntry.unpack(handle.read(DATA_ENTRY.size))
                 total = DATA_ENTRY.size + header.idlength + header.datalength
-                if position + total > size:
-                    break
+                if position + total > size or header.idlength == 0:
+                    break  # cut short, or zeros (no record has an empty key): a torn tail
                 if position >= covered:
                     key = handle.read(header.idlength)
                     payload = handle.read(header.datalength)
@@ -303,7 +314,7 @@ class Namespace:
     def _reapply(self, fileid: int, offset: int, key: bytes, header: DataEntry) -> None:
         """Redo the index side of a write whose data record is on disk but not indexed."""
         if self.files.fileid != fileid or self.files.index_size == 0:
-            self.files.open(fileid)
+            self.files.open(fileid, self.mode)
         existing = self.lookup(key)
         if header.flags & DATA_FLAG_DELETED:
             if existing is not None:
@@ -321,9 +332,13 @@ class Namespace:
         if self.mode == MODE_SEQ and existing is None and not new_slot:
             return  # an update of a slot the index never had: nothing to attach it to
         self._index_set(entry, existing)
-        self.files.flush()
 
     # -- counters -------------------------------------------------------------------------
+
+    @property
+    def next_id(self) -> int:
+        """0-db's next internal id: the next sequence id, or in user mode the inserts."""
+        return len(self.slots) if self.mode == MODE_SEQ else self._inserts
 
     def _count(self, entry: Entry, sign: int) -> None:
         self.entries += sign
@@ -359,11 +374,12 @@ class Namespace:
     def check(self, entry: Entry) -> int:
         """1 if the stored payload matches its CRC, 0 if not, -1 if it cannot be read."""
         try:
+            # From the file itself, never the cache: the point is to find damage on disk.
             header = DataEntry.unpack(
                 self.files.read_data(entry.dataid, entry.offset, DATA_ENTRY.size)
             )
-            payload = self.files.read_payload(
-                entry.dataid, entry.offset, header.idlength, header.datalength
+            payload = self.files.read_data(
+                entry.dataid, entry.offset + DATA_ENTRY.size + header.idlength, header.datalength
             )
         except StorageError:
             return -1
@@ -439,10 +455,9 @@ class Namespace:
         self._index_delete(existing)
 
     def _append_index(self, entry: Entry) -> None:
-        entry.previous = self._index_previous
+        entry.previous = 0 if self._last_index is None else self._last_index[1]
         entry.indexid = self.files.fileid
         entry.idxoffset = self.files.append_index(entry.pack())
-        self._index_previous = entry.idxoffset
         self._last_index = (entry.indexid, entry.idxoffset)
 
     def _flag_deleted(self, entry: Entry) -> None:
@@ -457,7 +472,7 @@ class Namespace:
                 self._count(existing, -1)
                 entry.parentid, entry.parentoff = existing.indexid, existing.idxoffset
             else:
-                self.next_id += 1
+                self._inserts += 1
             self._append_index(entry)
             self.keys[entry.key] = entry
             self._count(entry, +1)
@@ -465,7 +480,6 @@ class Namespace:
         if existing is None:
             self._append_index(entry)
             self.slots.append(entry)
-            self.next_id = len(self.slots)
             self._count(entry, +1)
             return
         # Seq update: keep the old version as a flagged copy (it takes the next slot),
@@ -474,7 +488,6 @@ class Namespace:
         history.flags |= INDEX_FLAG_DELETED
         self._append_index(history)
         self.slots.append(history)
-        self.next_id = len(self.slots)
         entry.parentid, entry.parentoff = history.indexid, history.idxoffset
         entry.indexid, entry.idxoffset, entry.previous = (
             existing.indexid,
@@ -496,7 +509,7 @@ class Namespace:
     def jump(self) -> None:
         """Start the next data and index files (rotation or NSJUMP)."""
         old = self.files.fileid
-        new = self.files.rotate()
+        new = self.files.rotate(self.mode)
         if self.on_jump is not None:
             self.on_jump(self, old, new)
 
@@ -512,7 +525,9 @@ class Namespace:
                     INDEX_ITEM.size + (MAX_KEY_LENGTH if idlength is None else idlength)
                 )
         except OSError as exc:
+            self.files.stats.index_failed(write=False)
             raise StorageError(f"cannot read index file {fileid}: {exc}") from exc
+        self.files.stats.index_read_bytes += len(raw)
         if len(raw) < INDEX_ITEM.size:
             raise StorageError("index entry out of range")
         size = raw[0] if idlength is None else idlength
@@ -536,16 +551,20 @@ class Namespace:
             with self.files.index_path(fileid).open("rb") as handle:
                 handle.seek(offset)
                 buffer = b""
-                position = offset
+                start = 0  # where the next item begins in ``buffer``
+                position = offset  # and in the file
                 while True:
-                    if len(buffer) < INDEX_ITEM.size + 255:
+                    if len(buffer) - start < INDEX_ITEM.size + MAX_KEY_LENGTH:
                         chunk = handle.read(_CHUNK)
-                        buffer += chunk
-                    if len(buffer) < INDEX_ITEM.size or len(buffer) < INDEX_ITEM.size + buffer[0]:
+                        self.files.stats.index_read_bytes += len(chunk)
+                        buffer = buffer[start:] + chunk
+                        start = 0
+                    left = len(buffer) - start
+                    if left < INDEX_ITEM.size or left < INDEX_ITEM.size + buffer[start]:
                         break
-                    item = IndexItem.unpack(buffer)
+                    item = IndexItem.unpack(buffer, start)
                     yield fileid, position, item
-                    buffer = buffer[item.size :]
+                    start += item.size
                     position += item.size
             fileid += 1
             offset = INDEX_HEADER.size
@@ -654,7 +673,9 @@ class Namespace:
             if header.datalength > 8 * 1024 * 1024 or header.flags & DATA_FLAG_DELETED:
                 raise CommandError("Unexpected Internal Error")
             key = self.files.read_data(fileid, offset + DATA_ENTRY.size, header.idlength)
-            payload = self.files.read_payload(fileid, offset, header.idlength, header.datalength)
+            payload = self.files.read_data(
+                fileid, offset + DATA_ENTRY.size + header.idlength, header.datalength
+            )
         except StorageError:
             raise CommandError("Unexpected Internal Error") from None
         if header.datalength == 0:
@@ -675,9 +696,9 @@ class Namespace:
         self.files.cache.clear()
         self.keys.clear()
         self.slots.clear()
-        self.entries = self.payload_bytes = self.next_id = 0
+        self.entries = self.payload_bytes = self._inserts = 0
         self.dirty_files.clear()
-        self._index_previous = self._data_previous = 0
+        self._data_previous = 0
         self._last_index = None
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "RequestParser",
     "array",
     "bulk",
+    "c_atoll",
     "error",
     "integer",
     "simple",
@@ -31,12 +32,12 @@ OK = b"+OK\r\n"
 # Lines hiredis turns into bytes too (simple, verbatim, big number; attributes), where
 # 0-db wants "$" only: hiredis is not given the data from the first of them on.
 _LENIENT = re.compile(rb"\n[+=(|]")
-_ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_LEADING_NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 
-def _atoi(line: bytes) -> int:
-    """C's atoi: leading blanks, a sign, digits; anything after them is ignored."""
-    match = _ATOI.match(line)
+def c_atoll(text: bytes) -> int:
+    """C's atoi/atoll: leading blanks, a sign, digits; anything after them is ignored, none gives 0."""
+    match = _LEADING_NUMBER.match(text)
     return int(match.group(1)) if match else 0
 
 
@@ -76,11 +77,6 @@ class RequestParser:
         self.max_arguments = max_arguments
         self.max_argument_size = max_argument_size
         self._limit = max_argument_size + _HEADROOM
-
-    @property
-    def pending(self) -> int:
-        """Bytes received that do not yet form a whole command."""
-        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Add ``data``; return the commands it completed, or raise RequestFault."""
@@ -236,7 +232,7 @@ def _header_number(buffer: bytes | bytearray, start: int, end: int) -> int:
     digits = buffer[start:end]
     if digits.isdigit():
         return int(digits)
-    return _atoi(bytes(digits))
+    return c_atoll(bytes(digits))
 
 
 def simple(text: str) -> bytes:

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import cast
 
 from zgrid.zdb.commands import NO_REPLY, build_handlers, match
-from zgrid.zdb.commands.base import c_atoll
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError, StorageError
-from zgrid.zdb.resp import RequestFault, RequestParser, error
+from zgrid.zdb.resp import RequestFault, RequestParser, c_atoll, error
 
 __all__ = ["GroupCommit", "ZdbProtocol", "serve_forever"]
 
@@ -143,10 +142,12 @@ class ZdbProtocol(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._process)
 
     def push(self, reply: bytes) -> None:
-        """Send a reply that is not an answer to this client's own request (WAIT, MIRROR)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.context.stats.network_tx_bytes += len(reply)
-            self.transport.write(reply)
+        """Send a reply that is not an answer to this client's own request (WAIT, MIRROR).
+
+        Through the group commit like every reply: a mirror or a waiter never hears
+        of a write before it is on disk, nor before replies queued ahead of it.
+        """
+        self.commit.add(self, reply, False)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -175,21 +176,24 @@ class ZdbProtocol(asyncio.Protocol):
         if session is None or transport is None or transport.is_closing():
             return
         queue = self.queue
+        if session.detached:
+            # Its namespace was deleted: every request read gets 0-db's answer, then it ends.
+            self.commit.add(self, _DETACHED * len(queue), True)
+            queue.clear()
+            return
         replies: list[bytes] = []
         size = transport.get_write_buffer_size()
-        close = False
         while queue:
-            reply, close = self._run(session, queue.popleft())
+            reply = self._run(session, queue.popleft())
             replies.append(reply)
             size += len(reply)
             if size > _HIGH_WATER:
                 break  # the rest once the client has read these
-        if not queue and self.fault is not None:
+        close = not queue and self.fault is not None
+        if close:
             message = str(self.fault)
             if message:  # an empty message: 0-db closes without a word
                 replies.append(error(message))
-            close = True
-        close = close and not queue
         self.commit.add(self, b"".join(replies), close)
         if close:
             return
@@ -197,21 +201,19 @@ class ZdbProtocol(asyncio.Protocol):
             self._schedule()  # the others get their turn first
         self._update_reading()
 
-    def _run(self, session: Session, args: list[bytes]) -> tuple[bytes, bool]:
+    def _run(self, session: Session, args: list[bytes]) -> bytes:
         context = self.context
         owner = session.ident
         if session.master:
             if len(args) < 2:
-                return b"-Missing arguments\r\n", False
+                return b"-Missing arguments\r\n"
             if len(args[-1]) > _OWNER_MAX:
-                return NO_REPLY, False
+                return NO_REPLY
             owner = c_atoll(args.pop()) % (1 << 64)  # strtoul: the leading number, wrapped
-        if session.detached:
-            return _DETACHED, True
         name = match(args[0])
         if name is None:
             context.stats.commands_failed += 1
-            return _UNSUPPORTED, False
+            return _UNSUPPORTED
         context.stats.commands_executed += 1
         try:
             reply = self.handlers[name](context, session, args)
@@ -222,7 +224,7 @@ class ZdbProtocol(asyncio.Protocol):
             reply = b"-Internal Error\r\n"
         if context.listening:  # someone WAITs or mirrors: tell them (rare, so tested first)
             self._after(session, name, args, owner)
-        return reply, False
+        return reply
 
     def _after(self, session: Session, name: str, args: list[bytes], owner: int) -> None:
         """Notify waiters of this command, and forward it to mirrors."""

@@ -44,7 +44,7 @@ class Store:
         self.index_root = index_root
         self.fixed_mode = mode
         self.datasize = datasize
-        self.policy = SyncPolicy(sync=sync, synctime=synctime)
+        self.sync, self.synctime = sync, synctime
         # Each namespace keeps up to this many bytes of recent payloads in memory.
         self.cache_bytes = cache_bytes
         self.hooks = hooks or Hooks(None, "")
@@ -85,7 +85,7 @@ class Store:
             index_root=self.index_root,
             mode=MODE_USER if self.fixed_mode is None else self.fixed_mode,
             datasize=self.datasize,
-            policy=self.policy,
+            policy=SyncPolicy(sync=self.sync, synctime=self.synctime),  # each its own clock
             on_jump=self._jumped,
             cache=PayloadCache(self.cache_bytes),
             on_missing=self._missing_data,
@@ -171,7 +171,6 @@ class Store:
         if not self._locks:
             return  # never opened, or already closed
         for namespace in self.namespaces.values():
-            namespace.flush()
             namespace.files.sync()
             self.hooks.fire(
                 "namespace-closing",

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from zgrid.zdb.commands.base import OK, check_namespace_name
+from zgrid.zdb.commands.base import OK, c_string, check_namespace_name
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError
 from zgrid.zdb.resp import simple
@@ -23,10 +23,6 @@ def _is_prefix(argument: bytes, word: bytes) -> bool:
     return bool(argument) and word.startswith(argument.upper())
 
 
-def _c_string(argument: bytes) -> str:
-    return argument.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
 def auth(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     admin = context.settings.admin_password
     if len(args) == 2:
@@ -36,7 +32,7 @@ def auth(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
             raise CommandError("Invalid argument")
         if len(args[1]) > 128:
             raise CommandError("Password too long")
-        if not hmac.compare_digest(_c_string(args[1]), admin):
+        if not hmac.compare_digest(c_string(args[1]), admin):
             raise CommandError("Access denied")
         session.admin = True
         return OK
@@ -80,7 +76,7 @@ def select(context: ServerContext, session: Session, args: list[bytes]) -> bytes
         elif len(args) == 3:
             if len(args[2]) > 255:
                 raise CommandError("Password too long")
-            if not hmac.compare_digest(_c_string(args[2]), namespace.password):
+            if not hmac.compare_digest(c_string(args[2]), namespace.password):
                 raise CommandError("Access denied")
         else:
             if not _is_prefix(args[2], b"SECURE"):

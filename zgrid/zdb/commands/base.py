@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError
 from zgrid.zdb.namespace import MAX_KEY_LENGTH
-from zgrid.zdb.resp import OK
+from zgrid.zdb.resp import OK, c_atoll
 from zgrid.zdb.store import MAX_NAMESPACE_LENGTH
 
 __all__ = [
     "OK",
     "Handler",
     "c_atoll",
+    "c_string",
     "check_args",
     "check_key",
     "check_min_args",
@@ -25,14 +25,6 @@ __all__ = [
 ]
 
 Handler = Callable[[ServerContext, Session, list[bytes]], bytes]
-
-_LEADING_NUMBER = re.compile(rb"\s*([+-]?\d+)")
-
-
-def c_atoll(text: bytes) -> int:
-    """C's atoll: leading whitespace, optional sign, digits; anything else gives 0."""
-    match = _LEADING_NUMBER.match(text)
-    return int(match.group(1)) if match else 0
 
 
 def check_args(args: list[bytes], count: int) -> None:
@@ -58,7 +50,12 @@ def check_key(key: bytes) -> None:
 def check_namespace_name(name: bytes) -> str:
     if len(name) > MAX_NAMESPACE_LENGTH:
         raise CommandError("Namespace too long")
-    return name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return c_string(name)
+
+
+def c_string(argument: bytes) -> str:
+    """An argument as 0-db's C code sees it: up to its first NUL byte."""
+    return argument.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def need_admin(context: ServerContext, session: Session) -> None:

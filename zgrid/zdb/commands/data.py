@@ -16,7 +16,7 @@ from zgrid.zdb.commands.base import (
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.namespace import MAX_KEY_LENGTH
-from zgrid.zdb.resp import NIL, bulk, integer
+from zgrid.zdb.resp import NIL, array, bulk, integer
 
 __all__ = ["check", "delete", "exists", "get", "keytime", "length", "mget", "set_"]
 
@@ -39,7 +39,6 @@ def set_(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
         written = namespace.set(key, value, timestamp)
     except StorageError:
         raise CommandError("Cannot write data right now") from None
-    context.stats.data_write_bytes += len(value)
     return NIL if written is None else bulk(written)
 
 
@@ -67,7 +66,7 @@ def mget(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     for key in args[1:]:
         check_key(key)
     not_frozen(session)
-    return b"*%d\r\n" % (len(args) - 1) + b"".join(_payload_reply(session, key) for key in args[1:])
+    return array([_payload_reply(session, key) for key in args[1:]])
 
 
 def delete(context: ServerContext, session: Session, args: list[bytes]) -> bytes:

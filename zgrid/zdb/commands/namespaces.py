@@ -10,14 +10,18 @@ from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError
 from zgrid.zdb.formats import MODE_SEQ, MODE_USER, data_file_name, index_file_name
 from zgrid.zdb.namespace import Namespace
-from zgrid.zdb.resp import bulk, integer
+from zgrid.zdb.resp import array, bulk, integer
 from zgrid.zdb.store import DEFAULT_NAMESPACE
 
 __all__ = ["dbsize", "flush", "nsdel", "nsinfo", "nsjump", "nslist", "nsnew", "nsset", "reload"]
 
 
 def _named(context: ServerContext, args: list[bytes]) -> Namespace:
-    namespace = context.store.get(check_namespace_name(args[1]))
+    return _existing(context, check_namespace_name(args[1]))
+
+
+def _existing(context: ServerContext, name: str) -> Namespace:
+    namespace = context.store.get(name)
     if namespace is None:
         raise CommandError("Namespace not found")
     return namespace
@@ -54,7 +58,7 @@ def nsdel(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
 
 def nslist(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     names = [namespace.name.encode("utf-8", "surrogateescape") for namespace in context.store]
-    return b"*%d\r\n" % len(names) + b"".join(bulk(name) for name in names)
+    return array([bulk(name) for name in names])
 
 
 def _yes(flag: bool) -> str:
@@ -73,6 +77,8 @@ def nsinfo(context: ServerContext, session: Session, args: list[bytes]) -> bytes
     check_args(args, 2)
     namespace = _named(context, args)
     swapped = int.from_bytes(namespace.next_id.to_bytes(8, "little"), "big")
+    index_memory = namespace.index_memory  # a sum over every key: once
+    disk = namespace.files.stats
     lines = [
         "# namespace",
         f"name: {namespace.name}",
@@ -84,15 +90,15 @@ def nsinfo(context: ServerContext, session: Session, args: list[bytes]) -> bytes
         f"data_size_bytes: {namespace.payload_bytes}",
         f"data_size_mb: {namespace.payload_bytes / 1048576:.2f}",
         f"data_limits_bytes: {namespace.maxsize}",
-        f"index_size_bytes: {namespace.index_memory}",
-        f"index_size_kb: {namespace.index_memory / 1024:.2f}",
+        f"index_size_bytes: {index_memory}",
+        f"index_size_kb: {index_memory / 1024:.2f}",
         f"next_internal_id: 0x{swapped:08x}",
         f"mode: {'sequential' if namespace.mode == MODE_SEQ else 'userkey'}",
-        "stats_index_io_errors: 0",
-        "stats_index_io_error_last: 0",
+        f"stats_index_io_errors: {disk.index_read_failed + disk.index_write_failed}",
+        f"stats_index_io_error_last: {disk.index_error_last}",
         "stats_index_faults: 0",
-        "stats_data_io_errors: 0",
-        "stats_data_io_error_last: 0",
+        f"stats_data_io_errors: {disk.data_read_failed + disk.data_write_failed}",
+        f"stats_data_io_error_last: {disk.data_error_last}",
         "stats_data_faults: 0",
     ]
     if namespace.maxsize:
@@ -128,10 +134,10 @@ def _flag(value: bytes) -> bool:
 def nsset(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     need_admin(context, session)
     check_args(args, 4)
-    check_namespace_name(args[1])
+    name = check_namespace_name(args[1])
     if len(args[2]) > 256 or len(args[3]) > 63:
         raise CommandError("Argument too long")
-    namespace = _named(context, args)
+    namespace = _existing(context, name)
     prop = args[2]
     value = args[3].split(b"\0", 1)[0]
     descriptor = namespace.descriptor
@@ -143,8 +149,7 @@ def nsset(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
         if value not in (b"user", b"seq"):
             raise CommandError("Invalid property value (expected: user, seq)")
         namespace.mode = MODE_USER if value == b"user" else MODE_SEQ
-        namespace.files.mode = namespace.mode
-        namespace.files.rewrite_mode()
+        namespace.files.rewrite_mode(namespace.mode)
     elif prop == b"lock":
         namespace.locked, namespace.frozen = _flag(value), False
     elif prop == b"freeze":

@@ -7,8 +7,9 @@ import time
 from zgrid.zdb.commands.base import OK, c_atoll, check_min_args, need_admin
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError
+from zgrid.zdb.files import DiskStats
 from zgrid.zdb.formats import DATA_VERSION, INDEX_VERSION
-from zgrid.zdb.resp import bulk, integer, simple
+from zgrid.zdb.resp import array, bulk, integer, simple
 
 __all__ = ["data", "hooks", "index", "info", "invalid", "ping", "stop", "time_"]
 
@@ -34,6 +35,8 @@ def info(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     def mb(value: int) -> str:
         return f"{value / 1048576:.2f}"
 
+    # Summed over the namespaces loaded now (a deleted namespace takes its counts along).
+    disk = sum((namespace.files.stats for namespace in context.store), DiskStats())
     text = "\n".join(
         [
             "# server",
@@ -56,18 +59,18 @@ def info(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
             f"commands_executed: {stats.commands_executed}",
             f"commands_failed: {stats.commands_failed}",
             f"commands_unauthorized: {stats.commands_unauthorized}",
-            "index_disk_read_failed: 0",
-            "index_disk_write_failed: 0",
-            "data_disk_read_failed: 0",
-            "data_disk_write_failed: 0",
-            "index_disk_read_bytes: 0",
-            "index_disk_read_mb: 0.00",
-            "index_disk_write_bytes: 0",
-            "index_disk_write_mb: 0.00",
-            f"data_disk_read_bytes: {stats.data_read_bytes}",
-            f"data_disk_read_mb: {mb(stats.data_read_bytes)}",
-            f"data_disk_write_bytes: {stats.data_write_bytes}",
-            f"data_disk_write_mb: {mb(stats.data_write_bytes)}",
+            f"index_disk_read_failed: {disk.index_read_failed}",
+            f"index_disk_write_failed: {disk.index_write_failed}",
+            f"data_disk_read_failed: {disk.data_read_failed}",
+            f"data_disk_write_failed: {disk.data_write_failed}",
+            f"index_disk_read_bytes: {disk.index_read_bytes}",
+            f"index_disk_read_mb: {mb(disk.index_read_bytes)}",
+            f"index_disk_write_bytes: {disk.index_write_bytes}",
+            f"index_disk_write_mb: {mb(disk.index_write_bytes)}",
+            f"data_disk_read_bytes: {disk.data_read_bytes}",
+            f"data_disk_read_mb: {mb(disk.data_read_bytes)}",
+            f"data_disk_write_bytes: {disk.data_write_bytes}",
+            f"data_disk_write_mb: {mb(disk.data_write_bytes)}",
             f"network_rx_bytes: {stats.network_rx_bytes}",
             f"network_rx_mb: {mb(stats.network_rx_bytes)}",
             f"network_tx_bytes: {stats.network_tx_bytes}",
@@ -90,9 +93,7 @@ def hooks(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     context.store.hooks.reap()
     parts = [b"*%d\r\n" % len(context.store.hooks.runs)]
     for run in context.store.hooks.runs:
-        arguments = b"*%d\r\n" % len(run.arguments) + b"".join(
-            bulk(a.encode()) for a in run.arguments
-        )
+        arguments = array([bulk(a.encode()) for a in run.arguments])
         parts.append(
             b"*6\r\n"
             + bulk(run.name.encode())
@@ -121,7 +122,7 @@ def index(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
         namespace.dirty_files.clear()
         return OK
     dirty = sorted(namespace.dirty_files)
-    return b"*%d\r\n" % len(dirty) + b"".join(integer(fileid) for fileid in dirty)
+    return array([integer(fileid) for fileid in dirty])
 
 
 def data(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
