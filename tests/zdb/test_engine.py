@@ -361,3 +361,21 @@ def test_payload_cache_stays_within_its_budget() -> None:
     assert cache.size <= 1000
     assert cache.get(0, 99) == bytes(100)  # the newest stay
     assert cache.get(0, 0) is None  # the oldest went first
+
+
+@pytest.mark.parametrize("mode", [MODE_USER, MODE_SEQ])
+def test_an_unflushed_overwrite_never_hides_the_flushed_value(tmp_path: Path, mode: int) -> None:
+    # What kill -9 leaves when it strikes before a flush: the files as they are now,
+    # read by a new process. The old value was acknowledged; it must still be there.
+    namespace = open_namespace(tmp_path, mode=mode)
+    key = namespace.set(b"" if mode == MODE_SEQ else b"key", b"acknowledged", 1)
+    assert key is not None
+    namespace.flush()
+    namespace.set(key, b"in flight", 2)
+    namespace.delete(key, 3) if mode == MODE_USER else namespace.set(key, b"in flight again", 3)
+    after_crash = open_namespace(tmp_path, mode=mode)
+    assert after_crash.get(key) == b"acknowledged"
+    namespace.flush()
+    assert open_namespace(tmp_path, mode=mode).get(key) == (
+        None if mode == MODE_USER else b"in flight again"
+    )

@@ -150,6 +150,10 @@ class NamespaceFiles:
         self._index_flushed = 0
         self._data_pending = bytearray()
         self._index_pending = bytearray()
+        # In-place changes to index bytes already on disk (file id, offset, bytes), applied
+        # at flush after the records they belong with: flagging an old version deleted
+        # before its replacement is on disk would lose the key in a crash.
+        self._patches: list[tuple[int, int, bytes]] = []
         self._readers: dict[int, int] = {}  # data file id -> read-only fd of older files
 
     # -- opening and rotating -------------------------------------------------------------
@@ -185,6 +189,7 @@ class NamespaceFiles:
         # After a failed flush these bytes must not land ahead of the next file's records.
         self._data_pending.clear()
         self._index_pending.clear()
+        self._patches.clear()
         for fd in (self._data_fd, self._index_fd, *self._readers.values()):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -196,6 +201,7 @@ class NamespaceFiles:
         """Record a new namespace mode in the header of index file 0 (fresh namespaces only)."""
         self.flush()
         self.patch_index(0, INDEX_HEADER.size - 1, bytes([mode]))
+        self.flush()
 
     def data_path(self, fileid: int) -> Path:
         return self.data_dir / data_file_name(fileid)
@@ -224,19 +230,27 @@ class NamespaceFiles:
             start = offset - self._index_flushed
             self._index_pending[start : start + len(record)] = record
             return
-        if fileid == self.fileid:
-            # Appends already on disk: write in place; pending appends go after them.
-            self._pwrite(self._index_fd, record, offset, fileid)
-            return
-        try:
-            fd = os.open(self.index_path(fileid), os.O_WRONLY)
-        except OSError as exc:
-            self.stats.index_failed(write=True)
-            raise StorageError(f"cannot open index file {fileid}: {exc.strerror or exc}") from exc
-        try:
-            self._pwrite(fd, record, offset, fileid)
-        finally:
-            os.close(fd)
+        self._patches.append((fileid, offset, record))
+
+    def _apply_patches(self, sync: bool) -> None:
+        patches, self._patches = self._patches, []
+        for fileid, offset, record in patches:
+            if fileid == self.fileid:
+                self._pwrite(self._index_fd, record, offset, fileid)
+                continue
+            try:
+                fd = os.open(self.index_path(fileid), os.O_WRONLY)
+            except OSError as exc:
+                self.stats.index_failed(write=True)
+                raise StorageError(
+                    f"cannot open index file {fileid}: {exc.strerror or exc}"
+                ) from exc
+            try:
+                self._pwrite(fd, record, offset, fileid)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _pwrite(self, fd: int, record: bytes, offset: int, fileid: int) -> None:
         try:
@@ -248,8 +262,11 @@ class NamespaceFiles:
         self.stats.index_write_bytes += len(record)
 
     def flush(self) -> None:
-        """Write what is queued (data first), and fsync when the policy says so."""
-        if not self._data_pending and not self._index_pending:
+        """Write what is queued: data, then new index entries, then in-place index changes.
+
+        With the policy's fsync, all of it is synced before this returns.
+        """
+        if not self._data_pending and not self._index_pending and not self._patches:
             return
         sync = self.policy.due()  # asked once: data and index are synced together or not at all
         stats = self.stats
@@ -272,6 +289,8 @@ class NamespaceFiles:
                 stats.index_write_bytes += len(self._index_pending)
                 self._index_flushed += len(self._index_pending)
                 self._index_pending.clear()
+            if self._patches:
+                self._apply_patches(sync)
             if sync:
                 os.fsync(self._index_fd)
                 self.policy.done()
