@@ -14,7 +14,7 @@ DEB_PACKAGES := \
 	iproute2 iputils-ping e2fsprogs \
 	runc busybox-static fuse3 libfuse3-dev \
 	wireguard-go wireguard-tools yggdrasil \
-	qemu-system-x86 redis-tools redis-server debootstrap
+	qemu-system-x86 redis-tools redis-server debootstrap zstd
 
 .PHONY: install install-deb install-venv test lint typecheck unit demo clean
 

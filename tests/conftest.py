@@ -27,3 +27,8 @@ def require_tool(name: str) -> str:
         _missing(f"needs the {name!r} tool on PATH")
     assert path is not None
     return path
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        _missing("needs root")

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from zgrid import __version__
-from zgrid.cli import account, chain, deployment, farm, identity, twin, zdb
+from zgrid.cli import account, chain, deployment, farm, flist, identity, twin, zdb
 from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console
 from zgrid.errors import ZgridError
@@ -35,6 +35,7 @@ app.add_typer(account.app, name="account")
 app.add_typer(twin.app, name="twin")
 app.add_typer(farm.app, name="farm")
 app.add_typer(zdb.app, name="zdb")
+app.add_typer(flist.app, name="flist")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,227 @@
+"""Hostile .fl files: each is refused with a clear error and nothing is written anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+from tests.processes import ZGRID, run_zgrid
+from zgrid.flist import (
+    BlockFetcher,
+    FlistReader,
+    FlistWriter,
+    Route,
+    Router,
+    UnsafeFlist,
+    check_tree,
+    encode_block,
+    unpack,
+)
+
+DIR = stat.S_IFDIR | 0o755
+FILE = stat.S_IFREG | 0o644
+LINK = stat.S_IFLNK | 0o777
+
+
+def base_flist(path: Path, store: Path) -> None:
+    """/etc/passwd (one block), /etc/link -> passwd, /tmp."""
+    block = encode_block(b"root:x:0:0\n")
+    (store / block.id.hex()[:2]).mkdir(parents=True, exist_ok=True)
+    (store / block.id.hex()[:2] / block.id.hex()).write_bytes(block.data)
+    writer = FlistWriter(path)
+    writer.add_inode(parent=0, name="/", size=0, uid=0, gid=0, mode=DIR)
+    etc = writer.add_inode(parent=1, name="etc", size=0, uid=0, gid=0, mode=DIR)
+    passwd = writer.add_inode(parent=etc, name="passwd", size=11, uid=0, gid=0, mode=FILE)
+    writer.add_blocks(passwd, [(block.id, block.key)])
+    link = writer.add_inode(parent=etc, name="link", size=6, uid=0, gid=0, mode=LINK)
+    writer.set_extra(link, b"passwd")
+    writer.add_inode(parent=1, name="tmp", size=0, uid=0, gid=0, mode=DIR)
+    writer.add_route(Route(0, 255, f"dir://{store}"))
+    writer.close()
+
+
+Edit = Callable[[sqlite3.Connection], object]
+
+HOSTILE: dict[str, tuple[Edit, str]] = {
+    "slash in name": (
+        lambda db: db.execute("UPDATE inode SET name = '../../evil' WHERE name = 'passwd'"),
+        "not a file name",
+    ),
+    "dot-dot name": (
+        lambda db: db.execute("UPDATE inode SET name = '..' WHERE name = 'tmp'"),
+        "not a file name",
+    ),
+    "empty name": (
+        lambda db: db.execute("UPDATE inode SET name = '' WHERE name = 'tmp'"),
+        "not a file name",
+    ),
+    "symlink climbing out": (
+        lambda db: db.execute("UPDATE extra SET data = CAST('../../../etc/shadow' AS BLOB)"),
+        "points outside the tree",
+    ),
+    "symlink climbing out through a subdirectory": (
+        lambda db: db.execute("UPDATE extra SET data = CAST('x/../../../root' AS BLOB)"),
+        "points outside the tree",
+    ),
+    "absurd size": (
+        lambda db: db.execute("UPDATE inode SET size = 1 << 50 WHERE name = 'passwd'"),
+        "out of range",
+    ),
+    "size beyond its blocks": (
+        lambda db: db.execute("UPDATE inode SET size = 600000 WHERE name = 'passwd'"),
+        "does not match",
+    ),
+    "negative size": (
+        lambda db: db.execute("UPDATE inode SET size = -1 WHERE name = 'passwd'"),
+        "out of range",
+    ),
+    "parent loop": (
+        lambda db: db.executescript(
+            "INSERT INTO inode (ino, parent, name, size, uid, gid, mode) VALUES"
+            f" (50, 51, 'a', 0, 0, 0, {DIR}), (51, 50, 'b', 0, 0, 0, {DIR});"
+        ),
+        "not reachable from the root",
+    ),
+    "directory under itself": (
+        lambda db: db.execute("UPDATE inode SET parent = ino WHERE name = 'tmp'"),
+        "not reachable from the root",
+    ),
+    "child of a file": (
+        lambda db: db.execute("UPDATE inode SET parent = 3 WHERE name = 'tmp'"),
+        "not a directory but has children",
+    ),
+    "the same name twice": (
+        lambda db: db.execute("UPDATE inode SET name = 'etc' WHERE name = 'tmp'"),
+        "twice",
+    ),
+    "no root": (lambda db: db.execute("UPDATE inode SET parent = 7 WHERE ino = 1"), "no root"),
+    "unknown file type": (
+        lambda db: db.execute(f"UPDATE inode SET mode = {0o170644} WHERE name = 'passwd'"),
+        "not a file type",
+    ),
+    "hardlink to a directory": (
+        lambda db: db.execute("INSERT INTO link (ino, target) VALUES (3, 2)"),
+        "does not join two files",
+    ),
+}
+
+
+def hostile_flist(tmp_path: Path, edit: Edit) -> Path:
+    flist = tmp_path / "hostile.fl"
+    base_flist(flist, tmp_path / "store")
+    db = sqlite3.connect(flist)
+    edit(db)
+    db.commit()
+    db.close()
+    return flist
+
+
+def test_the_base_flist_unpacks(tmp_path: Path) -> None:
+    flist = tmp_path / "base.fl"
+    base_flist(flist, tmp_path / "store")
+    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out/etc/passwd").read_text() == "root:x:0:0\n"
+    assert os.readlink(tmp_path / "out/etc/link") == "passwd"
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_flist_is_refused(tmp_path: Path, case: str) -> None:
+    edit, message = HOSTILE[case]
+    flist = hostile_flist(tmp_path, edit)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "target" / "out"))
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    # Checked before anything was made: not even the target directory exists.
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    mount = run_zgrid("flist", "mount", str(flist), str(tmp_path))
+    assert mount.returncode == 1 and message in mount.stderr
+
+
+def test_device_nodes_need_root(tmp_path: Path) -> None:
+    flist = hostile_flist(
+        tmp_path,
+        lambda db: db.execute(
+            f"INSERT INTO inode (parent, name, size, uid, gid, mode, rdev) VALUES"
+            f" (1, 'sda', 0, 0, 0, {stat.S_IFBLK | 0o660}, {os.makedev(8, 0)})"
+        ),
+    )
+    with FlistReader(flist) as reader:
+        with pytest.raises(UnsafeFlist, match="device nodes can only be made by root"):
+            check_tree(reader, allow_devices=False)
+        check_tree(reader, allow_devices=True)
+    require_root()
+    target = Path(tempfile.mkdtemp(prefix="zgrid-nobody-"))  # pytest's tmp is root-only
+    os.chmod(target, 0o755)
+    flist = Path(shutil.copy(flist, target / "hostile.fl"))
+    os.chmod(flist, 0o644)
+    os.chown(target, 65534, 65534)
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            ZGRID,
+            "flist",
+            "unpack",
+            str(flist),
+            str(target / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HOME": "/tmp"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "device nodes can only be made by root" in result.stderr
+    assert not (target / "out").exists()
+    shutil.rmtree(target)
+
+
+def test_absolute_symlinks_stay_inside_the_tree(tmp_path: Path) -> None:
+    """An absolute target names a path of the unpacked root filesystem, and nothing is
+    ever written through a symlink."""
+    flist = hostile_flist(
+        tmp_path, lambda db: db.execute("UPDATE extra SET data = CAST('/etc/passwd' AS BLOB)")
+    )
+    out = tmp_path / "out"
+    result = run_zgrid("flist", "unpack", str(flist), str(out))
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(out / "etc/link") == "/etc/passwd"
+
+
+def test_a_block_that_does_not_match_its_key_is_refused(tmp_path: Path) -> None:
+    flist = tmp_path / "x.fl"
+    base_flist(flist, tmp_path / "store")
+    other = encode_block(b"something else")
+    db = sqlite3.connect(flist)
+    db.execute("UPDATE block SET key = ?", (other.key,))
+    db.commit()
+    db.close()
+    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "cannot be decrypted with its key" in result.stderr
+
+
+def test_unpack_refuses_a_non_empty_target(tmp_path: Path) -> None:
+    flist = tmp_path / "x.fl"
+    base_flist(flist, tmp_path / "store")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/keep").write_text("mine")
+    fetcher = BlockFetcher(Router.from_routes([Route(0, 255, f"dir://{tmp_path}/store")]))
+    with pytest.raises(Exception, match="is not empty"):
+        asyncio.run(unpack(flist, tmp_path / "out", fetcher))
+    assert (tmp_path / "out/keep").read_text() == "mine"

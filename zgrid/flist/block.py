@@ -1,0 +1,63 @@
+"""Blocks: how a 512 KiB chunk of a file becomes a content-addressed, encrypted block.
+
+key = BLAKE2b-256(plain chunk); the chunk is compressed with raw snappy and sealed with
+AES-256-GCM under that key (nonce = key[:12], tag appended); id = BLAKE2b-256(ciphertext).
+Equal chunks give equal blocks, so every store keeps each one once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import cramjam
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from zgrid.flist.errors import BlockError
+
+__all__ = ["BLOCK_SIZE", "Block", "block_id", "decode_block", "encode_block"]
+
+BLOCK_SIZE = 512 * 1024
+DIGEST_SIZE = 32
+
+
+def _blake2b(data: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
+
+
+def block_id(ciphertext: bytes | memoryview) -> bytes:
+    """The id a store keeps ``ciphertext`` under."""
+    return _blake2b(ciphertext)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One encoded chunk: ``data`` is what a store holds under ``id``."""
+
+    id: bytes
+    key: bytes
+    data: bytes
+
+
+def encode_block(chunk: bytes | memoryview) -> Block:
+    key = _blake2b(chunk)
+    compressed = bytes(cramjam.snappy.compress_raw(chunk))
+    data = AESGCM(key).encrypt(key[:12], compressed, None)
+    return Block(id=block_id(data), key=key, data=data)
+
+
+def decode_block(id_: bytes, key: bytes, data: bytes) -> bytes:
+    """The plain chunk of a block, after checking it against both its id and its key."""
+    if len(id_) != DIGEST_SIZE or len(key) != DIGEST_SIZE:
+        raise BlockError("block id and key must be 32 bytes each")
+    if block_id(data) != id_:
+        raise BlockError(f"block {id_.hex()} does not match its id")
+    try:
+        compressed = AESGCM(key).decrypt(key[:12], data, None)
+        chunk = bytes(cramjam.snappy.decompress_raw(compressed))
+    except (InvalidTag, cramjam.DecompressionError) as exc:
+        raise BlockError(f"block {id_.hex()} cannot be decrypted with its key") from exc
+    if _blake2b(chunk) != key:
+        raise BlockError(f"block {id_.hex()} does not match its key")
+    return chunk

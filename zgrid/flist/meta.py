@@ -1,0 +1,281 @@
+"""The .fl metadata file: rfs's SQLite schema, written by :class:`FlistWriter` and read by
+:class:`FlistReader`.
+
+Hardlinks are kept in one extra table, ``link``: rfs ignores it and sees two files with the
+same blocks, while zgrid's unpack makes them one file again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zgrid.flist.errors import FormatError
+
+__all__ = ["ROOT_INO", "FlistReader", "FlistWriter", "Inode", "Route"]
+
+ROOT_INO = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inode (ino INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER,
+    name VARCHAR(255), size INTEGER, uid INTEGER, gid INTEGER, mode INTEGER, rdev INTEGER,
+    ctime INTEGER, mtime INTEGER);
+CREATE INDEX IF NOT EXISTS parents ON inode (parent);
+CREATE INDEX IF NOT EXISTS names ON inode (name);
+CREATE TABLE IF NOT EXISTS extra (ino INTEGER PRIMARY KEY, data VARCHAR(4096));
+CREATE TABLE IF NOT EXISTS block (ino INTEGER, id VARCHAR(32), key VARCHAR(32));
+CREATE INDEX IF NOT EXISTS block_ino ON block (ino);
+CREATE TABLE IF NOT EXISTS tag (key VARCHAR(10) PRIMARY KEY, value VARCHAR(255));
+CREATE TABLE IF NOT EXISTS route (start integer, end integer, url VARCHAR(2048));
+CREATE TABLE IF NOT EXISTS link (ino INTEGER PRIMARY KEY, target INTEGER);
+"""
+_REQUIRED_TABLES = {"inode", "extra", "block", "tag", "route"}
+_INODE_COLUMNS = "ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime"
+
+
+@dataclass(frozen=True, slots=True)
+class Inode:
+    ino: int
+    parent: int
+    name: str
+    size: int
+    uid: int
+    gid: int
+    mode: int
+    rdev: int
+    ctime: int
+    mtime: int
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Blocks whose id starts with a byte in ``start..end`` (inclusive) live at ``url``."""
+
+    start: int
+    end: int
+    url: str
+
+    def covers(self, first_byte: int) -> bool:
+        return self.start <= first_byte <= self.end
+
+
+def _row_to_inode(row: Sequence[Any]) -> Inode:
+    try:
+        ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime = row
+        return Inode(
+            ino=int(ino),
+            parent=int(parent),
+            name=name if isinstance(name, str) else bytes(name).decode(),
+            size=int(size),
+            uid=int(uid),
+            gid=int(gid),
+            mode=int(mode),
+            rdev=int(rdev or 0),
+            ctime=int(ctime or 0),
+            mtime=int(mtime or 0),
+        )
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"inode row {row[0]!r} has a malformed column: {exc}") from exc
+
+
+class FlistWriter:
+    """Builds a new .fl file; nothing appears at ``path`` until :meth:`close` succeeds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+        try:
+            self._db = sqlite3.connect(self._tmp, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise FormatError(f"cannot create {path}: {exc}") from exc
+
+    def add_inode(
+        self,
+        *,
+        parent: int,
+        name: str,
+        size: int,
+        uid: int,
+        gid: int,
+        mode: int,
+        rdev: int = 0,
+        ctime: int = 0,
+        mtime: int = 0,
+    ) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO inode (parent, name, size, uid, gid, mode, rdev, ctime, mtime)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (parent, name, size, uid, gid, mode, rdev, ctime, mtime),
+        )
+        ino = cursor.lastrowid
+        assert ino is not None
+        return ino
+
+    def set_extra(self, ino: int, data: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO extra (ino, data) VALUES (?, ?)", (ino, data))
+
+    def add_blocks(self, ino: int, blocks: Sequence[tuple[bytes, bytes]]) -> None:
+        self._db.executemany(
+            "INSERT INTO block (ino, id, key) VALUES (?, ?, ?)",
+            [(ino, id_, key) for id_, key in blocks],
+        )
+
+    def set_size(self, ino: int, size: int) -> None:
+        self._db.execute("UPDATE inode SET size = ? WHERE ino = ?", (size, ino))
+
+    def add_link(self, ino: int, target: int) -> None:
+        self._db.execute("INSERT INTO link (ino, target) VALUES (?, ?)", (ino, target))
+
+    def set_tag(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO tag (key, value) VALUES (?, ?)", (key, value))
+
+    def add_route(self, route: Route) -> None:
+        self._db.execute(
+            "INSERT INTO route (start, end, url) VALUES (?, ?, ?)",
+            (route.start, route.end, route.url),
+        )
+
+    def close(self) -> None:
+        """Commit and move the finished file into place."""
+        try:
+            self._db.execute("COMMIT")
+            self._db.close()
+            os.replace(self._tmp, self.path)
+        except (sqlite3.Error, OSError) as exc:
+            self.abort()
+            raise FormatError(f"cannot write {self.path}: {exc}") from exc
+
+    def abort(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+
+class FlistReader:
+    """Read access to a .fl file (opened read-only; the file is never changed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            is_file = stat.S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            is_file = False
+        except OSError as exc:
+            raise FormatError(f"cannot read {path}: {exc.strerror}") from exc
+        if not is_file:
+            raise FormatError(f"{path}: no such flist file")
+        try:
+            self._db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.Error as exc:
+            raise FormatError(f"{path} is not an flist (not an SQLite file: {exc})") from exc
+        missing = _REQUIRED_TABLES - tables
+        if missing:
+            self._db.close()
+            raise FormatError(
+                f"{path} is not an flist (missing tables: {', '.join(sorted(missing))})"
+            )
+        self._has_links = "link" in tables
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise FormatError(f"{self.path}: cannot read metadata: {exc}") from exc
+
+    def inode(self, ino: int) -> Inode | None:
+        rows = self._query(f"SELECT {_INODE_COLUMNS} FROM inode WHERE ino = ?", (ino,))
+        return _row_to_inode(rows[0]) if rows else None
+
+    def lookup(self, parent: int, name: str) -> Inode | None:
+        rows = self._query(
+            f"SELECT {_INODE_COLUMNS} FROM inode WHERE parent = ? AND name = ?", (parent, name)
+        )
+        return _row_to_inode(rows[0]) if rows else None
+
+    def children(self, parent: int) -> list[Inode]:
+        rows = self._query(
+            f"SELECT {_INODE_COLUMNS} FROM inode WHERE parent = ? AND ino != ? ORDER BY ino",
+            (parent, ROOT_INO),
+        )
+        return [_row_to_inode(row) for row in rows]
+
+    def inodes(self) -> Iterator[Inode]:
+        """Every inode, in ino order."""
+        for row in self._query(f"SELECT {_INODE_COLUMNS} FROM inode ORDER BY ino"):
+            yield _row_to_inode(row)
+
+    def count(self) -> int:
+        return int(self._query("SELECT count(*) FROM inode")[0][0])
+
+    def blocks(self, ino: int) -> list[tuple[bytes, bytes]]:
+        """The (id, key) of each block of a file, in file order."""
+        rows = self._query("SELECT id, key FROM block WHERE ino = ? ORDER BY rowid", (ino,))
+        return [(bytes(id_), bytes(key)) for id_, key in rows]
+
+    def all_blocks(self) -> list[tuple[bytes, bytes]]:
+        """Every distinct (id, key) the flist refers to."""
+        rows = self._query("SELECT DISTINCT id, key FROM block")
+        return [(bytes(id_), bytes(key)) for id_, key in rows]
+
+    def extra(self, ino: int) -> bytes | None:
+        rows = self._query("SELECT data FROM extra WHERE ino = ?", (ino,))
+        if not rows:
+            return None
+        data = rows[0][0]
+        return data.encode() if isinstance(data, str) else bytes(data)
+
+    def links(self) -> dict[int, int]:
+        """Hardlinks: inode -> the inode it is another name of."""
+        if not self._has_links:
+            return {}
+        rows = self._query("SELECT ino, target FROM link")
+        return {int(ino): int(target) for ino, target in rows}
+
+    def tags(self) -> dict[str, str]:
+        return {str(key): str(value) for key, value in self._query("SELECT key, value FROM tag")}
+
+    def routes(self) -> list[Route]:
+        rows = self._query("SELECT start, end, url FROM route ORDER BY rowid")
+        try:
+            return [Route(int(s), int(e), str(u)) for s, e, u in rows]
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"{self.path}: malformed route: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> FlistReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,220 @@
+"""Packing a tree into a .fl file and its blocks, several files and uploads at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import cramjam
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from zgrid.flist.block import BLOCK_SIZE, block_id
+from zgrid.flist.errors import FlistError
+from zgrid.flist.meta import FlistWriter
+from zgrid.flist.stores import Router
+from zgrid.flist.tree import Entry, walk_directory
+
+__all__ = ["PackReport", "pack_directory", "pack_entries"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class PackReport:
+    path: Path
+    inodes: int = 0
+    files: int = 0
+    bytes: int = 0
+    blocks: int = 0
+    unique_blocks: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class _BlockWriter:
+    """Encodes chunks (in worker threads) and uploads each distinct block once."""
+
+    def __init__(self, router: Router, *, uploads: int) -> None:
+        self._router = router
+        self._by_key: dict[bytes, bytes] = {}  # key -> id of chunks already encoded
+        self._uploads = asyncio.Semaphore(uploads)
+        self._pending: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+
+    def _read_encode(self, handle: BinaryIO) -> tuple[bytes, bytes, bytes | None, int] | None:
+        chunk = handle.read(BLOCK_SIZE)
+        if not chunk:
+            return None
+        key = hashlib.blake2b(chunk, digest_size=32).digest()
+        known = self._by_key.get(key)
+        if known is not None:
+            return known, key, None, len(chunk)
+        data = AESGCM(key).encrypt(key[:12], bytes(cramjam.snappy.compress_raw(chunk)), None)
+        return block_id(data), key, data, len(chunk)
+
+    async def _upload(self, id_: bytes, data: bytes) -> None:
+        try:
+            await self._router.set(id_, data)
+        except BaseException as exc:
+            self._failure = self._failure or exc
+        finally:
+            self._uploads.release()
+
+    async def write_file(
+        self, source: Path, on_progress: Progress | None
+    ) -> tuple[list[tuple[bytes, bytes]], int]:
+        """The (id, key) list of the file's blocks and the number of bytes read."""
+        blocks: list[tuple[bytes, bytes]] = []
+        size = 0
+        try:
+            handle = await asyncio.to_thread(open, source, "rb")
+        except OSError as exc:
+            raise FlistError(f"cannot read {source}: {exc.strerror}") from exc
+        try:
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                try:
+                    encoded = await asyncio.to_thread(self._read_encode, handle)
+                except OSError as exc:
+                    raise FlistError(f"cannot read {source}: {exc.strerror}") from exc
+                if encoded is None:
+                    break
+                id_, key, data, length = encoded
+                blocks.append((id_, key))
+                size += length
+                if data is not None and key not in self._by_key:
+                    self._by_key[key] = id_
+                    await self._uploads.acquire()
+                    task = asyncio.create_task(self._upload(id_, data))
+                    self._pending.add(task)
+                    task.add_done_callback(self._pending.discard)
+                if on_progress is not None:
+                    on_progress(length)
+        finally:
+            handle.close()
+        return blocks, size
+
+    @property
+    def unique_blocks(self) -> int:
+        return len(self._by_key)
+
+    async def finish(self) -> None:
+        await asyncio.gather(*self._pending)
+        if self._failure is not None:
+            raise self._failure
+
+
+def _add_inode(writer: FlistWriter, entry: Entry, inos: dict[str, int]) -> int:
+    parent = 0
+    if entry.path:
+        found = inos.get(entry.parent)
+        if found is None:
+            raise FlistError(f"{entry.path}: its parent directory is not in the tree")
+        parent = found
+    ino = writer.add_inode(
+        parent=parent,
+        name=entry.name,
+        size=entry.size,
+        uid=entry.uid,
+        gid=entry.gid,
+        mode=entry.mode,
+        rdev=entry.rdev,
+        ctime=entry.ctime,
+        mtime=entry.mtime,
+    )
+    if entry.target is not None:
+        writer.set_extra(ino, entry.target)
+    return ino
+
+
+async def pack_entries(
+    entries: Iterable[Entry],
+    output: Path,
+    router: Router,
+    *,
+    tags: Mapping[str, str] | None = None,
+    on_progress: Progress | None = None,
+    parallel: int = 8,
+) -> PackReport:
+    """Write the flist of ``entries`` (parents first) to ``output``, its blocks to ``router``."""
+    writer = FlistWriter(output)
+    report = PackReport(path=output, tags=dict(tags or {}))
+    blocks_writer = _BlockWriter(router, uploads=parallel * 4)
+    files = asyncio.Semaphore(parallel)
+    inos: dict[str, int] = {}
+    file_blocks: dict[int, list[tuple[bytes, bytes]]] = {}
+    links: list[tuple[int, int]] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def pack_file(ino: int, entry: Entry) -> None:
+        try:
+            assert entry.source is not None
+            blocks, size = await blocks_writer.write_file(entry.source, on_progress)
+            file_blocks[ino] = blocks
+            writer.add_blocks(ino, blocks)
+            if size != entry.size:
+                writer.set_size(ino, size)  # the file changed since it was listed
+            report.bytes += size
+            report.blocks += len(blocks)
+        finally:
+            files.release()
+
+    try:
+        for entry in entries:
+            ino = _add_inode(writer, entry, inos)
+            inos[entry.path] = ino
+            report.inodes += 1
+            if not stat.S_ISREG(entry.mode):
+                continue
+            report.files += 1
+            if entry.link is not None:
+                target = inos.get(entry.link)
+                if target is None:
+                    raise FlistError(f"{entry.path}: hardlink to {entry.link}, which is not packed")
+                writer.add_link(ino, target)
+                links.append((ino, target))
+            elif entry.source is not None:
+                await files.acquire()
+                tasks.append(asyncio.create_task(pack_file(ino, entry)))
+        await asyncio.gather(*tasks)
+        await blocks_writer.finish()
+        for ino, target in links:
+            # rfs knows no hardlinks: give every name the blocks so it reads the same data.
+            writer.add_blocks(ino, file_blocks.get(target, []))
+        for route in router.routes():
+            writer.add_route(route)
+        for key, value in report.tags.items():
+            writer.set_tag(key, value)
+        writer.close()
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writer.abort()
+        raise
+    report.unique_blocks = blocks_writer.unique_blocks
+    return report
+
+
+async def pack_directory(
+    source: Path,
+    output: Path,
+    router: Router,
+    *,
+    tags: Mapping[str, str] | None = None,
+    on_progress: Progress | None = None,
+    parallel: int = 8,
+) -> PackReport:
+    return await pack_entries(
+        walk_directory(source),
+        output,
+        router,
+        tags=tags,
+        on_progress=on_progress,
+        parallel=parallel,
+    )
