@@ -27,6 +27,8 @@ from zgrid.flist import (
     FlistReader,
     Route,
     Router,
+    check_tree,
+    image_entries,
     pack_entries,
     parse_route,
     unpack,
@@ -116,8 +118,6 @@ def pack(
         if source.is_dir():
             entries = list(walk_directory(source))
         elif source.is_file():
-            from zgrid.flist.oci import image_entries  # noqa: PLC0415 - only for archives
-
             entries, image_tags = image_entries(source, Path(staging))
             tags = {**image_tags, **tags}
         else:
@@ -208,8 +208,6 @@ def inspect(
     as_json: JsonOption = False,
 ) -> None:
     """Show an flist's tags, stores, size and (with --tree) its paths."""
-    from zgrid.flist import check_tree  # noqa: PLC0415 - only this command walks the tree
-
     with FlistReader(flist) as reader:
         checked = check_tree(reader, allow_devices=True)
         files = [inode for _, inode in checked.entries if inode.is_file]

@@ -16,6 +16,7 @@ from zgrid.flist.errors import (
 )
 from zgrid.flist.fetch import BlockFetcher
 from zgrid.flist.meta import FlistReader, FlistWriter, Inode, Route
+from zgrid.flist.oci import image_entries
 from zgrid.flist.pack import PackReport, pack_directory, pack_entries
 from zgrid.flist.safety import check_tree
 from zgrid.flist.stores import BlockStore, Router, open_store, parse_route, public_url
@@ -48,6 +49,7 @@ __all__ = [
     "check_tree",
     "decode_block",
     "encode_block",
+    "image_entries",
     "open_store",
     "pack_directory",
     "pack_entries",

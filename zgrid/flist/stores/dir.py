@@ -18,6 +18,7 @@ class DirStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.url = f"dir://{root}"
+        self._made: set[str] = set()  # fan-out folders known to exist
 
     def path_of(self, id_: bytes) -> Path:
         name = id_.hex()
@@ -39,7 +40,9 @@ class DirStore:
         # at worst a stray temporary file, never a short block under a valid id.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent.name not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent.name)
             with open(tmp, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)
