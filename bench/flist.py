@@ -132,6 +132,35 @@ def first_byte(flist: Path, url: str, work: Path, target: str) -> tuple[float, f
         process.wait(timeout=30)
 
 
+def serve_store(store: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m http.server`` over a directory store: the plain HTTP store a node reads."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(store),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=500, help="size of the generated tree")
@@ -172,31 +201,7 @@ def main() -> int:
         store_bytes = sum(p.stat().st_size for p in (work / "store").rglob("*") if p.is_file())
         zstd_bytes = (work / "tree.tar.zst").stat().st_size
 
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "http.server",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-                str(work / "store"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        server, url = serve_store(work / "store")
         console.print("first byte through a cold mount")
         target = str(largest.relative_to(tree))
         mounted, ttfb = first_byte(flist, url, work, target)

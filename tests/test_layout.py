@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import zgrid.chain
+import zgrid.flist
 import zgrid.identity
 import zgrid.types
 import zgrid.zdb
@@ -18,6 +19,14 @@ import zgrid.zdb
 ROOT = Path(zgrid.__file__).parent
 
 PUBLIC = {
+    zgrid.flist: [
+        "BLOCK_SIZE", "Block", "BlockError", "BlockFetcher", "BlockNotFound", "BlockStore", "Entry",
+        "FlistError", "FlistReader", "FlistWriter", "FormatError", "HubError", "ImageError", "Inode",
+        "MountError", "PackReport", "Route", "Router", "StoreError", "StoreUrlError", "UnpackReport",
+        "UnsafeFlist", "check_tree", "decode_block", "encode_block", "image_entries", "mount",
+        "open_store", "pack_directory", "pack_entries", "parse_route", "public_url", "unpack",
+        "walk_directory",
+    ],
     zgrid.zdb: [
         "DEFAULT_NAMESPACE", "MODE_SEQ", "MODE_USER", "ClientError", "CommandError", "ProtocolError",
         "ServerOptions", "StorageError", "Store", "ZdbClient", "ZdbError", "crc32c", "parse_size",

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from zgrid import __version__
-from zgrid.cli import account, chain, deployment, farm, flist, identity, twin, zdb
+from zgrid.cli import account, chain, deployment, farm, flist, hub, identity, twin, zdb
 from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console
 from zgrid.errors import ZgridError
@@ -36,6 +36,7 @@ app.add_typer(twin.app, name="twin")
 app.add_typer(farm.app, name="farm")
 app.add_typer(zdb.app, name="zdb")
 app.add_typer(flist.app, name="flist")
+app.add_typer(hub.app, name="hub")
 
 
 def _version(value: bool) -> None:

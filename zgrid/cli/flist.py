@@ -19,7 +19,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from zgrid.cli.ledger_options import JsonOption
+from zgrid.cli.context import settings
+from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, err_console, out_console
 from zgrid.flist import (
     BlockFetcher,
@@ -29,11 +30,14 @@ from zgrid.flist import (
     Router,
     check_tree,
     image_entries,
+    mount,
     pack_entries,
     parse_route,
     unpack,
     walk_directory,
 )
+from zgrid.flist import hub as flist_hub
+from zgrid.identity import load_identity
 
 app = typer.Typer(
     help="flists: container and VM images as metadata plus shared blocks.", no_args_is_help=True
@@ -257,8 +261,6 @@ def mount_command(
     cache: CacheOption = DEFAULT_CACHE,
 ) -> None:
     """Mount an flist read-only; blocks are fetched on first read. Runs until unmounted."""
-    from zgrid.flist.mount import mount  # noqa: PLC0415 - loads libfuse only when mounting
-
     fetcher = _fetcher(flist, store, cache)
     mount(
         flist,
@@ -266,3 +268,167 @@ def mount_command(
         fetcher,
         ready=lambda: err_console.print(f"mounted {flist} on {mountpoint}"),
     )
+
+
+HubOption = Annotated[
+    str,
+    typer.Option("--hub", envvar="ZGRID_HUB", help="URL of the flist hub.", show_default=True),
+]
+DEFAULT_HUB = "http://127.0.0.1:8780"
+RetryOption = Annotated[
+    float,
+    typer.Option(
+        "--retry-for", min=0, help="Keep retrying an unreachable or failing hub this long (s)."
+    ),
+]
+
+
+@contextmanager
+def _block_progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    if quiet or not err_console.is_terminal:
+        yield lambda _done, _total: None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} blocks"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    *,
+    flist: Annotated[Path, typer.Argument(help="The .fl file.")],
+    name: Annotated[str, typer.Argument(help="Its name on the hub, e.g. busybox.fl.")],
+    hub: HubOption = DEFAULT_HUB,
+    store: StoreOption = None,
+    ledger: LedgerOption = DEFAULT_LEDGER,
+    retry_for: RetryOption = 60,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish an flist under your twin: upload the blocks the hub lacks, then the flist."""
+    identity = load_identity(settings(ctx).home).identity
+    with ledger_client(ctx, ledger, sign=False) as chain:
+        twin = chain.twin_of(identity.address)
+    if twin is None:
+        raise FlistError(f"account {identity.address} has no twin yet (`zgrid twin create`)")
+    fetcher_routes = _routes(store)
+    if not fetcher_routes:
+        with FlistReader(flist) as reader:
+            fetcher_routes = reader.routes()
+    router = Router.from_routes(fetcher_routes)
+
+    async def run() -> Any:
+        async with flist_hub.HubClient(
+            hub, identity=identity, twin_id=int(twin["id"]), retry_for=retry_for
+        ) as client:
+            try:
+                return await client.push(flist, name, router, on_progress=advance)
+            finally:
+                await router.close()
+
+    with _block_progress(f"pushing {name}", quiet=as_json) as advance:
+        report = _run(run())
+    if as_json:
+        emit_json(
+            {
+                "owner": report.owner,
+                "name": report.name,
+                "hash": report.hash,
+                "size": report.size,
+                "url": report.url,
+                "blocks": report.blocks,
+                "uploaded": report.uploaded,
+            }
+        )
+    else:
+        out_console.print(
+            f"pushed {report.owner}/{report.name} ({report.uploaded} of {report.blocks} blocks "
+            f"uploaded): {report.url}"
+        )
+
+
+@app.command()
+def pull(
+    *,
+    source: Annotated[str, typer.Argument(help="OWNER/NAME (twin id and flist name) or a hash.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .fl.")],
+    blocks: Annotated[
+        list[str] | None,
+        typer.Option("--blocks", help="Also copy every block into this store ([xx-yy=]URL)."),
+    ] = None,
+    hub: HubOption = DEFAULT_HUB,
+    retry_for: RetryOption = 60,
+    as_json: JsonOption = False,
+) -> None:
+    """Download a published flist (checked against its hash), optionally with all its blocks."""
+    owner, sep, name = source.partition("/")
+    if sep and not owner.isdigit():
+        raise FlistError(f"{source!r}: the owner is a twin id, e.g. 7/busybox.fl")
+    blocks_to = Router.from_routes(_routes(blocks)) if blocks else None
+
+    async def run() -> Any:
+        async with flist_hub.HubClient(hub, retry_for=retry_for) as client:
+            try:
+                if sep:
+                    return await client.pull(
+                        int(owner), name, output, blocks_to=blocks_to, on_progress=advance
+                    )
+                return await client.pull_by_hash(
+                    source, output, blocks_to=blocks_to, on_progress=advance
+                )
+            finally:
+                if blocks_to is not None:
+                    await blocks_to.close()
+
+    with _block_progress(f"pulling {source}", quiet=as_json) as advance:
+        report = _run(run())
+    if as_json:
+        emit_json(
+            {
+                "path": str(report.path),
+                "hash": report.hash,
+                "size": report.size,
+                "blocks": report.blocks,
+                "copied": report.copied,
+            }
+        )
+    else:
+        extra = f", {report.copied} of {report.blocks} blocks copied" if blocks_to else ""
+        out_console.print(f"pulled {source} into {report.path} ({report.hash}){extra}")
+
+
+@app.command(name="ls")
+def list_command(
+    owner: Annotated[int | None, typer.Argument(help="A twin id; default: every owner.")] = None,
+    hub: HubOption = DEFAULT_HUB,
+    retry_for: RetryOption = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """List the flists on a hub: owners, or one owner's flists."""
+
+    async def run() -> Any:
+        async with flist_hub.HubClient(hub, retry_for=retry_for) as client:
+            return await client.list(owner) if owner is not None else await client.list()
+
+    entries = _run(run())
+    if owner is None:
+        rows = [{"owner": e.owner, "count": e.count} for e in entries]
+        lines = [f"{row['owner']:>8}  {row['count']} flists" for row in rows]
+    else:
+        rows = [
+            {"name": e.name, "hash": e.hash, "size": e.size, "updated": e.updated} for e in entries
+        ]
+        lines = [f"{row['name']:<40} {row['size']:>10}  {row['hash']}" for row in rows]
+    if as_json:
+        emit_json(rows)
+    else:
+        for line in lines:
+            out_console.print(line)

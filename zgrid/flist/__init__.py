@@ -16,6 +16,7 @@ from zgrid.flist.errors import (
 )
 from zgrid.flist.fetch import BlockFetcher
 from zgrid.flist.meta import FlistReader, FlistWriter, Inode, Route
+from zgrid.flist.mount import mount
 from zgrid.flist.oci import image_entries
 from zgrid.flist.pack import PackReport, pack_directory, pack_entries
 from zgrid.flist.safety import check_tree
@@ -50,6 +51,7 @@ __all__ = [
     "decode_block",
     "encode_block",
     "image_entries",
+    "mount",
     "open_store",
     "pack_directory",
     "pack_entries",

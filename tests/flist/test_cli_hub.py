@@ -1,0 +1,100 @@
+"""Publishing through the `zgrid` command: push, ls and pull against a real hub and ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.chain.conftest import LedgerProcess
+from tests.flist.conftest import HubProcess
+from tests.processes import run_zgrid
+
+
+def make_user(home: Path, ledger: str) -> int:
+    for args in (("identity", "new"), ("account", "faucet", "100"), ("twin", "create", "--json")):
+        result = run_zgrid(*args, home=home, ledger=ledger)
+        assert result.returncode == 0, result.stderr
+    twin_id: int = json.loads(result.stdout)["twin_id"]
+    return twin_id
+
+
+def test_push_ls_pull_through_the_cli(
+    tmp_path: Path, hub: HubProcess, hub_ledger: LedgerProcess
+) -> None:
+    source = tmp_path / "src"
+    (source / "etc").mkdir(parents=True)
+    (source / "etc/motd").write_text("welcome\n")
+    (source / "blob").write_bytes(os.urandom(1_200_000))
+    flist = tmp_path / "app.fl"
+    packed = run_zgrid("flist", "pack", str(source), "-o", str(flist), "-s", f"dir://{tmp_path}/s")
+    assert packed.returncode == 0, packed.stderr
+
+    publisher = make_user(tmp_path / "alice", hub_ledger.url)
+    pushed = run_zgrid(
+        "flist",
+        "push",
+        str(flist),
+        "app.fl",
+        "--hub",
+        hub.url,
+        "--json",
+        home=tmp_path / "alice",
+        ledger=hub_ledger.url,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    report = json.loads(pushed.stdout)
+    assert (report["owner"], report["blocks"], report["uploaded"]) == (publisher, 4, 4)
+
+    listed = run_zgrid("flist", "ls", str(publisher), "--hub", hub.url, "--json")
+    assert [item["name"] for item in json.loads(listed.stdout)] == ["app.fl"]
+
+    # Another user, with no identity at all, pulls it with every block.
+    pulled = run_zgrid(
+        "flist",
+        "pull",
+        f"{publisher}/app.fl",
+        "-o",
+        str(tmp_path / "got.fl"),
+        "--blocks",
+        f"dir://{tmp_path}/local",
+        "--hub",
+        hub.url,
+        "--json",
+        home=tmp_path / "bob",
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["copied"] == 4
+    out = tmp_path / "out"
+    unpacked = run_zgrid(
+        "flist", "unpack", str(tmp_path / "got.fl"), str(out), "--store", f"dir://{tmp_path}/local"
+    )
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert (out / "etc/motd").read_text() == "welcome\n"
+    assert (out / "blob").read_bytes() == (source / "blob").read_bytes()
+
+    by_hash = run_zgrid(
+        "flist", "pull", report["hash"], "-o", str(tmp_path / "h.fl"), "--hub", hub.url
+    )
+    assert by_hash.returncode == 0, by_hash.stderr
+    assert (tmp_path / "h.fl").read_bytes() == (tmp_path / "got.fl").read_bytes()
+
+
+def test_cli_errors_are_one_line(
+    tmp_path: Path, hub: HubProcess, hub_ledger: LedgerProcess
+) -> None:
+    make_user(tmp_path / "carol", hub_ledger.url)
+    cases = [
+        (("flist", "pull", "x/app.fl", "-o", "o.fl", "--hub", hub.url), "twin id"),
+        (
+            ("flist", "pull", "1/nothing.fl", "-o", str(tmp_path / "o.fl"), "--hub", hub.url),
+            "error:",
+        ),
+        (("flist", "ls", "--hub", "http://127.0.0.1:1", "--retry-for", "0"), "error:"),
+        (("flist", "push", str(tmp_path / "none.fl"), "x.fl", "--hub", hub.url), "error:"),
+    ]
+    for args, message in cases:
+        result = run_zgrid(*args, home=tmp_path / "carol", ledger=hub_ledger.url, timeout=120)
+        assert result.returncode == 1, (args, result.stdout)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

@@ -1,0 +1,69 @@
+"""The flist hub: a server that keeps flist blocks and the flists twins publish, and the
+client that pushes and pulls them.
+
+Blocks are served in the layout of the read-only ``http://`` store, and every published
+flist routes its blocks to ``<public-url>/blocks``, so consumers read them straight from
+the hub. Writes are signed by a twin's key on the ledger (:mod:`zgrid.flist.hub.auth`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from zgrid.flist.hub.auth import MAX_CLOCK_SKEW, Authenticator, authorization, signed_digest
+from zgrid.flist.hub.client import HubClient
+from zgrid.flist.hub.errors import HubRefused
+from zgrid.flist.hub.limits import MAX_BLOCK_BYTES, MAX_FLIST_BYTES, MAX_MISSING_IDS
+from zgrid.flist.hub.results import FlistEntry, OwnerEntry, Progress, PullReport, PushReport
+from zgrid.flist.hub.storage import FlistRecord, FlistStorage
+
+if TYPE_CHECKING:
+    from zgrid.flist.hub.app import Hub, create_app
+    from zgrid.flist.hub.server import DEFAULT_HUB_PORT, HubOptions, open_hub, run_hub, serve
+
+# The server side (FastAPI, uvicorn) is loaded on first use: the client and the CLI import
+# this package too and should not pay for a web framework they do not run.
+_SERVER_SIDE = {
+    "Hub": "zgrid.flist.hub.app",
+    "create_app": "zgrid.flist.hub.app",
+    "DEFAULT_HUB_PORT": "zgrid.flist.hub.server",
+    "HubOptions": "zgrid.flist.hub.server",
+    "open_hub": "zgrid.flist.hub.server",
+    "run_hub": "zgrid.flist.hub.server",
+    "serve": "zgrid.flist.hub.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SERVER_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zgrid.flist.hub' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "DEFAULT_HUB_PORT",
+    "MAX_BLOCK_BYTES",
+    "MAX_CLOCK_SKEW",
+    "MAX_FLIST_BYTES",
+    "MAX_MISSING_IDS",
+    "Authenticator",
+    "FlistEntry",
+    "FlistRecord",
+    "FlistStorage",
+    "Hub",
+    "HubClient",
+    "HubOptions",
+    "HubRefused",
+    "OwnerEntry",
+    "Progress",
+    "PullReport",
+    "PushReport",
+    "authorization",
+    "create_app",
+    "open_hub",
+    "run_hub",
+    "serve",
+    "signed_digest",
+]
