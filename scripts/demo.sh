@@ -10,8 +10,10 @@ python="$PWD/.venv/bin/python"
 work=$(mktemp -d)
 ledger_pid=""
 zdb_pid=""
+hub_pid=""
+mount_pid=""
 cleanup() {
-  for pid in "$ledger_pid" "$zdb_pid"; do
+  for pid in "$mount_pid" "$hub_pid" "$ledger_pid" "$zdb_pid"; do
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill -INT "$pid"; wait "$pid" 2>/dev/null || true
     fi
@@ -69,6 +71,37 @@ redis-cli -p "$zdb_port" NSINFO default | head -4
 kill "$zdb_pid"; wait "$zdb_pid" || true
 zdb_pid=""
 ls -l "$work/zdb-data/default" "$work/zdb-index/default"
+
+step "flist: pack a busybox root, publish it on a hub, pull it as someone else, run it lazily"
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
+cp /bin/busybox "$work/rootfs/bin/busybox"
+for applet in sh echo cat ls; do ln -s busybox "$work/rootfs/bin/$applet"; done
+echo "hello from inside an flist" > "$work/rootfs/etc/motd"
+$zgrid flist pack "$work/rootfs" -o "$work/busybox.fl" --store "dir://$work/blocks" --tag os=busybox
+$zgrid flist inspect "$work/busybox.fl"
+hub_port=$(free_port)
+$zgrid hub run --data "$work/hub" --listen "127.0.0.1:$hub_port" &
+hub_pid=$!
+export ZGRID_HUB="http://127.0.0.1:$hub_port"
+for _ in $(seq 100); do $zgrid flist ls --retry-for 0 >/dev/null 2>&1 && break; sleep 0.1; done
+ZGRID_HOME="$work/farmer" $zgrid flist push "$work/busybox.fl" busybox.fl
+$zgrid flist ls 1
+ZGRID_HOME="$work/someone" $zgrid flist pull 1/busybox.fl -o "$work/pulled.fl"
+if [ "$(id -u)" = 0 ] && [ -e /dev/fuse ]; then
+  mkdir -p "$work/mnt"
+  $zgrid flist mount "$work/pulled.fl" "$work/mnt" --cache "$work/cache" &
+  mount_pid=$!
+  for _ in $(seq 100); do mountpoint -q "$work/mnt" && break; sleep 0.1; done
+  chroot "$work/mnt" /bin/sh -c 'cat /etc/motd; echo "busybox ran from the mount"'
+  kill "$mount_pid"; wait "$mount_pid" || true
+  mount_pid=""
+  echo "blocks fetched on demand: $(find "$work/cache" -type f | wc -l)"
+else
+  $zgrid flist unpack "$work/pulled.fl" "$work/unpacked"
+  cat "$work/unpacked/etc/motd"
+fi
+kill "$hub_pid"; wait "$hub_pid" || true
+hub_pid=""
 
 step "stop the ledger and replay the whole chain from genesis"
 kill -INT "$ledger_pid"; wait "$ledger_pid" || true
