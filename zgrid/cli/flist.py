@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -89,6 +90,14 @@ def _progress(label: str, total: int | None, *, quiet: bool) -> Iterator[Callabl
         yield lambda n: progress.advance(task, n)
 
 
+def _document(report: Any) -> dict[str, Any]:
+    """A report dataclass as JSON-ready data (paths as strings)."""
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in dataclasses.asdict(report).items()
+    }
+
+
 def _parse_tags(tags: list[str] | None) -> dict[str, str]:
     parsed: dict[str, str] = {}
     for tag in tags or []:
@@ -140,17 +149,7 @@ def pack(
         with _progress(f"packing {source.name}", total, quiet=as_json) as advance:
             report = _run(run())
     if as_json:
-        emit_json(
-            {
-                "flist": str(report.path),
-                "inodes": report.inodes,
-                "files": report.files,
-                "bytes": report.bytes,
-                "blocks": report.blocks,
-                "unique_blocks": report.unique_blocks,
-                "tags": report.tags,
-            }
-        )
+        emit_json(_document(report))
     else:
         out_console.print(
             f"packed {report.files} files, {report.bytes} bytes in {report.unique_blocks} "
@@ -192,15 +191,7 @@ def unpack_command(
     with _progress(f"unpacking {flist.name}", total, quiet=as_json) as advance:
         report = _run(run())
     if as_json:
-        emit_json(
-            {
-                "target": str(report.target),
-                "inodes": report.inodes,
-                "files": report.files,
-                "bytes": report.bytes,
-                "fetched_blocks": fetcher.fetched,
-            }
-        )
+        emit_json({**_document(report), "fetched_blocks": fetcher.fetched})
     else:
         out_console.print(f"unpacked {report.files} files, {report.bytes} bytes into {target}")
 
@@ -337,17 +328,7 @@ def push(
     with _block_progress(f"pushing {name}", quiet=as_json) as advance:
         report = _run(run())
     if as_json:
-        emit_json(
-            {
-                "owner": report.owner,
-                "name": report.name,
-                "hash": report.hash,
-                "size": report.size,
-                "url": report.url,
-                "blocks": report.blocks,
-                "uploaded": report.uploaded,
-            }
-        )
+        emit_json(_document(report))
     else:
         out_console.print(
             f"pushed {report.owner}/{report.name} ({report.uploaded} of {report.blocks} blocks "
@@ -391,15 +372,7 @@ def pull(
     with _block_progress(f"pulling {source}", quiet=as_json) as advance:
         report = _run(run())
     if as_json:
-        emit_json(
-            {
-                "path": str(report.path),
-                "hash": report.hash,
-                "size": report.size,
-                "blocks": report.blocks,
-                "copied": report.copied,
-            }
-        )
+        emit_json(_document(report))
     else:
         extra = f", {report.copied} of {report.blocks} blocks copied" if blocks_to else ""
         out_console.print(f"pulled {source} into {report.path} ({report.hash}){extra}")
