@@ -109,6 +109,39 @@ HOSTILE: dict[str, tuple[Edit, str]] = {
         lambda db: db.execute(f"UPDATE inode SET mode = {0o170644} WHERE name = 'passwd'"),
         "not a file type",
     ),
+    "block id that is an integer": (
+        lambda db: db.execute("UPDATE block SET id = 1073741824"),
+        "must be a 32-byte blob",
+    ),
+    "block id that is empty": (
+        lambda db: db.execute("UPDATE block SET id = X''"),
+        "must be a 32-byte blob",
+    ),
+    "size that is a float": (
+        lambda db: db.execute("UPDATE inode SET size = 9e999 WHERE name = 'passwd'"),
+        "not a 64-bit integer",
+    ),
+    "time out of range": (
+        lambda db: db.execute("UPDATE inode SET mtime = 1 << 60 WHERE name = 'passwd'"),
+        "out of range",
+    ),
+    "negative device number": (
+        lambda db: db.execute(
+            f"INSERT INTO inode (parent, name, size, uid, gid, mode, rdev) VALUES"
+            f" (1, 'null', 0, 0, 0, {stat.S_IFCHR | 0o666}, -1)"
+        ),
+        "device number",
+    ),
+    "paths deeper than PATH_MAX": (
+        lambda db: db.executescript(
+            "".join(
+                f"INSERT INTO inode (ino, parent, name, size, uid, gid, mode) VALUES"
+                f" ({100 + n}, {99 + n if n else 1}, '{'d' * 200}', 0, 0, 0, {DIR});"
+                for n in range(30)
+            )
+        ),
+        "longer than 4095 bytes",
+    ),
     "hardlink to a directory": (
         lambda db: db.execute("INSERT INTO link (ino, target) VALUES (3, 2)"),
         "does not join two files",

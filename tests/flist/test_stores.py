@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tests.flist.blockserver import serving
 from tests.zdb.conftest import ZdbProcess
 from zgrid.flist import (
+    BLOCK_SIZE,
     BlockError,
     BlockFetcher,
     BlockNotFound,
@@ -27,6 +28,7 @@ from zgrid.flist import (
     parse_route,
     public_url,
 )
+from zgrid.flist.block import MAX_BLOCK_DATA
 
 BLOCKS = [encode_block(bytes([n]) * (1000 + n)) for n in range(8)]
 
@@ -209,3 +211,32 @@ def test_the_fetcher_fetches_a_block_once_and_caches_it_verified(tmp_path: Path)
         (cache / name[:2] / name).write_bytes(b"damaged")
         asyncio.run(read_many(url))
         assert counts[block.id.hex()] == 2
+
+
+def test_a_cancelled_reader_does_not_fail_the_others(tmp_path: Path) -> None:
+    async def fill() -> None:
+        store = open_store(f"dir://{tmp_path}/store")
+        await store.set(BLOCKS[0].id, BLOCKS[0].data)
+
+    asyncio.run(fill())
+    block = BLOCKS[0]
+
+    async def run() -> bytes:
+        fetcher = BlockFetcher(Router.from_routes([Route(0, 255, f"dir://{tmp_path}/store")]))
+        first = asyncio.create_task(fetcher.chunk(block.id, block.key))
+        second = asyncio.create_task(fetcher.chunk(block.id, block.key))
+        await asyncio.sleep(0)
+        first.cancel()
+        return await second
+
+    assert asyncio.run(run()) == bytes([0]) * 1000
+
+
+def test_an_oversized_block_is_refused_before_decoding() -> None:
+    chunk = bytes(BLOCK_SIZE * 3)  # an author can encode any size under their own key
+    key = hashlib.blake2b(chunk, digest_size=32).digest()
+    data = AESGCM(key).encrypt(key[:12], bytes(cramjam.snappy.compress_raw(chunk)), None)
+    with pytest.raises(BlockError, match="decodes to more than"):
+        decode_block(hashlib.blake2b(data, digest_size=32).digest(), key, data)
+    with pytest.raises(BlockError, match="more than a chunk can make"):
+        decode_block(BLOCKS[0].id, BLOCKS[0].key, bytes(MAX_BLOCK_DATA + 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -351,7 +352,7 @@ def pull(
 ) -> None:
     """Download a published flist (checked against its hash), optionally with all its blocks."""
     owner, sep, name = source.partition("/")
-    if sep and not owner.isdigit():
+    if sep and not re.fullmatch(r"[0-9]+", owner):
         raise FlistError(f"{source!r}: the owner is a twin id, e.g. 7/busybox.fl")
     blocks_to = Router.from_routes(_routes(blocks)) if blocks else None
 

@@ -16,10 +16,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from zgrid.flist.errors import BlockError
 
-__all__ = ["BLOCK_SIZE", "Block", "block_id", "decode_block", "encode_block"]
+__all__ = ["BLOCK_SIZE", "MAX_BLOCK_DATA", "Block", "block_id", "decode_block", "encode_block"]
 
 BLOCK_SIZE = 512 * 1024
 DIGEST_SIZE = 32
+# The largest block a full chunk can become: snappy's worst case plus the GCM tag. The
+# flist's author picks ids and keys, so anything bigger is refused before it is decoded.
+MAX_BLOCK_DATA = 32 + BLOCK_SIZE + BLOCK_SIZE // 6 + 16
 
 
 def _blake2b(data: bytes | memoryview) -> bytes:
@@ -40,6 +43,17 @@ class Block:
     data: bytes
 
 
+def _plain_length(compressed: bytes) -> int:
+    """The length raw snappy data says it decompresses to (its leading varint)."""
+    length = shift = 0
+    for byte in compressed[:10]:
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return length
+        shift += 7
+    return 1 << 64  # no valid length: refused as too long
+
+
 def encode_block(chunk: bytes | memoryview) -> Block:
     key = _blake2b(chunk)
     compressed = bytes(cramjam.snappy.compress_raw(chunk))
@@ -51,10 +65,14 @@ def decode_block(id_: bytes, key: bytes, data: bytes) -> bytes:
     """The plain chunk of a block, after checking it against both its id and its key."""
     if len(id_) != DIGEST_SIZE or len(key) != DIGEST_SIZE:
         raise BlockError("block id and key must be 32 bytes each")
+    if len(data) > MAX_BLOCK_DATA:
+        raise BlockError(f"block {id_.hex()} is {len(data)} bytes, more than a chunk can make")
     if block_id(data) != id_:
         raise BlockError(f"block {id_.hex()} does not match its id")
     try:
         compressed = AESGCM(key).decrypt(key[:12], data, None)
+        if _plain_length(compressed) > BLOCK_SIZE:
+            raise BlockError(f"block {id_.hex()} decodes to more than {BLOCK_SIZE} bytes")
         chunk = bytes(cramjam.snappy.decompress_raw(compressed))
     except (InvalidTag, cramjam.DecompressionError) as exc:
         raise BlockError(f"block {id_.hex()} cannot be decrypted with its key") from exc

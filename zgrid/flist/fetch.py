@@ -10,10 +10,14 @@ from collections import OrderedDict
 from pathlib import Path
 
 from zgrid.flist.block import block_id, decode_block
-from zgrid.flist.errors import StoreError
 from zgrid.flist.stores import Router
 
 __all__ = ["BlockFetcher"]
+
+
+def _retrieve(task: asyncio.Task[bytes]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class BlockFetcher:
@@ -31,7 +35,7 @@ class BlockFetcher:
         self._cache = cache
         self._memory: OrderedDict[bytes, bytes] = OrderedDict()
         self._memory_blocks = memory_blocks
-        self._inflight: dict[bytes, asyncio.Future[bytes]] = {}
+        self._inflight: dict[bytes, asyncio.Task[bytes]] = {}
         self.fetched = 0  # blocks that came from a store, not a cache
 
     def _cache_path(self, id_: bytes) -> Path | None:
@@ -81,20 +85,20 @@ class BlockFetcher:
         if chunk is not None:
             self._memory.move_to_end(cache_key)
             return chunk
-        pending = self._inflight.get(cache_key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._inflight[cache_key] = future
+        task = self._inflight.get(cache_key)
+        if task is None:
+            # The load is a task of its own: a reader that gives up (is cancelled) does not
+            # cancel it for the others waiting on the same block.
+            task = asyncio.create_task(self._load_and_keep(cache_key, id_, key))
+            self._inflight[cache_key] = task
+            task.add_done_callback(_retrieve)  # its error is the waiters' to see, or nobody's
+        return await asyncio.shield(task)
+
+    async def _load_and_keep(self, cache_key: bytes, id_: bytes, key: bytes) -> bytes:
         try:
             chunk = await self._load(id_, key)
-        except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else StoreError("cancelled"))
-            future.exception()  # mark retrieved: nobody else may be waiting
-            raise
         finally:
             del self._inflight[cache_key]
-        future.set_result(chunk)
         self._memory[cache_key] = chunk
         while len(self._memory) > self._memory_blocks:
             self._memory.popitem(last=False)

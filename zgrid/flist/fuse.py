@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pyfuse3
 
@@ -16,6 +19,26 @@ from zgrid.flist.meta import FlistReader, Inode
 __all__ = ["FlistOperations"]
 
 _TIMEOUT = 3600.0  # nothing in an flist changes while it is mounted
+
+
+_Op = TypeVar("_Op", bound=Callable[..., Awaitable[Any]])
+
+
+def _guarded(operation: _Op) -> _Op:
+    """Answer every failure with an errno: pyfuse3 leaves a request unanswered (and the
+    caller hung) when an operation raises anything but FUSEError."""
+
+    @functools.wraps(operation)
+    async def guarded(*args: Any) -> Any:
+        try:
+            return await operation(*args)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as exc:
+            print(f"zgrid flist mount: {operation.__name__}: {exc}", file=sys.stderr, flush=True)
+            raise pyfuse3.FUSEError(errno.EIO) from exc
+
+    return guarded  # type: ignore[return-value]
 
 
 class FlistOperations(pyfuse3.Operations):
@@ -54,6 +77,7 @@ class FlistOperations(pyfuse3.Operations):
         self._next_fh += 1
         return self._next_fh
 
+    @_guarded
     async def lookup(
         self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
@@ -62,25 +86,33 @@ class FlistOperations(pyfuse3.Operations):
         if name == b"..":
             parent = self._inode(parent_inode)
             return self._attributes(self._inode(parent.parent or parent.ino))
-        found = self._reader.lookup(parent_inode, os.fsdecode(name))
+        try:
+            text = name.decode()
+        except UnicodeDecodeError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None  # an flist holds UTF-8 names only
+        found = self._reader.lookup(parent_inode, text)
         if found is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return self._attributes(found)
 
+    @_guarded
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._attributes(self._inode(inode))
 
+    @_guarded
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         target = self._reader.extra(inode)
         if target is None:
             raise pyfuse3.FUSEError(errno.EINVAL)
         return target
 
+    @_guarded
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         fh = self._handle()
         self._dirs[fh] = self._reader.children(inode)
         return fh
 
+    @_guarded
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         children = self._dirs.get(fh, [])
         for index in range(start_id, len(children)):
@@ -93,6 +125,7 @@ class FlistOperations(pyfuse3.Operations):
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
+    @_guarded
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
             raise pyfuse3.FUSEError(errno.EROFS)
@@ -103,6 +136,7 @@ class FlistOperations(pyfuse3.Operations):
         self._files[fh] = (found, self._reader.blocks(inode))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
+    @_guarded
     async def read(self, fh: int, off: int, size: int) -> bytes:
         inode, blocks = self._files[fh]
         end = min(off + size, inode.size)
@@ -127,6 +161,7 @@ class FlistOperations(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         self._files.pop(fh, None)
 
+    @_guarded
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         data = pyfuse3.StatvfsData()
         data.f_bsize = data.f_frsize = 4096

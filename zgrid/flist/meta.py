@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zgrid.flist.block import DIGEST_SIZE
 from zgrid.flist.errors import FormatError
 
 __all__ = ["ROOT_INO", "FlistReader", "FlistWriter", "Inode", "Route"]
@@ -77,23 +78,47 @@ class Route:
         return self.start <= first_byte <= self.end
 
 
+def _integer(value: object, column: str, *, default: int | None = None) -> int:
+    # The file comes from someone else and SQLite columns take any type: only accept
+    # what rfs writes, never convert (bytes(2**30) would allocate a GiB).
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < 1 << 63:
+        raise FormatError(f"column {column} holds {type(value).__name__}, not a 64-bit integer")
+    return value
+
+
+def _text(value: object, column: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"column {column} is not UTF-8") from exc
+    raise FormatError(f"column {column} holds {type(value).__name__}, not text")
+
+
+def _digest(value: object, column: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != DIGEST_SIZE:
+        raise FormatError(f"block {column} must be a {DIGEST_SIZE}-byte blob")
+    return value
+
+
 def _row_to_inode(row: Sequence[Any]) -> Inode:
-    try:
-        ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime = row
-        return Inode(
-            ino=int(ino),
-            parent=int(parent),
-            name=name if isinstance(name, str) else bytes(name).decode(),
-            size=int(size),
-            uid=int(uid),
-            gid=int(gid),
-            mode=int(mode),
-            rdev=int(rdev or 0),
-            ctime=int(ctime or 0),
-            mtime=int(mtime or 0),
-        )
-    except (TypeError, ValueError, UnicodeDecodeError) as exc:
-        raise FormatError(f"inode row {row[0]!r} has a malformed column: {exc}") from exc
+    ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime = row
+    return Inode(
+        ino=_integer(ino, "inode.ino"),
+        parent=_integer(parent, "inode.parent"),
+        name=_text(name, "inode.name"),
+        size=_integer(size, "inode.size"),
+        uid=_integer(uid, "inode.uid"),
+        gid=_integer(gid, "inode.gid"),
+        mode=_integer(mode, "inode.mode"),
+        rdev=_integer(rdev, "inode.rdev", default=0),
+        ctime=_integer(ctime, "inode.ctime", default=0),
+        mtime=_integer(mtime, "inode.mtime", default=0),
+    )
 
 
 class FlistWriter:
@@ -240,36 +265,43 @@ class FlistReader:
     def blocks(self, ino: int) -> list[tuple[bytes, bytes]]:
         """The (id, key) of each block of a file, in file order."""
         rows = self._query("SELECT id, key FROM block WHERE ino = ? ORDER BY rowid", (ino,))
-        return [(bytes(id_), bytes(key)) for id_, key in rows]
+        return [(_digest(id_, "id"), _digest(key, "key")) for id_, key in rows]
 
     def all_blocks(self) -> list[tuple[bytes, bytes]]:
         """Every distinct (id, key) the flist refers to."""
         rows = self._query("SELECT DISTINCT id, key FROM block")
-        return [(bytes(id_), bytes(key)) for id_, key in rows]
+        return [(_digest(id_, "id"), _digest(key, "key")) for id_, key in rows]
 
     def extra(self, ino: int) -> bytes | None:
         rows = self._query("SELECT data FROM extra WHERE ino = ?", (ino,))
         if not rows:
             return None
         data = rows[0][0]
-        return data.encode() if isinstance(data, str) else bytes(data)
+        if isinstance(data, str):
+            return data.encode()
+        if not isinstance(data, bytes):
+            raise FormatError(f"extra data of inode {ino} is not text")
+        return data
 
     def links(self) -> dict[int, int]:
         """Hardlinks: inode -> the inode it is another name of."""
         if not self._has_links:
             return {}
         rows = self._query("SELECT ino, target FROM link")
-        return {int(ino): int(target) for ino, target in rows}
+        return {_integer(ino, "link.ino"): _integer(target, "link.target") for ino, target in rows}
 
     def tags(self) -> dict[str, str]:
         return {str(key): str(value) for key, value in self._query("SELECT key, value FROM tag")}
 
     def routes(self) -> list[Route]:
         rows = self._query("SELECT start, end, url FROM route ORDER BY rowid")
-        try:
-            return [Route(int(s), int(e), str(u)) for s, e, u in rows]
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"{self.path}: malformed route: {exc}") from exc
+        routes = []
+        for start, end, url in rows:
+            first, last = _integer(start, "route.start"), _integer(end, "route.end")
+            if not 0 <= first <= last <= 255:
+                raise FormatError(f"{self.path}: route range {first}-{last} is not within 0-255")
+            routes.append(Route(first, last, _text(url, "route.url")))
+        return routes
 
     def close(self) -> None:
         self._db.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,26 +55,23 @@ def mount(
     *,
     ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve ``flist`` on ``mountpoint`` until SIGINT/SIGTERM or an unmount."""
-    if not mountpoint.is_dir():
-        raise MountError(f"{mountpoint} is not a directory")
-    with FlistReader(flist) as reader:
-        # Refuse hostile metadata here too; device nodes stay inert under "nodev".
-        check_tree(reader, allow_devices=True)
-        if not stat.S_ISDIR(os.stat(mountpoint).st_mode):
-            raise MountError(f"{mountpoint} is not a directory")
-        # pyfuse3 (and trio, which it brings) is loaded only by the process that mounts.
-        import pyfuse3.asyncio  # noqa: PLC0415
+    """Serve ``flist`` on ``mountpoint`` until SIGINT/SIGTERM or an unmount; the fetcher
+    is closed on the way out, whatever happened."""
+    # pyfuse3 (and trio, which it brings) is loaded only by the process that mounts.
+    import pyfuse3.asyncio  # noqa: PLC0415
 
-        from zgrid.flist.fuse import FlistOperations  # noqa: PLC0415
+    from zgrid.flist.fuse import FlistOperations  # noqa: PLC0415
 
-        pyfuse3.asyncio.enable()
-        operations = FlistOperations(reader, fetcher)
+    async def main() -> None:
+        try:
+            if not mountpoint.is_dir():
+                raise MountError(f"{mountpoint} is not a directory")
+            with FlistReader(flist) as reader:
+                # Refuse hostile metadata here too; device nodes stay inert under "nodev".
+                check_tree(reader, allow_devices=True)
+                pyfuse3.asyncio.enable()
+                await _serve(mountpoint, FlistOperations(reader, fetcher), ready)
+        finally:
+            await fetcher.close()
 
-        async def main() -> None:
-            try:
-                await _serve(mountpoint, operations, ready)
-            finally:
-                await fetcher.close()
-
-        asyncio.run(main())
+    asyncio.run(main())

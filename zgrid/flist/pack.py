@@ -129,7 +129,16 @@ def _add_inode(writer: FlistWriter, entry: Entry, inos: dict[str, int]) -> int:
     )
     if entry.target is not None:
         writer.set_extra(ino, entry.target)
+    inos[entry.path] = ino
     return ino
+
+
+def _finish(writer: FlistWriter, router: Router, tags: Mapping[str, str]) -> None:
+    for route in router.routes():
+        writer.add_route(route)
+    for key, value in tags.items():
+        writer.set_tag(key, value)
+    writer.close()
 
 
 async def pack_entries(
@@ -147,7 +156,7 @@ async def pack_entries(
     blocks_writer = _BlockWriter(router, uploads=parallel * 4)
     files = asyncio.Semaphore(parallel)
     inos: dict[str, int] = {}
-    file_blocks: dict[int, list[tuple[bytes, bytes]]] = {}
+    packed: dict[int, tuple[list[tuple[bytes, bytes]], int]] = {}  # ino -> blocks, size
     links: list[tuple[int, int]] = []
     tasks: list[asyncio.Task[None]] = []
 
@@ -155,7 +164,7 @@ async def pack_entries(
         try:
             assert entry.source is not None
             blocks, size = await blocks_writer.write_file(entry.source, on_progress)
-            file_blocks[ino] = blocks
+            packed[ino] = (blocks, size)
             writer.add_blocks(ino, blocks)
             if size != entry.size:
                 writer.set_size(ino, size)  # the file changed since it was listed
@@ -167,7 +176,6 @@ async def pack_entries(
     try:
         for entry in entries:
             ino = _add_inode(writer, entry, inos)
-            inos[entry.path] = ino
             report.inodes += 1
             if not stat.S_ISREG(entry.mode):
                 continue
@@ -176,7 +184,6 @@ async def pack_entries(
                 target = inos.get(entry.link)
                 if target is None:
                     raise FlistError(f"{entry.path}: hardlink to {entry.link}, which is not packed")
-                writer.add_link(ino, target)
                 links.append((ino, target))
             elif entry.source is not None:
                 await files.acquire()
@@ -185,12 +192,11 @@ async def pack_entries(
         await blocks_writer.finish()
         for ino, target in links:
             # rfs knows no hardlinks: give every name the blocks so it reads the same data.
-            writer.add_blocks(ino, file_blocks.get(target, []))
-        for route in router.routes():
-            writer.add_route(route)
-        for key, value in report.tags.items():
-            writer.set_tag(key, value)
-        writer.close()
+            blocks, size = packed.get(target, ([], 0))
+            writer.add_link(ino, target)
+            writer.add_blocks(ino, blocks)
+            writer.set_size(ino, size)
+        _finish(writer, router, report.tags)
     except BaseException:
         for task in tasks:
             task.cancel()

@@ -19,6 +19,9 @@ __all__ = ["CheckedTree", "check_tree"]
 
 MAX_NAME = 255
 MAX_TARGET = 4096
+MAX_PATH = 4095  # PATH_MAX less the NUL: deeper trees cannot be made, and cost memory
+MAX_TIME = 1 << 40  # seconds either side of 1970; times go to the kernel in nanoseconds
+MAX_RDEV = 1 << 32
 _TYPES = {stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO}
 _TYPES.add(stat.S_IFSOCK)
 
@@ -65,6 +68,29 @@ def _check_file(reader: FlistReader, path: str, inode: Inode, max_size: int) -> 
         )
 
 
+def _check_entry(
+    reader: FlistReader, path: str, child: Inode, *, allow_devices: bool, max_size: int
+) -> None:
+    if len(path.encode()) > MAX_PATH:
+        raise UnsafeFlist(f"{path[:64]}... is longer than {MAX_PATH} bytes")
+    for value in (child.mtime, child.ctime):
+        if not -MAX_TIME < value < MAX_TIME:
+            raise UnsafeFlist(f"{path}: time {value} is out of range")
+    if not 0 <= child.rdev < MAX_RDEV:
+        raise UnsafeFlist(f"{path}: device number {child.rdev} is out of range")
+    kind = stat.S_IFMT(child.mode)
+    if kind not in _TYPES or child.mode >> 16 or child.mode < 0:
+        raise UnsafeFlist(f"{path}: mode {child.mode:o} is not a file type")
+    if kind in (stat.S_IFCHR, stat.S_IFBLK) and not allow_devices:
+        raise UnsafeFlist(f"{path}: device nodes can only be made by root")
+    if child.uid < 0 or child.gid < 0 or child.uid >> 32 or child.gid >> 32:
+        raise UnsafeFlist(f"{path}: owner {child.uid}:{child.gid} is out of range")
+    if kind == stat.S_IFLNK:
+        _check_target(path, reader.extra(child.ino) or b"")
+    elif kind == stat.S_IFREG:
+        _check_file(reader, path, child, max_size)
+
+
 def check_tree(reader: FlistReader, *, allow_devices: bool, max_size: int = 1 << 40) -> CheckedTree:
     """Walk the flist from its root; raise :class:`UnsafeFlist` on anything hostile."""
     root = reader.inode(ROOT_INO)
@@ -89,18 +115,7 @@ def check_tree(reader: FlistReader, *, allow_devices: bool, max_size: int = 1 <<
                 raise UnsafeFlist(f"inode {child.ino} appears twice in the tree (parent loop)")
             seen.add(child.ino)
             path = f"{dir_path}/{child.name}" if dir_path else child.name
-            kind = stat.S_IFMT(child.mode)
-            if kind not in _TYPES or child.mode >> 16:
-                raise UnsafeFlist(f"{path}: mode {child.mode:o} is not a file type")
-            if kind in (stat.S_IFCHR, stat.S_IFBLK) and not allow_devices:
-                raise UnsafeFlist(f"{path}: device nodes can only be made by root")
-            if child.uid < 0 or child.gid < 0 or child.uid >> 32 or child.gid >> 32:
-                raise UnsafeFlist(f"{path}: owner {child.uid}:{child.gid} is out of range")
-            if kind == stat.S_IFLNK:
-                target = reader.extra(child.ino)
-                _check_target(path, target or b"")
-            elif kind == stat.S_IFREG:
-                _check_file(reader, path, child, max_size)
+            _check_entry(reader, path, child, allow_devices=allow_devices, max_size=max_size)
             entries.append((path, child))
     total = reader.count()
     if total != len(entries):

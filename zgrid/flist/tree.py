@@ -90,7 +90,10 @@ def walk_directory(root: Path) -> Iterator[Entry]:
                 st = os.lstat(full)
             except OSError as exc:
                 raise FlistError(f"cannot read {full}: {exc.strerror}") from exc
-            entry = _entry(rel, full, st)
+            try:
+                entry = _entry(rel, full, st)
+            except OSError as exc:  # changed while it was listed
+                raise FlistError(f"cannot read {full}: {exc.strerror}") from exc
             if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
                 first = seen.setdefault((st.st_dev, st.st_ino), rel)
                 if first != rel:

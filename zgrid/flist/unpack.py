@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from zgrid.flist.block import BLOCK_SIZE
 from zgrid.flist.errors import FlistError, FormatError
 from zgrid.flist.fetch import BlockFetcher
 from zgrid.flist.meta import FlistReader, Inode
@@ -41,7 +42,12 @@ def _prepare_target(target: Path) -> int:
         fd = os.open(target, _DIR_FLAGS)
     except OSError as exc:
         raise FlistError(f"cannot use {target} as the target: {exc.strerror}") from exc
-    if os.listdir(fd):
+    try:
+        empty = not os.listdir(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise FlistError(f"cannot list {target}: {exc.strerror}") from exc
+    if not empty:
         os.close(fd)
         raise FlistError(f"{target} is not empty; unpack into a new or empty directory")
     return fd
@@ -117,16 +123,21 @@ async def _write_file(
     inode: Inode,
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    fd = await asyncio.to_thread(unpacker.create_file, path)
+    # Every call on the target's descriptors runs here, in the loop's thread, never in a
+    # worker thread that could outlive a cancelled unpack and its closed descriptors.
+    fd = unpacker.create_file(path)
     try:
         remaining = inode.size
         for id_, key in reader.blocks(inode.ino):
             chunk = await fetcher.chunk(id_, key)
-            piece = chunk[:remaining]
-            await asyncio.to_thread(os.write, fd, piece)
-            remaining -= len(piece)
+            if len(chunk) != min(BLOCK_SIZE, remaining):
+                raise FormatError(f"{path}: a block holds {len(chunk)} bytes, not {BLOCK_SIZE}")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            remaining -= len(chunk)
             if on_progress is not None:
-                on_progress(len(piece))
+                on_progress(len(chunk))
         if remaining:
             raise FormatError(f"{path}: its blocks hold {remaining} bytes less than its size")
     finally:
@@ -167,9 +178,15 @@ async def unpack(
                         unpacker, reader, fetcher, path=path, inode=inode, on_progress=on_progress
                     )
 
-            await asyncio.gather(
-                *(one(path, inode) for path, inode in files if inode.ino not in tree.links)
-            )
+            # A task group: when one file fails, the others are cancelled before the
+            # descriptors they use are closed below.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for path, inode in files:
+                        if inode.ino not in tree.links:
+                            group.create_task(one(path, inode))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from failed  # the first failure is the one to report
             for path, inode in files:
                 if inode.ino in tree.links:
                     unpacker.link(path, paths[tree.links[inode.ino]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from zgrid.flist.block import MAX_BLOCK_DATA
 from zgrid.flist.errors import StoreError
 
 __all__ = ["HttpStore"]
@@ -20,16 +21,25 @@ class HttpStore:
     async def get(self, id_: bytes) -> bytes | None:
         name = id_.hex()
         try:
-            response = await self._client.get(f"{self.url}/{name[:2]}/{name}")
-            if response.status_code == 404:
-                response = await self._client.get(f"{self.url}/{name}")
+            found = await self._fetch(f"{self.url}/{name[:2]}/{name}")
+            if found is None:
+                found = await self._fetch(f"{self.url}/{name}")
         except httpx.HTTPError as exc:
             raise StoreError(f"{self.url}: cannot fetch block {name}: {exc}") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise StoreError(f"{self.url}: block {name}: HTTP {response.status_code}")
-        return response.content
+        return found
+
+    async def _fetch(self, url: str) -> bytes | None:
+        async with self._client.stream("GET", url) as response:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise StoreError(f"{url}: HTTP {response.status_code}")
+            body = bytearray()
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) > MAX_BLOCK_DATA:  # no block is this big: do not keep reading
+                    raise StoreError(f"{url}: answer larger than any block")
+            return bytes(body)
 
     async def has(self, id_: bytes) -> bool:
         return await self.get(id_) is not None
