@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
@@ -16,6 +17,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -71,24 +73,29 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
+_BYTES = (DownloadColumn(), TransferSpeedColumn())
+_BLOCKS = (TextColumn("{task.completed}/{task.total} blocks"),)
+
+
 @contextmanager
-def _progress(label: str, total: int | None, *, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A byte progress bar on stderr; ``advance(n)`` moves it."""
+def _progress(
+    label: str, columns: tuple[ProgressColumn, ...], *, quiet: bool, total: int | None = None
+) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr, none when quiet or not a terminal; yields ``update(**fields)``
+    (``advance=n``, or ``completed=done, total=n``)."""
     if quiet or not err_console.is_terminal:
-        yield lambda _n: None
+        yield lambda **_fields: None
         return
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *columns,
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
     )
     with progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+        yield functools.partial(progress.update, progress.add_task(label, total=total))
 
 
 def _document(report: Any) -> dict[str, Any]:
@@ -97,6 +104,10 @@ def _document(report: Any) -> dict[str, Any]:
         key: str(value) if isinstance(value, Path) else value
         for key, value in dataclasses.asdict(report).items()
     }
+
+
+def _blocks_done(update: Callable[..., None]) -> Callable[[int, int], None]:
+    return lambda done, total: update(completed=done, total=total)
 
 
 def _parse_tags(tags: list[str] | None) -> dict[str, str]:
@@ -142,12 +153,17 @@ def pack(
         async def run() -> Any:
             try:
                 return await pack_entries(
-                    entries, output, router, tags=tags, on_progress=advance, parallel=parallel
+                    entries,
+                    output,
+                    router,
+                    tags=tags,
+                    on_progress=lambda n: update(advance=n),
+                    parallel=parallel,
                 )
             finally:
                 await router.close()
 
-        with _progress(f"packing {source.name}", total, quiet=as_json) as advance:
+        with _progress(f"packing {source.name}", _BYTES, total=total, quiet=as_json) as update:
             report = _run(run())
     if as_json:
         emit_json(_document(report))
@@ -185,11 +201,11 @@ def unpack_command(
 
     async def run() -> Any:
         try:
-            return await unpack(flist, target, fetcher, on_progress=advance)
+            return await unpack(flist, target, fetcher, on_progress=lambda n: update(advance=n))
         finally:
             await fetcher.close()
 
-    with _progress(f"unpacking {flist.name}", total, quiet=as_json) as advance:
+    with _progress(f"unpacking {flist.name}", _BYTES, total=total, quiet=as_json) as update:
         report = _run(run())
     if as_json:
         emit_json({**_document(report), "fetched_blocks": fetcher.fetched})
@@ -275,24 +291,6 @@ RetryOption = Annotated[
 ]
 
 
-@contextmanager
-def _block_progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    if quiet or not err_console.is_terminal:
-        yield lambda _done, _total: None
-        return
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} blocks"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
-
-
 @app.command()
 def push(
     ctx: typer.Context,
@@ -322,11 +320,11 @@ def push(
             hub, identity=identity, twin_id=int(twin["id"]), retry_for=retry_for
         ) as client:
             try:
-                return await client.push(flist, name, router, on_progress=advance)
+                return await client.push(flist, name, router, on_progress=_blocks_done(update))
             finally:
                 await router.close()
 
-    with _block_progress(f"pushing {name}", quiet=as_json) as advance:
+    with _progress(f"pushing {name}", _BLOCKS, quiet=as_json) as update:
         report = _run(run())
     if as_json:
         emit_json(_document(report))
@@ -361,16 +359,20 @@ def pull(
             try:
                 if sep:
                     return await client.pull(
-                        int(owner), name, output, blocks_to=blocks_to, on_progress=advance
+                        int(owner),
+                        name,
+                        output,
+                        blocks_to=blocks_to,
+                        on_progress=_blocks_done(update),
                     )
                 return await client.pull_by_hash(
-                    source, output, blocks_to=blocks_to, on_progress=advance
+                    source, output, blocks_to=blocks_to, on_progress=_blocks_done(update)
                 )
             finally:
                 if blocks_to is not None:
                     await blocks_to.close()
 
-    with _block_progress(f"pulling {source}", quiet=as_json) as advance:
+    with _progress(f"pulling {source}", _BLOCKS, quiet=as_json) as update:
         report = _run(run())
     if as_json:
         emit_json(_document(report))

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import pyfuse3
 
 from zgrid.flist.block import BLOCK_SIZE
-from zgrid.flist.errors import FlistError
 from zgrid.flist.fetch import BlockFetcher
 from zgrid.flist.meta import FlistReader, Inode
 
@@ -146,11 +145,7 @@ class FlistOperations(pyfuse3.Operations):
             index, start = divmod(position, BLOCK_SIZE)
             if index >= len(blocks):
                 break
-            try:
-                chunk = await self._fetcher.chunk(*blocks[index])
-            except FlistError as exc:
-                print(f"zgrid flist mount: ino {inode.ino}: {exc}", file=sys.stderr, flush=True)
-                raise pyfuse3.FUSEError(errno.EIO) from exc
+            chunk = await self._fetcher.chunk(*blocks[index])  # failures: EIO by _guarded
             piece = chunk[start : start + (end - position)]
             if not piece:
                 break

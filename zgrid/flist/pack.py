@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import cramjam
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from zgrid.flist.block import BLOCK_SIZE, block_id
+from zgrid.canonical import blake2b256
+from zgrid.flist.block import BLOCK_SIZE, block_id, seal_chunk
 from zgrid.flist.errors import FlistError
 from zgrid.flist.meta import FlistWriter
 from zgrid.flist.stores import Router
@@ -49,11 +46,11 @@ class _BlockWriter:
         chunk = handle.read(BLOCK_SIZE)
         if not chunk:
             return None
-        key = hashlib.blake2b(chunk, digest_size=32).digest()
+        key = blake2b256(chunk)
         known = self._by_key.get(key)
         if known is not None:
-            return known, key, None, len(chunk)
-        data = AESGCM(key).encrypt(key[:12], bytes(cramjam.snappy.compress_raw(chunk)), None)
+            return known, key, None, len(chunk)  # a chunk seen before: not sealed again
+        data = seal_chunk(chunk, key)
         return block_id(data), key, data, len(chunk)
 
     async def _upload(self, id_: bytes, data: bytes) -> None:
