@@ -14,6 +14,7 @@ import zgrid.chain
 import zgrid.flist
 import zgrid.identity
 import zgrid.types
+import zgrid.web
 import zgrid.zdb
 
 ROOT = Path(zgrid.__file__).parent
@@ -58,6 +59,11 @@ PUBLIC = {
         "make_workload", "min_root_size", "parse_deployment", "sign_deployment", "storage_units",
         "validate_update", "verify_signatures", "workload_id",
     ],
+    zgrid.web: [
+        "BODY_IDLE_TIMEOUT", "AppServer", "ConnectionLimits", "RequestRefused", "ServeError", "WebError",
+        "bind_socket", "error_body", "error_response", "install_error_handlers", "iter_body",
+        "listen_address", "read_body", "validation_message",
+    ],
 }  # fmt: skip
 
 
@@ -80,7 +86,7 @@ def _zgrid_imports(path: Path) -> set[str]:
 
 
 # The root modules every package may use; everything else of zgrid is a package.
-ROOT_MODULES = {"zgrid", "zgrid.errors", "zgrid.canonical", "zgrid.signatures"}
+ROOT_MODULES = {"zgrid", "zgrid.errors", "zgrid.canonical", "zgrid.signatures", "zgrid.atomic"}
 
 
 @pytest.mark.parametrize("package", ["identity", "types"])

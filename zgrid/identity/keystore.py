@@ -8,12 +8,11 @@ half of one. The address is stored too so a damaged phrase is noticed on load.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from zgrid.atomic import write_atomic
 from zgrid.identity.errors import KeyStoreError, MnemonicError
 from zgrid.identity.keys import Identity
 from zgrid.identity.mnemonic import normalize_mnemonic
@@ -46,37 +45,17 @@ def save_identity(home: Path, mnemonic: str, *, overwrite: bool = False) -> Stor
         raise KeyStoreError(
             f"{path} already holds an identity; refusing to overwrite it (use --force)"
         )
-    temporary = home / f".{_FILE_NAME}.{os.getpid()}.tmp"
+    body = json.dumps(
+        {"version": _FORMAT_VERSION, "mnemonic": normalized, "address": identity.address},
+        indent=2,
+    ).encode("utf-8")
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        body = json.dumps(
-            {"version": _FORMAT_VERSION, "mnemonic": normalized, "address": identity.address},
-            indent=2,
-        ).encode("utf-8")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # the umask must not widen it, nor an older file's mode
-            os.write(fd, body + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-        _fsync_directory(home)
+        # Atomic: a failure leaves the old file and no temporary copy of the secret behind.
+        write_atomic(path, body + b"\n", mode=0o600)
     except OSError as exc:
-        # The temporary holds the secret: it must not stay behind after a failure.
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
         raise KeyStoreError(f"cannot write identity to {path}: {exc.strerror or exc}") from exc
     return StoredIdentity(mnemonic=normalized, identity=identity, path=path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):  # some filesystems refuse fsync on directories
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_identity(home: Path) -> StoredIdentity:
