@@ -1,10 +1,11 @@
-"""Builders of valid deployment documents that tests change one field at a time."""
+"""Builders of valid documents that tests change one field at a time: deployments, join tokens."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+from zgrid.chain import SyncChainClient, issue_join_token
 from zgrid.types import GIB, MIB
 
 WG_KEY = "SBM0jWtvDDjN1FP3qStSdjD5idN0Ff0ZWJ4g9yGgqGI="
@@ -99,3 +100,20 @@ def deployment_doc(**overrides: Any) -> dict[str, Any]:
 
 def workload_doc(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(w for w in doc["workloads"] if w["name"] == name)
+
+
+def join_token(
+    farmer: SyncChainClient, farm_id: int, *, node: str = "", valid_for: int = 3600
+) -> str:
+    """A join token for ``farm_id`` signed by ``farmer`` (its farm's twin), as a node is handed it."""
+    identity = farmer.identity
+    assert identity is not None
+    head = farmer.head()
+    token = issue_join_token(
+        identity,
+        chain_id=head["chain_id"],
+        farm_id=farm_id,
+        expires=head["timestamp"] + valid_for,
+        node=node,
+    )
+    return token.encode()

@@ -6,8 +6,11 @@ import base64
 import re
 import secrets
 
+import pytest
+
 from tests.chain.conftest import ClientFactory, refused
-from zgrid.chain import RejectCode, SyncChainClient
+from tests.factories import join_token
+from zgrid.chain import RejectCode, SyncChainClient, TransactionRejected
 from zgrid.types import GIB
 
 SEALED = base64.b64encode(b"sealed deployment bytes").decode()
@@ -22,14 +25,18 @@ def farm_with_node(
     farm_id = farmer.create_farm(f"farm-{secrets.token_hex(4)}")
     for index in range(ips):
         farmer.add_farm_ip(farm_id, f"198.51.100.{10 + index}/24", "198.51.100.1")
-    node = clients(0)
+    node = clients(1)
     node.create_twin()
-    node_id = node.register_node(farm_id, {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0})
+    node_id = node.register_node(
+        farm_id,
+        {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0},
+        join_token=join_token(farmer, farm_id),
+    )
     return farmer, farm_id, node, node_id
 
 
 def test_twin_rules(shared_clients: ClientFactory) -> None:
-    client = shared_clients(0)
+    client = shared_clients(1)
     twin_id = client.create_twin("relay.example")
     assert (
         refused(RejectCode.CONFLICT, client.create_twin)
@@ -40,7 +47,7 @@ def test_twin_rules(shared_clients: ClientFactory) -> None:
 
 
 def test_farm_names_are_unique_regardless_of_case(shared_clients: ClientFactory) -> None:
-    a, b = shared_clients(0), shared_clients(0)
+    a, b = shared_clients(1), shared_clients(1)
     a.create_twin()
     b.create_twin()
     farm_id = a.create_farm("Unique-Name")
@@ -97,6 +104,7 @@ def test_a_node_keeps_its_farm_while_contracts_hold_its_ips(shared_clients: Clie
     move = {
         "farm_id": other_farm,
         "resources": {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0},
+        "join_token": join_token(farmer, other_farm),
     }
     message = refused(RejectCode.CONFLICT, lambda: node.submit("nodes.update", move))
     assert (
@@ -125,9 +133,16 @@ def test_node_rules(shared_clients: ClientFactory) -> None:
     twin_id = node.twin_of(node.identity.address)["id"]
     message = refused(
         RejectCode.CONFLICT,
-        lambda: node.register_node(farm_id, {"cru": 1, "mru": GIB, "sru": GIB, "hru": 0}),
+        lambda: node.register_node(
+            farm_id,
+            {"cru": 1, "mru": GIB, "sru": GIB, "hru": 0},
+            join_token=join_token(node, farm_id),
+        ),
     )
-    assert message == f"twin {twin_id} already registered node {node_id}; use nodes.update"
+    assert message == (
+        f"twin {twin_id} already registered node {node_id}; "
+        "a node registers once, then updates its record"
+    )
     node.submit(
         "nodes.update",
         {
@@ -209,10 +224,19 @@ def test_rent_contracts(shared_clients: ClientFactory) -> None:
 
 def test_approvals_for_multi_signature_deployments(shared_clients: ClientFactory) -> None:
     _, _, _, node_id = farm_with_node(shared_clients)
-    owner, stakeholder = shared_clients(10), shared_clients(0)
-    owner.create_twin()
+    owner, stakeholder = shared_clients(10), shared_clients(1)
+    owner_twin = owner.create_twin()
     stakeholder_twin = stakeholder.create_twin()
-    contract_id = owner.create_node_contract(node_id, HASH, SEALED)["result"]["contract_id"]
+    contract_id = owner.submit(
+        "contracts.create_node_contract",
+        {
+            "node_id": node_id,
+            "deployment_hash": HASH,
+            "sealed_deployment": SEALED,
+            "approvers": [owner_twin, stakeholder_twin],
+        },
+    )["result"]["contract_id"]
+    assert owner.contract(contract_id)["approvers"] == [owner_twin, stakeholder_twin]
     good = stakeholder.identity.sign(bytes.fromhex(HASH)).hex()
     result = stakeholder.submit(
         "contracts.approve",
@@ -276,12 +300,36 @@ def test_sealed_deployment_size_limit(shared_clients: ClientFactory) -> None:
 
 def test_a_contract_needs_funds(shared_clients: ClientFactory) -> None:
     _, _, _, node_id = farm_with_node(shared_clients, ips=1)
-    broke = shared_clients(0)
+    broke = shared_clients(1)
     broke.create_twin()
+    broke.transfer("ab" * 32, 9_960_000)  # leaves 0.002 tokens: a fee, not a contract
     message = refused(
         RejectCode.INSUFFICIENT_BALANCE,
         lambda: broke.create_node_contract(node_id, HASH, SEALED, public_ips=1),
     )
-    assert (
-        message == "a node contract needs a free balance of at least 0.04 tokens, the account has 0"
+    assert message == (
+        "a node contract needs a free balance of at least 0.041 tokens (0.04 and the 0.001 token "
+        "fee), the account has 0.002; get tokens with `zgrid account faucet` (dev chains) or "
+        "`zgrid account transfer`"
     )
+
+
+def test_a_node_reports_nothing_on_a_deleted_contract(shared_clients: ClientFactory) -> None:
+    _, _, node, node_id = farm_with_node(shared_clients)
+    deployer = shared_clients(10)
+    deployer.create_twin()
+    contract_id = deployer.create_node_contract(node_id, HASH, SEALED)["result"]["contract_id"]
+    node.submit(
+        "contracts.report_result",
+        {"contract_id": contract_id, "version": 0, "sealed_results": SEALED},
+    )
+    deployer.cancel_contract(contract_id)
+    reports: list[tuple[str, dict[str, object]]] = [
+        ("contracts.report_result", {"version": 0, "sealed_results": SEALED}),
+        ("contracts.report_resources", {"used": {"cru": 1}}),
+    ]
+    for call, args in reports:
+        with pytest.raises(TransactionRejected) as caught:
+            node.submit(call, {"contract_id": contract_id, **args})
+        assert caught.value.code == RejectCode.CONFLICT
+        assert caught.value.message == f"contract {contract_id} is deleted"

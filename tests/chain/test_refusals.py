@@ -112,7 +112,9 @@ def test_insufficient_balance(shared_clients: ClientFactory) -> None:
     message = refused(
         RejectCode.INSUFFICIENT_BALANCE, lambda: client.transfer("ef" * 32, 5 * TOKEN)
     )
-    assert message == "free balance 1 is less than the 5 tokens needed"
+    assert message == (
+        "free balance 1 is less than the 5.001 tokens needed (5 and the 0.001 token fee)"
+    )
     assert client.account(client.identity.address)["free"] == TOKEN
 
 
@@ -139,7 +141,7 @@ def test_non_node_cannot_report_a_result(shared_clients: ClientFactory) -> None:
 def test_no_twin_no_farm(shared_clients: ClientFactory) -> None:
     client = shared_clients(1)
     message = refused(RejectCode.FORBIDDEN, lambda: client.create_farm("lonely"))
-    assert message.endswith("has no twin; create one with twins.create")
+    assert message.endswith("has no twin; create one with `zgrid twin create`")
 
 
 def test_only_the_owner_changes_a_farm(shared_clients: ClientFactory) -> None:

@@ -9,6 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from zgrid.chain.client import ChainClient
+from zgrid.chain.domains.join_tokens import JoinToken, issue_join_token
 from zgrid.chain.errors import (
     ChainError,
     GenesisError,
@@ -54,6 +55,7 @@ __all__ = [
     "ChainEvent",
     "Genesis",
     "GenesisError",
+    "JoinToken",
     "Ledger",
     "LedgerUnavailable",
     "NotFound",
@@ -69,6 +71,7 @@ __all__ = [
     "create_app",
     "format_tokens",
     "init_dev_chain",
+    "issue_join_token",
     "load_genesis",
     "parse_listen",
     "parse_tokens",

@@ -6,6 +6,7 @@ ChainError
 ├── StorageError            the block store is unreadable, damaged or cannot be written
 ├── GenesisError            the genesis file is missing or invalid
 ├── VerificationFailed      replaying the block log does not reach the stored state
+├── UnstorableRecord        a transaction would store a record the ledger cannot keep
 └── LedgerUnavailable       the client cannot reach the ledger, or it answered nonsense
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "RejectCode",
     "StorageError",
     "TransactionRejected",
+    "UnstorableRecord",
     "VerificationFailed",
     "describe_validation_error",
 ]
@@ -55,6 +57,7 @@ class RejectCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     MEMPOOL_FULL = "mempool_full"
+    FAILED = "failed"  # the call broke while being applied; refused alone, nothing kept
 
 
 class TransactionRejected(ChainError):
@@ -80,6 +83,10 @@ class GenesisError(ChainError):
 
 class VerificationFailed(ChainError):
     """Replaying the block log gives a different result than what is stored."""
+
+
+class UnstorableRecord(ChainError):
+    """A record holds a number outside 64 bits or a value canonical JSON cannot encode."""
 
 
 class LedgerUnavailable(ChainError):

@@ -3,23 +3,25 @@
 Prices are in units USD per hour (1 USD = 10,000,000 units; FORMATS.md);
 balances are in token units (7 decimals). A dev chain also names a faucet
 account that hands out tokens to anyone who asks, which production chains lack.
+Every transaction but a faucet call pays ``transaction_fee`` units, which are burned.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from zgrid.atomic import write_atomic
 from zgrid.chain.errors import GenesisError, describe_validation_error
-from zgrid.chain.units import UNITS_PER_TOKEN
+from zgrid.chain.units import MAX_AMOUNT, U64, UNITS_PER_TOKEN, Id, format_tokens
 from zgrid.identity import Identity
 
 __all__ = [
+    "DEFAULT_TRANSACTION_FEE",
     "FarmingPolicy",
     "Genesis",
     "PricePolicy",
@@ -32,6 +34,9 @@ __all__ = [
 _ADDRESS = r"^[0-9a-f]{64}$"
 GENESIS_FILE = "genesis.json"
 VALIDATOR_KEY_FILE = "validator.key"
+DEFAULT_TRANSACTION_FEE = (
+    UNITS_PER_TOKEN // 1000
+)  # 0.001 token: nothing to a user, a cost to a flood
 
 
 class _Strict(BaseModel):
@@ -39,39 +44,42 @@ class _Strict(BaseModel):
 
 
 class PricePolicy(_Strict):
-    id: int = Field(ge=1)
+    id: Id
     name: str
-    cu: int = Field(ge=0, description="units USD per CU per hour")
-    su: int = Field(ge=0, description="units USD per SU per hour")
-    nu: int = Field(ge=0, description="units USD per GB of traffic")
-    ipu: int = Field(ge=0, description="units USD per public IPv4 per hour")
-    unique_name: int = Field(ge=0, description="units USD per name contract per hour")
-    domain_name: int = Field(ge=0, description="units USD per domain per hour")
+    cu: U64 = Field(description="units USD per CU per hour")
+    su: U64 = Field(description="units USD per SU per hour")
+    nu: U64 = Field(description="units USD per GB of traffic")
+    ipu: U64 = Field(description="units USD per public IPv4 per hour")
+    unique_name: U64 = Field(description="units USD per name contract per hour")
+    domain_name: U64 = Field(description="units USD per domain per hour")
     foundation_account: str = Field(pattern=_ADDRESS)
     certified_sales_account: str = Field(pattern=_ADDRESS)
 
 
 class FarmingPolicy(_Strict):
-    id: int = Field(ge=1)
+    id: Id
     name: str
-    cu: int = Field(ge=0, description="units USD per CU per month")
-    su: int = Field(ge=0, description="units USD per SU per month")
-    nu: int = Field(ge=0, description="units USD per NU per month")
-    ipv4: int = Field(ge=0, description="units USD per public IPv4 per month")
+    cu: U64 = Field(description="units USD per CU per month")
+    su: U64 = Field(description="units USD per SU per month")
+    nu: U64 = Field(description="units USD per NU per month")
+    ipv4: U64 = Field(description="units USD per public IPv4 per month")
     minimal_uptime_permille: int = Field(ge=0, le=1000, default=950)
 
 
 class Genesis(_Strict):
     chain_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")
-    genesis_time: int = Field(ge=0)
+    genesis_time: U64
     validator: str = Field(pattern=_ADDRESS)
-    balances: dict[str, int] = Field(default_factory=dict)
+    balances: dict[str, U64] = Field(default_factory=dict)
     price_policies: list[PricePolicy] = Field(min_length=1)
     farming_policies: list[FarmingPolicy] = Field(min_length=1)
-    token_price: int = Field(gt=0, description="units USD per token")
+    token_price: Id = Field(description="units USD per token")
     faucet: str | None = Field(default=None, pattern=_ADDRESS)
-    faucet_max: int = Field(
-        default=1_000 * UNITS_PER_TOKEN, gt=0, description="units per faucet call"
+    faucet_max: Id = Field(default=1_000 * UNITS_PER_TOKEN, description="units per faucet call")
+    transaction_fee: U64 = Field(
+        default=DEFAULT_TRANSACTION_FEE,
+        le=MAX_AMOUNT,
+        description="units every transaction but a faucet call pays, burned; 0 turns fees off",
     )
 
     @model_validator(mode="after")
@@ -81,6 +89,11 @@ class Genesis(_Strict):
                 raise ValueError(f"balances: {address!r} is not an address")
             if amount < 0:
                 raise ValueError(f"balances: {address} has a negative balance")
+        if self.supply > MAX_AMOUNT:
+            raise ValueError(
+                f"balances: the supply is more than the {format_tokens(MAX_AMOUNT)} tokens "
+                "a ledger can hold"
+            )
         if self.faucet is not None and self.balances.get(self.faucet, 0) <= 0:
             raise ValueError("faucet account has no balance to hand out")
         return self
@@ -127,16 +140,9 @@ def dev_genesis(
         ],
         token_price=1_000_000,  # 0.1 USD
         faucet=keys["faucet"].address,
+        transaction_fee=DEFAULT_TRANSACTION_FEE,
     )
     return genesis, keys
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def init_dev_chain(data_dir: Path, *, chain_id: str = "zgrid-dev") -> Genesis:
@@ -149,10 +155,11 @@ def init_dev_chain(data_dir: Path, *, chain_id: str = "zgrid-dev") -> Genesis:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         validator = Identity(secrets.token_bytes(32))
         genesis, _ = dev_genesis(validator=validator.address, chain_id=chain_id)
-        _write_private(data_dir / VALIDATOR_KEY_FILE, validator.seed.hex() + "\n")
-        _write_private(
-            data_dir / GENESIS_FILE, json.dumps(genesis.model_dump(mode="json"), indent=2) + "\n"
+        write_atomic(
+            data_dir / VALIDATOR_KEY_FILE, (validator.seed.hex() + "\n").encode(), mode=0o600
         )
+        document = json.dumps(genesis.model_dump(mode="json"), indent=2) + "\n"
+        write_atomic(data_dir / GENESIS_FILE, document.encode(), mode=0o600)
     except OSError as exc:
         raise GenesisError(
             f"cannot write the chain into {data_dir}: {exc.strerror or exc}"

@@ -160,7 +160,12 @@ class Ledger:
         return self.genesis.chain_id
 
     def submit(self, tx: SignedTransaction) -> TxStatus:
-        """Apply ``tx`` to the open block, or raise TransactionRejected with nothing changed."""
+        """Apply ``tx`` to the open block, or raise TransactionRejected with nothing changed.
+
+        Everything the block will hold of ``tx`` is encoded before it joins the block,
+        so an admitted transaction cannot make sealing fail; one that breaks while
+        being applied is refused alone (the state machine rolls it back).
+        """
         if self._failure is not None:
             raise StorageError(f"the ledger stopped after a storage failure: {self._failure}")
         block = self._open
@@ -168,6 +173,7 @@ class Ledger:
             raise TransactionRejected(
                 RejectCode.MEMPOOL_FULL, "the open block is full; retry in a moment"
             )
+        encoded_tx = tx.canonical()
         applied = self.machine.apply(tx, height=block.height, timestamp=block.timestamp)
         index = len(block.transactions)
         events = [
@@ -181,9 +187,7 @@ class Ledger:
             for offset, (name, data) in enumerate(applied.events)
         ]
         block.events.extend(events)
-        block.transactions.append(
-            (applied.tx_hash, canonical_dumps(tx.to_json()), canonical_dumps(applied.result))
-        )
+        block.transactions.append((applied.tx_hash, encoded_tx, applied.encoded_result))
         block.results[applied.tx_hash] = (index, applied.result, events)
         return block.status(applied.tx_hash, "pending")
 

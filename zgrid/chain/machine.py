@@ -2,22 +2,30 @@
 
 Checks run in a fixed order so the same transaction is refused for the same
 reason everywhere: chain id, signature, known call, valid arguments, nonce; then
-the call runs inside a state journal and is undone completely if it refuses.
+the call runs inside a state journal, after the signer paid the transaction fee,
+and is undone completely if it refuses. A call that breaks in a way no rule
+foresaw is refused the same way (``failed``), alone: the block and every other
+transaction in it stand. What an admitted transaction wrote, returned and emitted
+has been encoded by then, so sealing its block cannot fail because of it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from zgrid.chain.domains import Call, CallContext, build_calls
-from zgrid.chain.errors import RejectCode, TransactionRejected
+from zgrid.chain.errors import RejectCode, TransactionRejected, UnstorableRecord
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account
+from zgrid.chain.state import encode_document
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
 
 __all__ = ["Applied", "StateMachine"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class Applied:
     tx_hash: str
     result: dict[str, Any]
     events: list[tuple[str, dict[str, Any]]]
+    encoded_result: bytes = b"{}"
 
 
 class StateMachine:
@@ -81,9 +90,41 @@ class StateMachine:
             self.state.accounts.put(
                 body.signer, account.model_copy(update={"nonce": account.nonce + 1})
             )
+            if call.pays_fee and self.genesis.transaction_fee:
+                context.pay_fee(self.genesis.transaction_fee)
             result = call.apply(context, args) or {}
+            encoded_result = _encoded(result, context.events)
+            self.state.commit()
+        except TransactionRejected:
+            self.state.rollback()
+            raise
+        except UnstorableRecord as exc:
+            self.state.rollback()
+            raise TransactionRejected(
+                RejectCode.FAILED, f"{body.call} cannot be kept by the ledger: {_short(str(exc))}"
+            ) from exc
+        except Exception as exc:
+            self.state.rollback()
+            log.exception("%s (transaction %s) failed while being applied", body.call, tx_hash)
+            raise TransactionRejected(
+                RejectCode.FAILED,
+                f"{body.call} failed while being applied and was refused, nothing of it kept "
+                f"({type(exc).__name__}: {_short(str(exc))})",
+            ) from exc
         except BaseException:
             self.state.rollback()
             raise
-        self.state.commit()
-        return Applied(tx_hash=tx_hash, result=result, events=context.events)
+        return Applied(
+            tx_hash=tx_hash, result=result, events=context.events, encoded_result=encoded_result
+        )
+
+
+def _encoded(result: dict[str, Any], events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    """The result's canonical JSON, after checking that the events have one too."""
+    for name, data in events:
+        encode_document(data, f"event {name}")
+    return encode_document(result, "result")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from zgrid.chain.units import U64, U64_MAX
+
 __all__ = [
     "Account",
     "Approval",
@@ -29,6 +31,7 @@ __all__ = [
     "Resources",
     "ResultReport",
     "Twin",
+    "UsedJoinToken",
 ]
 
 ContractState = Literal["created", "grace_period", "deleted"]
@@ -82,10 +85,21 @@ class Farm(Record):
 
 
 class Resources(Record):
-    cru: int = Field(default=0, ge=0)
-    mru: int = Field(default=0, ge=0)
-    sru: int = Field(default=0, ge=0)
-    hru: int = Field(default=0, ge=0)
+    cru: U64 = 0
+    mru: U64 = 0
+    sru: U64 = 0
+    hru: U64 = 0
+
+    def overflow(self, other: Resources) -> str | None:
+        """The first field ``plus(other)`` would take past 64 bits, or None."""
+        return next(
+            (
+                name
+                for name in ("cru", "mru", "sru", "hru")
+                if getattr(self, name) + getattr(other, name) > U64_MAX
+            ),
+            None,
+        )
 
     def plus(self, other: Resources) -> Resources:
         return Resources(
@@ -146,6 +160,15 @@ class Node(Record):
     rent_contract_id: int = 0
 
 
+class UsedJoinToken(Record):
+    """A join token a node registered with; each is good for one registration."""
+
+    farm_id: int
+    token_id: str
+    node_id: int
+    used: int
+
+
 class Approval(Record):
     twin_id: int
     signature: str
@@ -172,6 +195,10 @@ class Contract(Record):
     deployment_hash: str = ""
     sealed_deployment: str = ""
     public_ips: list[FarmIP] = Field(default_factory=list)
+    approvers: list[int] = Field(
+        default_factory=list,
+        description="the twins of the deployment's signature requirement; only they may approve",
+    )
     approvals: list[Approval] = Field(default_factory=list)
     result: ResultReport | None = None
     used: Resources = Field(default_factory=Resources)

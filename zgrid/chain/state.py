@@ -5,6 +5,11 @@ so a transaction that fails half-way leaves no trace, and the block's write set,
 which the block store persists and the state commitment covers. The commitment
 of block N is BLAKE2b-256(commitment of N-1 || digest of N's sorted write set):
 two validators agree on it exactly when they made the same writes from genesis.
+
+A transaction's records are encoded when it commits, not when the block is sealed:
+a record the store could not keep (a number outside 64 bits, a value canonical
+JSON refuses) fails that one transaction, which is then rolled back, and sealing
+reuses the encoding, so it has nothing left that can fail.
 """
 
 from __future__ import annotations
@@ -14,9 +19,19 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from zgrid.identity import blake2b256, canonical_dumps, canonical_loads
+from zgrid.chain.errors import UnstorableRecord
+from zgrid.chain.units import I64_MIN, U64_MAX
+from zgrid.identity import CanonicalJSONError, blake2b256, canonical_dumps, canonical_loads
 
-__all__ = ["GENESIS_PARENT", "State", "Table", "WriteSet", "next_commitment"]
+__all__ = [
+    "GENESIS_PARENT",
+    "State",
+    "Table",
+    "WriteSet",
+    "encode_document",
+    "encode_record",
+    "next_commitment",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,6 +40,37 @@ WriteSet = dict[tuple[str, str], bytes | None]
 
 GENESIS_PARENT = bytes(32)
 _MISSING = object()
+
+
+def _check_integers(value: Any, path: str) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not I64_MIN <= value <= U64_MAX:
+            # bit_length, not the digits: str() of a huge int is itself refused by Python.
+            raise UnstorableRecord(
+                f"{path} would be a {value.bit_length()}-bit number, the ledger keeps 64 bits"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_integers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_integers(item, f"{path}[{index}]")
+
+
+def encode_document(document: Any, where: str) -> bytes:
+    """Canonical JSON of ``document`` with every integer in 64 bits, or UnstorableRecord."""
+    _check_integers(document, where)
+    try:
+        return canonical_dumps(document)
+    except CanonicalJSONError as exc:
+        raise UnstorableRecord(f"{where}: {exc}") from exc
+
+
+def encode_record(value: BaseModel, where: str = "record") -> bytes:
+    """The canonical JSON the block store keeps for ``value``, or UnstorableRecord."""
+    return encode_document(value.model_dump(mode="json"), where)
 
 
 def next_commitment(previous: bytes, writes: WriteSet) -> bytes:
@@ -85,6 +131,8 @@ class State:
         self._journal: list[tuple[Table[Any], str, Any]] | None = None
         self._dirty: dict[tuple[str, str], Table[Any]] = {}
         self._newly_dirty: list[tuple[str, str]] = []
+        # (table, key) -> (the committed record, its encoding), so sealing encodes nothing.
+        self._encoded: dict[tuple[str, str], tuple[Any, bytes]] = {}
 
     def table(self, name: str, model: type[M]) -> Table[M]:
         if name in self._tables:
@@ -110,6 +158,19 @@ class State:
         self._newly_dirty = []
 
     def commit(self) -> None:
+        """End the transaction, encoding every record it wrote.
+
+        Raises UnstorableRecord, with the journal kept, if a record cannot be stored;
+        the caller then rolls the transaction back.
+        """
+        encoded: dict[tuple[str, str], tuple[Any, bytes]] = {}
+        for table, key, _ in self._journal or []:
+            dirty_key = (table.name, key)
+            value = table.get(key)
+            if dirty_key in encoded or value is None:
+                continue
+            encoded[dirty_key] = (value, encode_record(value, f"{table.name}/{key}"))
+        self._encoded.update(encoded)
         self._journal = None
 
     def rollback(self) -> None:
@@ -125,10 +186,15 @@ class State:
         writes: WriteSet = {}
         for (name, key), table in self._dirty.items():
             value = table.get(key)
+            if value is None:
+                writes[(name, key)] = None
+                continue
+            cached = self._encoded.get((name, key))
             writes[(name, key)] = (
-                None if value is None else canonical_dumps(value.model_dump(mode="json"))
+                cached[1] if cached is not None and cached[0] is value else encode_record(value)
             )
         self._dirty = {}
+        self._encoded = {}
         return writes
 
     def dump(self) -> dict[tuple[str, str], bytes]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zgrid.chain.records import Account, Contract, Counter, Farm, Node, Ref, Twin
+from zgrid.chain.records import Account, Contract, Counter, Farm, Node, Ref, Twin, UsedJoinToken
 from zgrid.chain.state import State
 
 __all__ = ["LedgerState"]
@@ -21,6 +21,7 @@ class LedgerState(State):
         self.node_by_twin = self.table("node_by_twin", Ref)
         self.contracts = self.table("contracts", Contract)
         self.contract_by_name = self.table("contract_by_name", Ref)
+        self.join_tokens = self.table("join_tokens", UsedJoinToken)  # "<farm id>-<token id>"
 
     def counter(self, name: str) -> int:
         found = self.counters.get(name)

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validation_error
-from zgrid.identity import Identity, blake2b256, canonical_dumps, verify
+from zgrid.chain.units import U64_MAX
+from zgrid.identity import CanonicalJSONError, Identity, blake2b256, canonical_dumps, verify
 
 __all__ = ["MAX_TRANSACTION_BYTES", "SignedTransaction", "TransactionBody", "sign_transaction"]
 
@@ -27,7 +28,7 @@ class TransactionBody(BaseModel):
 
     chain_id: StrictStr = Field(min_length=1, max_length=64)
     signer: StrictStr = Field(pattern=_HEX64, description="hex ed25519 public key")
-    nonce: StrictInt = Field(ge=0)
+    nonce: StrictInt = Field(ge=0, le=U64_MAX)
     call: StrictStr = Field(min_length=1, max_length=64)
     args: dict[str, Any] = Field(default_factory=dict)
 
@@ -58,15 +59,27 @@ class SignedTransaction(BaseModel):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def canonical(self) -> bytes:
+        """The canonical JSON the block keeps, or a MALFORMED refusal if there is none."""
+        try:
+            return canonical_dumps(self.to_json())
+        except CanonicalJSONError as exc:
+            raise TransactionRejected(RejectCode.MALFORMED, f"transaction: {exc}") from None
+
     @classmethod
     def parse(cls, document: Any) -> SignedTransaction:
         """Read a transaction from its JSON form, or refuse it as malformed naming the field."""
         try:
-            return cls.model_validate(document)
+            tx = cls.model_validate(document)
         except ValidationError as exc:
             raise TransactionRejected(
                 RejectCode.MALFORMED, describe_validation_error(exc, whole="transaction")
             ) from None
+        try:
+            tx.body.digest  # noqa: B018 - what cannot be hashed cannot be signed or stored
+        except CanonicalJSONError as exc:
+            raise TransactionRejected(RejectCode.MALFORMED, f"body: {exc}") from None
+        return tx
 
 
 def sign_transaction(

@@ -1,13 +1,17 @@
-"""`zgrid farm`: create a farm, add its public IPs, look at it."""
+"""`zgrid farm`: create a farm, add its public IPs, let nodes join it or remove them, look at it."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
 
+from zgrid.chain import ChainError, issue_join_token
+from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
+from zgrid.identity import load_identity, public_key_from_address
 
 app = typer.Typer(help="Farms: groups of nodes with their public IPs.", no_args_is_help=True)
 
@@ -66,3 +70,111 @@ def add_ip(
         emit_json({"farm_id": farm_id, "ip": ip, "height": result["height"]})
     else:
         out_console.print(f"farm {farm_id} now has {ip} (gateway {gateway})")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_VALIDITY = 3650 * 86400  # ten years: a token is a standing permission, not a forever one
+
+
+def _duration(text: str) -> int:
+    """'90', '90s', '30m', '1h', '7d' -> seconds."""
+    match = re.fullmatch(r"\s*(\d{1,10})\s*([smhd]?)\s*", text)
+    if match is None:
+        raise typer.BadParameter(
+            f"{text!r} is not a duration; use seconds or a number with s, m, h or d (like 1h)",
+            param_hint="--valid-for",
+        )
+    seconds = int(match[1]) * _UNITS[match[2] or "s"]
+    if not 0 < seconds <= MAX_VALIDITY:
+        raise typer.BadParameter("must be more than 0 and at most 3650d", param_hint="--valid-for")
+    return seconds
+
+
+@app.command("join-token")
+def join_token(
+    ctx: typer.Context,
+    farm_id: Annotated[int, typer.Argument(help="Your farm's id.", min=1)],
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            metavar="ADDRESS",
+            help="Only the node with this account address may use it; default: any node.",
+        ),
+    ] = None,
+    valid_for: Annotated[
+        str,
+        typer.Option(
+            "--valid-for",
+            metavar="DURATION",
+            help="How long it can be used, in ledger time: 90s, 30m, 1h, 7d.",
+        ),
+    ] = "1h",
+    *,
+    ledger: LedgerOption = DEFAULT_LEDGER,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a join token that lets one node register into your farm.
+
+    The token is signed with your twin's key and is used up by the node that registers
+    with it. Hand it to the node; nothing is written to the ledger until the node uses it.
+    """
+    seconds = _duration(valid_for)
+    node_address = "" if node is None else public_key_from_address(node).hex()
+    identity = load_identity(settings(ctx).home).identity
+    with ledger_client(ctx, ledger, sign=False) as client:
+        head = client.head()
+        farm = client.farm(farm_id)
+        twin = client.twin_of(identity.address)
+    if twin is None or twin["id"] != farm["twin_id"]:
+        yours = "you have no twin" if twin is None else f"yours is twin {twin['id']}"
+        raise ChainError(
+            f"farm {farm_id} belongs to twin {farm['twin_id']} and {yours}; "
+            "only a farm's farmer can let nodes join it"
+        )
+    token = issue_join_token(
+        identity,
+        chain_id=head["chain_id"],
+        farm_id=farm_id,
+        expires=head["timestamp"] + seconds,
+        node=node_address,
+    )
+    if as_json:
+        emit_json(
+            {
+                "token": token.encode(),
+                "farm_id": farm_id,
+                "node": token.node,
+                "expires": token.expires,
+                "id": token.id,
+            }
+        )
+    else:
+        out_console.print(token.encode())
+
+
+@app.command("remove-node")
+def remove_node(
+    ctx: typer.Context,
+    farm_id: Annotated[int, typer.Argument(help="Your farm's id.", min=1)],
+    node_id: Annotated[int, typer.Argument(help="The node to remove from it.", min=1)],
+    *,
+    ledger: LedgerOption = DEFAULT_LEDGER,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a node from your farm; its contracts end and their public IPs return to the farm."""
+    with ledger_client(ctx, ledger, sign=True) as client:
+        result = client.submit("farms.remove_node", {"farm_id": farm_id, "node_id": node_id})
+    ended: list[int] = result["result"]["ended_contracts"]
+    if as_json:
+        emit_json(
+            {
+                "farm_id": farm_id,
+                "node_id": node_id,
+                "ended_contracts": ended,
+                "height": result["height"],
+            }
+        )
+    else:
+        contracts = f", ended contracts {', '.join(map(str, ended))}" if ended else ""
+        out_console.print(f"removed node {node_id} from farm {farm_id}{contracts}")

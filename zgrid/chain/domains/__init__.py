@@ -21,6 +21,7 @@ def build_calls() -> dict[str, Call[Any]]:
         "farms.add_ip": farms.ADD_IP,
         "farms.remove_ip": farms.REMOVE_IP,
         "farms.set_certification": farms.SET_CERTIFICATION,
+        "farms.remove_node": farms.REMOVE_NODE,
         "nodes.register": nodes.REGISTER,
         "nodes.update": nodes.UPDATE,
         "nodes.report_uptime": nodes.REPORT_UPTIME,

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from zgrid.chain.domains.base import Args, Call, CallContext, refuse
 from zgrid.chain.errors import RejectCode
+from zgrid.chain.units import Amount, format_tokens
 
 __all__ = ["FAUCET", "TRANSFER"]
 
@@ -16,7 +17,7 @@ ADDRESS = r"^[0-9a-f]{64}$"
 
 class TransferArgs(Args):
     to: str = Field(pattern=ADDRESS)
-    amount: int = Field(gt=0)
+    amount: Amount
 
 
 def transfer(ctx: CallContext, args: TransferArgs) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def transfer(ctx: CallContext, args: TransferArgs) -> dict[str, Any]:
 
 
 class FaucetArgs(Args):
-    amount: int = Field(gt=0)
+    amount: Amount
 
 
 def faucet(ctx: CallContext, args: FaucetArgs) -> dict[str, Any]:
@@ -37,7 +38,10 @@ def faucet(ctx: CallContext, args: FaucetArgs) -> dict[str, Any]:
     if source is None:
         raise refuse(RejectCode.FORBIDDEN, "this chain has no faucet (dev chains only)")
     if args.amount > ctx.genesis.faucet_max:
-        raise ctx.invalid("amount", f"at most {ctx.genesis.faucet_max} per call")
+        raise ctx.invalid(
+            "amount",
+            f"the faucet gives at most {format_tokens(ctx.genesis.faucet_max)} tokens per call",
+        )
     if ctx.signer == source:
         raise refuse(RejectCode.INVALID_ARGS, "the faucet cannot pay itself")
     ctx.debit(source, args.amount)
@@ -47,4 +51,6 @@ def faucet(ctx: CallContext, args: FaucetArgs) -> dict[str, Any]:
 
 
 TRANSFER = Call(TransferArgs, transfer)
-FAUCET = Call(FaucetArgs, faucet)
+# A new account's first step is the faucet, with nothing to pay a fee from. The faucet
+# exists only on dev chains, where tokens are free anyway.
+FAUCET = Call(FaucetArgs, faucet, pays_fee=False)

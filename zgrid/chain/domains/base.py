@@ -1,4 +1,9 @@
-"""What every call handler gets (the context) and how a call is declared (args model + function)."""
+"""What every call handler gets (the context) and how a call is declared (args model + function).
+
+Every integer a call accepts is declared with its range (``zgrid.chain.units``: ``U64``,
+``Id``, ``Amount``, or a Field with both bounds inside 64 bits); :class:`Args` refuses,
+when a call's model is defined, any integer field without one, so no call can forget.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +17,60 @@ from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validat
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account, Twin
 from zgrid.chain.tables import LedgerState
-from zgrid.chain.units import format_tokens
+from zgrid.chain.units import I64_MIN, U64_MAX, format_tokens
 
-__all__ = ["Args", "Call", "CallContext", "refuse"]
+__all__ = ["BURN_ADDRESS", "Args", "Call", "CallContext", "refuse", "unbounded_integers"]
 
 A = TypeVar("A", bound="Args")
 
+# Fees are paid to this account. Its key is a point of small order, which no secret key
+# produces and ed25519 verification refuses, so nobody can ever spend from it: the tokens
+# are out of circulation while balances still add up to the issued supply.
+BURN_ADDRESS = "00" * 32
+
+_GET_TOKENS = "get tokens with `zgrid account faucet` (dev chains) or `zgrid account transfer`"
+
+
+def unbounded_integers(model: type[BaseModel]) -> list[str]:
+    """The integer fields of ``model`` (nested ones too) lacking a lower and upper bound in 64 bits."""
+    problems: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number"):
+                low = node.get("minimum", node.get("exclusiveMinimum"))
+                high = node.get("maximum", node.get("exclusiveMaximum"))
+                if (
+                    node["type"] == "number"
+                    or low is None
+                    or high is None
+                    or low < I64_MIN
+                    or high > U64_MAX
+                ):
+                    problems.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else key)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(model.model_json_schema(), "")
+    return problems
+
 
 class Args(BaseModel):
-    """Arguments of a call: unknown fields refused, numbers and booleans strict."""
+    """Arguments of a call: unknown fields refused, numbers and booleans strict, integers bounded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        unbounded = unbounded_integers(cls)
+        if unbounded:
+            raise TypeError(
+                f"{cls.__name__}: integer fields need a range inside 64 bits: {', '.join(unbounded)}"
+            )
 
 
 def refuse(code: RejectCode, message: str) -> TransactionRejected:
@@ -33,6 +81,14 @@ def invalid_args(call: str, detail: str) -> TransactionRejected:
     return TransactionRejected(RejectCode.INVALID_ARGS, f"invalid args for {call}: {detail}")
 
 
+def no_fee_left(address: str, fee: int, free: int) -> TransactionRejected:
+    return refuse(
+        RejectCode.INSUFFICIENT_BALANCE,
+        f"a transaction costs a fee of {format_tokens(fee)} tokens and account {address[:16]}… "
+        f"has {format_tokens(free)}; {_GET_TOKENS}",
+    )
+
+
 @dataclass
 class CallContext:
     state: LedgerState
@@ -41,6 +97,7 @@ class CallContext:
     height: int
     timestamp: int
     call: str = ""
+    fee: int = 0  # what the signer already paid for this transaction
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def invalid(self, field: str, message: str) -> TransactionRejected:
@@ -60,16 +117,27 @@ class CallContext:
         if twin is None:
             raise refuse(
                 RejectCode.FORBIDDEN,
-                f"account {self.signer[:16]}… has no twin; create one with twins.create",
+                f"account {self.signer[:16]}… has no twin; create one with `zgrid twin create`",
             )
         return twin
+
+    def _with_fee(self, address: str, free: int, amount: int) -> tuple[str, str, str]:
+        """Balance, need and a note as the signer sees them: before the fee, the fee included."""
+        if address != self.signer or not self.fee:
+            return format_tokens(free), format_tokens(amount), ""
+        return (
+            format_tokens(free + self.fee),
+            format_tokens(amount + self.fee),
+            f" ({format_tokens(amount)} and the {format_tokens(self.fee)} token fee)",
+        )
 
     def debit(self, address: str, amount: int) -> None:
         account = self.account(address)
         if account.free < amount:
+            have, need, note = self._with_fee(address, account.free, amount)
             raise refuse(
                 RejectCode.INSUFFICIENT_BALANCE,
-                f"free balance {format_tokens(account.free)} is less than the {format_tokens(amount)} tokens needed",
+                f"free balance {have} is less than the {need} tokens needed{note}",
             )
         self.state.accounts.put(address, account.model_copy(update={"free": account.free - amount}))
 
@@ -80,19 +148,30 @@ class CallContext:
     def require_free(self, address: str, amount: int, what: str) -> None:
         free = self.account(address).free
         if free < amount:
+            have, need, note = self._with_fee(address, free, amount)
             raise refuse(
                 RejectCode.INSUFFICIENT_BALANCE,
-                f"{what} needs a free balance of at least {format_tokens(amount)} tokens, "
-                f"the account has {format_tokens(free)}",
+                f"{what} needs a free balance of at least {need} tokens{note}, "
+                f"the account has {have}; {_GET_TOKENS}",
             )
+
+    def pay_fee(self, amount: int) -> None:
+        """Take the transaction fee from the signer and burn it."""
+        account = self.account(self.signer)
+        if account.free < amount:
+            raise no_fee_left(self.signer, amount, account.free)
+        self.debit(self.signer, amount)
+        self.credit(BURN_ADDRESS, amount)
+        self.fee = amount
 
 
 @dataclass(frozen=True)
 class Call(Generic[A]):
-    """A call name's argument model and the function that applies it."""
+    """A call name's argument model, the function that applies it, and whether it pays the fee."""
 
     args: type[A]
     apply: Callable[[CallContext, A], dict[str, Any] | None]
+    pays_fee: bool = True
 
     def parse(self, name: str, raw: dict[str, Any]) -> A:
         try:

@@ -2,7 +2,10 @@
 
 The ledger never reads a deployment: it keeps the hash the deployer signed and the
 sealed body only the node can open, reserves the farm's public IPs the contract
-asks for, and records what the node reports back.
+asks for, and records what the node reports back. Since it cannot read the
+deployment's signature requirement either, the contract names the twins of that
+requirement (``approvers``); only they may add approvals, and the node checks the list
+against the deployment it unseals.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from zgrid.chain.domains.base import Args, Call, CallContext, refuse
 from zgrid.chain.domains.nodes import signer_node
 from zgrid.chain.errors import RejectCode
 from zgrid.chain.records import Approval, Contract, FarmIP, Node, Ref, Resources, ResultReport
+from zgrid.chain.units import U64, U64_MAX, Id
 from zgrid.identity import verify
 
 __all__ = [
@@ -25,13 +29,17 @@ __all__ = [
     "CREATE_NAME",
     "CREATE_NODE",
     "CREATE_RENT",
+    "MAX_APPROVERS",
     "MAX_SEALED_BYTES",
     "REPORT_RESOURCES",
     "REPORT_RESULT",
     "UPDATE_NODE",
+    "end_contract",
+    "live_contracts_on_node",
 ]
 
 MAX_SEALED_BYTES = 64 * 1024
+MAX_APPROVERS = 64
 HASH = r"^[0-9a-f]{64}$"
 
 
@@ -47,13 +55,34 @@ def _sealed(value: str) -> str:
     return value
 
 
+def _unique(value: list[int] | None) -> list[int] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("names a twin twice")
+    return value
+
+
+Approvers = list[Id]
+
+
 class CreateNodeArgs(Args):
-    node_id: int = Field(ge=1)
+    node_id: Id
     deployment_hash: str = Field(pattern=HASH)
     sealed_deployment: str
     public_ips: int = Field(default=0, ge=0, le=16)
+    approvers: Approvers = Field(
+        default_factory=list,
+        max_length=MAX_APPROVERS,
+        description="twin ids of the deployment's signature requirement: who may approve it",
+    )
 
     _check_sealed = field_validator("sealed_deployment")(_sealed)
+    _check_approvers = field_validator("approvers")(_unique)
+
+
+def _check_twins(ctx: CallContext, twin_ids: list[int]) -> None:
+    missing = [twin_id for twin_id in twin_ids if twin_id not in ctx.state.twins]
+    if missing:
+        raise ctx.invalid("approvers", f"there is no twin {missing[0]}")
 
 
 def _node(ctx: CallContext, node_id: int) -> Node:
@@ -113,10 +142,15 @@ def _store_new_contract(
 
 
 def _live_node_contracts(ctx: CallContext, node_id: int) -> list[Contract]:
+    return [c for c in live_contracts_on_node(ctx, node_id) if c.type == "node"]
+
+
+def live_contracts_on_node(ctx: CallContext, node_id: int) -> list[Contract]:
+    """The node and rent contracts on ``node_id`` that are not deleted."""
     return [
         c
         for c in ctx.state.contracts.values()
-        if c.type == "node" and c.node_id == node_id and c.state != "deleted"
+        if c.type in ("node", "rent") and c.node_id == node_id and c.state != "deleted"
     ]
 
 
@@ -127,6 +161,7 @@ def _ids(contracts: list[Contract]) -> str:
 def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, Any]:
     twin = ctx.signer_twin()
     node = _node(ctx, args.node_id)
+    _check_twins(ctx, args.approvers)
     if node.rented_by and node.rented_by != twin.id:
         raise refuse(RejectCode.FORBIDDEN, f"node {node.id} is rented by twin {node.rented_by}")
     if node.power == "down":
@@ -153,6 +188,7 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
         deployment_hash=args.deployment_hash,
         sealed_deployment=args.sealed_deployment,
         public_ips=ips,
+        approvers=args.approvers,
     )
     ctx.emit(
         "ContractCreated",
@@ -185,11 +221,17 @@ def _owned_contract(ctx: CallContext, contract_id: int) -> Contract:
 
 
 class UpdateNodeArgs(Args):
-    contract_id: int = Field(ge=1)
+    contract_id: Id
     deployment_hash: str = Field(pattern=HASH)
     sealed_deployment: str
+    approvers: Approvers | None = Field(
+        default=None,
+        max_length=MAX_APPROVERS,
+        description="the new deployment's signers; left out, they stay as they were",
+    )
 
     _check_sealed = field_validator("sealed_deployment")(_sealed)
+    _check_approvers = field_validator("approvers")(_unique)
 
 
 def update_node_contract(ctx: CallContext, args: UpdateNodeArgs) -> dict[str, Any]:
@@ -199,12 +241,15 @@ def update_node_contract(ctx: CallContext, args: UpdateNodeArgs) -> dict[str, An
             RejectCode.CONFLICT,
             f"contract {contract.id} is a {contract.type} contract, not a node contract",
         )
+    if args.approvers is not None:
+        _check_twins(ctx, args.approvers)
     version = contract.version + 1
     updated = contract.model_copy(
         update={
             "deployment_hash": args.deployment_hash,
             "sealed_deployment": args.sealed_deployment,
             "version": version,
+            "approvers": contract.approvers if args.approvers is None else args.approvers,
             "approvals": [],
             "updated": ctx.timestamp,
         }
@@ -244,7 +289,7 @@ def create_name_contract(ctx: CallContext, args: CreateNameArgs) -> dict[str, An
 
 
 class CreateRentArgs(Args):
-    node_id: int = Field(ge=1)
+    node_id: Id
 
 
 def create_rent_contract(ctx: CallContext, args: CreateRentArgs) -> dict[str, Any]:
@@ -272,7 +317,7 @@ def create_rent_contract(ctx: CallContext, args: CreateRentArgs) -> dict[str, An
 
 
 class ContractIdArgs(Args):
-    contract_id: int = Field(ge=1)
+    contract_id: Id
 
 
 def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
@@ -284,6 +329,13 @@ def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
                 RejectCode.CONFLICT,
                 f"cancel the node contracts on node {contract.node_id} first ({_ids(active)})",
             )
+    end_contract(ctx, contract, "canceled_by_user")
+    return {"contract_id": contract.id}
+
+
+def end_contract(ctx: CallContext, contract: Contract, reason: str) -> None:
+    """Delete ``contract``: free what it holds on its node (rent, IPs, used capacity) or its name."""
+    if contract.type == "rent":
         node = ctx.state.nodes.get(contract.node_id)
         if node is not None:
             ctx.state.nodes.put(
@@ -301,11 +353,7 @@ def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
     ctx.state.contracts.put(
         contract.id,
         contract.model_copy(
-            update={
-                "state": "deleted",
-                "deleted_reason": "canceled_by_user",
-                "updated": ctx.timestamp,
-            }
+            update={"state": "deleted", "deleted_reason": reason, "updated": ctx.timestamp}
         ),
     )
     ctx.emit(
@@ -314,13 +362,12 @@ def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
         type=contract.type,
         twin_id=contract.twin_id,
         node_id=contract.node_id,
-        reason="canceled_by_user",
+        reason=reason,
     )
-    return {"contract_id": contract.id}
 
 
 class ApproveArgs(Args):
-    contract_id: int = Field(ge=1)
+    contract_id: Id
     deployment_hash: str = Field(pattern=HASH)
     signature: str = Field(pattern=r"^[0-9a-f]{128}$")
 
@@ -332,6 +379,13 @@ def approve(ctx: CallContext, args: ApproveArgs) -> dict[str, Any]:
         raise refuse(RejectCode.NOT_FOUND, f"no node contract {args.contract_id}")
     if contract.state == "deleted":
         raise refuse(RejectCode.CONFLICT, f"contract {contract.id} is deleted")
+    if twin.id not in contract.approvers:
+        named = ", ".join(map(str, contract.approvers)) or "none"
+        raise refuse(
+            RejectCode.FORBIDDEN,
+            f"twin {twin.id} is not a signer of contract {contract.id}'s deployment "
+            f"(its signers: {named}); only they may approve it",
+        )
     if args.deployment_hash != contract.deployment_hash:
         raise refuse(
             RejectCode.CONFLICT,
@@ -364,6 +418,7 @@ def approve(ctx: CallContext, args: ApproveArgs) -> dict[str, Any]:
 
 
 def _node_contract_of_signer(ctx: CallContext, contract_id: int) -> tuple[Node, Contract]:
+    """The signer node's live contract ``contract_id``: what a node may report on."""
     node = signer_node(ctx)
     contract = ctx.state.contracts.get(contract_id)
     if contract is None or contract.type != "node":
@@ -373,12 +428,14 @@ def _node_contract_of_signer(ctx: CallContext, contract_id: int) -> tuple[Node, 
             RejectCode.FORBIDDEN,
             f"contract {contract_id} runs on node {contract.node_id}, not on node {node.id}",
         )
+    if contract.state == "deleted":
+        raise refuse(RejectCode.CONFLICT, f"contract {contract.id} is deleted")
     return node, contract
 
 
 class ReportResultArgs(Args):
-    contract_id: int = Field(ge=1)
-    version: int = Field(ge=0)
+    contract_id: Id
+    version: U64
     sealed_results: str
 
     _check_sealed = field_validator("sealed_results")(_sealed)
@@ -406,18 +463,21 @@ def report_result(ctx: CallContext, args: ReportResultArgs) -> dict[str, Any]:
 
 
 class ReportResourcesArgs(Args):
-    contract_id: int = Field(ge=1)
+    contract_id: Id
     used: Resources
 
 
 def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, Any]:
     node, contract = _node_contract_of_signer(ctx, args.contract_id)
-    if contract.state == "deleted":
-        raise refuse(RejectCode.CONFLICT, f"contract {contract.id} is deleted")
+    others = node.used.minus(contract.used)
+    overflowing = others.overflow(args.used)
+    if overflowing is not None:
+        raise ctx.invalid(
+            f"used.{overflowing}",
+            f"node {node.id}'s contracts would use more than {U64_MAX} {overflowing} together",
+        )
     ctx.state.contracts.put(contract.id, contract.model_copy(update={"used": args.used}))
-    ctx.state.nodes.put(
-        node.id, node.model_copy(update={"used": node.used.minus(contract.used).plus(args.used)})
-    )
+    ctx.state.nodes.put(node.id, node.model_copy(update={"used": others.plus(args.used)}))
     ctx.emit(
         "ContractResourcesReported",
         contract_id=contract.id,

@@ -1,4 +1,9 @@
-"""Farms: a farmer's group of nodes, with a unique name, public IPs and a certification."""
+"""Farms: a farmer's group of nodes, with a unique name, public IPs and a certification.
+
+Nodes join a farm with a join token its farmer signed (``nodes.register``); the farmer
+removes one with ``farms.remove_node``, which ends the node's contracts (their public
+IPs go back to the farm) so a node that should not be there cannot keep the farm's IPs.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from zgrid.chain.domains.base import Args, Call, CallContext, refuse
+from zgrid.chain.domains.contracts import end_contract, live_contracts_on_node
 from zgrid.chain.errors import RejectCode
 from zgrid.chain.records import Farm, FarmIP, Ref
+from zgrid.chain.units import Id
 
-__all__ = ["ADD_IP", "CREATE", "REMOVE_IP", "SET_CERTIFICATION", "owned_farm"]
+__all__ = ["ADD_IP", "CREATE", "REMOVE_IP", "REMOVE_NODE", "SET_CERTIFICATION", "owned_farm"]
 
 
 class CreateArgs(Args):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{3,40}$")
-    pricing_policy_id: int = Field(default=1, ge=1)
+    pricing_policy_id: Id = 1
 
 
 def create(ctx: CallContext, args: CreateArgs) -> dict[str, Any]:
@@ -54,7 +61,7 @@ def owned_farm(ctx: CallContext, farm_id: int) -> Farm:
 
 
 class AddIPArgs(Args):
-    farm_id: int = Field(ge=1)
+    farm_id: Id
     ip: str
     gateway: str
 
@@ -95,7 +102,7 @@ def add_ip(ctx: CallContext, args: AddIPArgs) -> dict[str, Any]:
 
 
 class RemoveIPArgs(Args):
-    farm_id: int = Field(ge=1)
+    farm_id: Id
     ip: str
 
 
@@ -114,7 +121,7 @@ def remove_ip(ctx: CallContext, args: RemoveIPArgs) -> dict[str, Any]:
 
 
 class CertificationArgs(Args):
-    farm_id: int = Field(ge=1)
+    farm_id: Id
     certification: Literal["not_certified", "gold"]
 
 
@@ -129,7 +136,29 @@ def set_certification(ctx: CallContext, args: CertificationArgs) -> dict[str, An
     return {"farm_id": farm.id}
 
 
+class RemoveNodeArgs(Args):
+    farm_id: Id
+    node_id: Id
+
+
+def remove_node(ctx: CallContext, args: RemoveNodeArgs) -> dict[str, Any]:
+    farm = owned_farm(ctx, args.farm_id)
+    node = ctx.state.nodes.get(args.node_id)
+    if node is None or node.farm_id != farm.id:
+        raise refuse(RejectCode.NOT_FOUND, f"farm {farm.id} has no node {args.node_id}")
+    # Node contracts before the rent contract that may hold them.
+    ending = sorted(live_contracts_on_node(ctx, node.id), key=lambda c: c.type == "rent")
+    for contract in ending:
+        end_contract(ctx, contract, "node_removed_from_farm")
+    ctx.state.nodes.delete(node.id)
+    ctx.state.node_by_twin.delete(node.twin_id)
+    ended = [contract.id for contract in ending]
+    ctx.emit("NodeRemoved", node_id=node.id, farm_id=farm.id, twin_id=node.twin_id, contracts=ended)
+    return {"node_id": node.id, "farm_id": farm.id, "ended_contracts": ended}
+
+
 CREATE = Call(CreateArgs, create)
 ADD_IP = Call(AddIPArgs, add_ip)
 REMOVE_IP = Call(RemoveIPArgs, remove_ip)
 SET_CERTIFICATION = Call(CertificationArgs, set_certification)
+REMOVE_NODE = Call(RemoveNodeArgs, remove_node)
