@@ -195,3 +195,28 @@ def test_a_store_of_another_chain_is_refused(tmp_path: Path) -> None:
     (tmp_path / "b" / "genesis.json").write_text(json.dumps(genesis_b))
     with pytest.raises(GenesisError, match="holds a different chain"):
         Ledger.open(tmp_path / "b")
+
+
+def test_a_dev_chain_is_written_privately_and_whole(tmp_path: Path) -> None:
+    data = tmp_path / "chain"
+    genesis = init_dev_chain(data)
+    assert sorted(path.name for path in data.iterdir()) == ["genesis.json", "validator.key"]
+    for name in ("genesis.json", "validator.key"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+    assert load_genesis(data) == genesis
+    assert genesis.transaction_fee > 0
+
+
+def test_a_genesis_keeps_its_numbers_in_64_bits(tmp_path: Path) -> None:
+    init_dev_chain(tmp_path / "a")
+    path = tmp_path / "a" / "genesis.json"
+    document = json.loads(path.read_text())
+    changes: list[tuple[dict[str, object], str]] = [
+        ({"balances": {"ab" * 32: 2**63, "cd" * 32: 2**63}}, "the supply is more than"),
+        ({"transaction_fee": -1}, "transaction_fee"),
+        ({"genesis_time": 2**64}, "genesis_time"),
+    ]
+    for change, fragment in changes:
+        path.write_text(json.dumps({**document, **change}))
+        with pytest.raises(GenesisError, match=fragment):
+            load_genesis(tmp_path / "a")

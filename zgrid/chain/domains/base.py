@@ -31,6 +31,9 @@ BURN_ADDRESS = "00" * 32
 _GET_TOKENS = "get tokens with `zgrid account faucet` (dev chains) or `zgrid account transfer`"
 
 
+_SCHEMA_WORDS = {"properties", "items", "anyOf", "allOf", "oneOf", "additionalProperties"}
+
+
 def unbounded_integers(model: type[BaseModel]) -> list[str]:
     """The integer fields of ``model`` (nested ones too) lacking a lower and upper bound in 64 bits."""
     problems: list[str] = []
@@ -49,10 +52,12 @@ def unbounded_integers(model: type[BaseModel]) -> list[str]:
                 ):
                     problems.append(where)
             for key, value in node.items():
-                walk(value, f"{where}.{key}" if where else key)
+                # Name fields, not schema keywords: "resources.cru", "$defs.Resources.cru".
+                inner = where if key in _SCHEMA_WORDS else f"{where}.{key}".lstrip(".")
+                walk(value, inner)
         elif isinstance(node, list):
-            for index, value in enumerate(node):
-                walk(value, f"{where}[{index}]")
+            for value in node:
+                walk(value, where)
 
     walk(model.model_json_schema(), "")
     return problems

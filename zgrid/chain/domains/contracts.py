@@ -160,8 +160,8 @@ def _ids(contracts: list[Contract]) -> str:
 
 def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, Any]:
     twin = ctx.signer_twin()
-    node = _node(ctx, args.node_id)
     _check_twins(ctx, args.approvers)
+    node = _node(ctx, args.node_id)
     if node.rented_by and node.rented_by != twin.id:
         raise refuse(RejectCode.FORBIDDEN, f"node {node.id} is rented by twin {node.rented_by}")
     if node.power == "down":
