@@ -40,7 +40,7 @@ def test_twin_rules(shared_clients: ClientFactory) -> None:
     twin_id = client.create_twin("relay.example")
     assert (
         refused(RejectCode.CONFLICT, client.create_twin)
-        == f"this account already has twin {twin_id}"
+        == f"this account already has twin {twin_id} (`zgrid twin show` shows it)"
     )
     client.submit("twins.update", {"relay": "other.example"})
     assert client.twin(twin_id)["relay"] == "other.example"

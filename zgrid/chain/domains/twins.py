@@ -20,7 +20,10 @@ class TwinArgs(Args):
 def create(ctx: CallContext, args: TwinArgs) -> dict[str, Any]:
     existing = ctx.state.twin_by_account.get(ctx.signer)
     if existing is not None:
-        raise refuse(RejectCode.CONFLICT, f"this account already has twin {existing.id}")
+        raise refuse(
+            RejectCode.CONFLICT,
+            f"this account already has twin {existing.id} (`zgrid twin show` shows it)",
+        )
     twin_id = ctx.state.next_id("twin")
     ctx.state.twins.put(
         twin_id, Twin(id=twin_id, account=ctx.signer, relay=args.relay, created=ctx.timestamp)
