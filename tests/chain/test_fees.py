@@ -199,6 +199,32 @@ def test_strangers_cannot_grow_a_contracts_approvals(data: Path) -> None:
         assert contract is not None
         assert [a.twin_id for a in contract.approvals] == [stakeholder_twin]
 
+        # An update may name other signers; the approvals start again.
+        new_hash = "cd" * 32
+        chain.submit(
+            owner,
+            "contracts.update_node_contract",
+            {
+                "contract_id": contract_id,
+                "deployment_hash": new_hash,
+                "sealed_deployment": SEALED,
+                "approvers": [owner_twin],
+            },
+        )
+        with pytest.raises(TransactionRejected, match="is not a signer"):
+            chain.submit(
+                stakeholder,
+                "contracts.approve",
+                {
+                    "contract_id": contract_id,
+                    "deployment_hash": new_hash,
+                    "signature": stakeholder.sign(bytes.fromhex(new_hash)).hex(),
+                },
+            )
+        updated = contracts.get(contract_id)
+        assert updated is not None
+        assert (updated.approvers, updated.approvals) == ([owner_twin], [])
+
     run(data, scenario)
 
 

@@ -116,8 +116,7 @@ def join_token(
 ) -> None:
     """Print a join token that lets one node register into your farm.
 
-    The token is signed with your twin's key and is used up by the node that registers
-    with it. Hand it to the node; nothing is written to the ledger until the node uses it.
+    Signed with your twin's key; the ledger sees it only when a node registers with it.
     """
     seconds = _duration(valid_for)
     node_address = "" if node is None else public_key_from_address(node).hex()
