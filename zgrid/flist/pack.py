@@ -14,11 +14,11 @@ from zgrid.flist.block import BLOCK_SIZE, block_id, seal_chunk
 from zgrid.flist.errors import FlistError
 from zgrid.flist.meta import FlistWriter
 from zgrid.flist.stores import Router
-from zgrid.flist.tree import Entry, walk_directory
+from zgrid.flist.tree import TreeEntry, walk_directory
 
 __all__ = ["PackReport", "pack_directory", "pack_entries"]
 
-Progress = Callable[[int], None]
+PackProgress = Callable[[int], None]
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ class _BlockWriter:
             self._uploads.release()
 
     async def write_file(
-        self, source: Path, on_progress: Progress | None
+        self, source: Path, on_progress: PackProgress | None
     ) -> tuple[list[tuple[bytes, bytes]], int]:
         """The (id, key) list of the file's blocks and the number of bytes read."""
         blocks: list[tuple[bytes, bytes]] = []
@@ -106,7 +106,7 @@ class _BlockWriter:
             raise self._failure
 
 
-def _add_inode(writer: FlistWriter, entry: Entry, inos: dict[str, int]) -> int:
+def _add_inode(writer: FlistWriter, entry: TreeEntry, inos: dict[str, int]) -> int:
     parent = 0
     if entry.path:
         found = inos.get(entry.parent)
@@ -139,12 +139,12 @@ def _finish(writer: FlistWriter, router: Router, tags: Mapping[str, str]) -> Non
 
 
 async def pack_entries(
-    entries: Iterable[Entry],
+    entries: Iterable[TreeEntry],
     output: Path,
     router: Router,
     *,
     tags: Mapping[str, str] | None = None,
-    on_progress: Progress | None = None,
+    on_progress: PackProgress | None = None,
     parallel: int = 8,
 ) -> PackReport:
     """Write the flist of ``entries`` (parents first) to ``output``, its blocks to ``router``."""
@@ -157,7 +157,7 @@ async def pack_entries(
     links: list[tuple[int, int]] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def pack_file(ino: int, entry: Entry) -> None:
+    async def pack_file(ino: int, entry: TreeEntry) -> None:
         try:
             assert entry.source is not None
             blocks, size = await blocks_writer.write_file(entry.source, on_progress)
@@ -210,7 +210,7 @@ async def pack_directory(
     router: Router,
     *,
     tags: Mapping[str, str] | None = None,
-    on_progress: Progress | None = None,
+    on_progress: PackProgress | None = None,
     parallel: int = 8,
 ) -> PackReport:
     return await pack_entries(
