@@ -42,7 +42,15 @@ def test_unpack_gives_back_the_same_tree(rootfs: Path, tmp_path: Path) -> None:
     flist = tmp_path / "busybox.fl"
     report = pack(rootfs, flist, f"dir://{tmp_path}/store", extra=("--tag", "os=busybox"))
     assert report["tags"] == {"os": "busybox"}
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"), "--json")
+    result = run_zgrid(
+        "flist",
+        "unpack",
+        str(flist),
+        str(tmp_path / "out"),
+        "--json",
+        "--allow-setuid",
+        "--allow-devices",
+    )
     assert result.returncode == 0, result.stderr
     assert_same_tree(rootfs, tmp_path / "out")
     unpacked = json.loads(result.stdout)
@@ -79,7 +87,10 @@ def test_repacking_stores_only_changed_blocks(rootfs: Path, tmp_path: Path) -> N
     assert block_files(store) == before
 
     variant = tmp_path / "variant"
-    assert run_zgrid("flist", "unpack", str(tmp_path / "a.fl"), str(variant)).returncode == 0
+    unpacked = run_zgrid(
+        "flist", "unpack", str(tmp_path / "a.fl"), str(variant), "--allow-setuid", "--allow-devices"
+    )
+    assert unpacked.returncode == 0, unpacked.stderr
     big = variant / "data/big"
     content = bytearray(big.read_bytes())
     content[BLOCK_SIZE + 10] ^= 0xFF  # one byte in the second block
@@ -107,7 +118,14 @@ def test_replicated_and_sharded_stores(rootfs: Path, tmp_path: Path) -> None:
     for path in low.rglob("*"):
         if path.is_file():
             os.unlink(path)
-    result = run_zgrid("flist", "unpack", str(tmp_path / "x.fl"), str(tmp_path / "out"))
+    result = run_zgrid(
+        "flist",
+        "unpack",
+        str(tmp_path / "x.fl"),
+        str(tmp_path / "out"),
+        "--allow-setuid",
+        "--allow-devices",
+    )
     assert result.returncode == 0, result.stderr
     assert_same_tree(rootfs, tmp_path / "out")
 
