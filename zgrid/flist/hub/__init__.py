@@ -3,7 +3,9 @@ client that pushes and pulls them.
 
 Blocks are served in the layout of the read-only ``http://`` store, and every published
 flist routes its blocks to ``<public-url>/blocks``, so consumers read them straight from
-the hub. Writes are signed by a twin's key on the ledger (:mod:`zgrid.flist.hub.auth`).
+the hub. Writes are signed by a twin's key on the ledger, once each, over where they go
+and a declared body hash (:mod:`zgrid.flist.hub.auth`); a published flist is served byte
+for byte as pushed, with its publisher's signature, which a pull checks.
 """
 
 from __future__ import annotations
