@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import require_root
 from tests.flist.rootfs import BIG_SIZE, assert_same_tree, build_busybox_root
 from tests.processes import run_zgrid
-from zgrid.flist import BLOCK_SIZE, FlistReader
+from zgrid.flist import BLOCK_SIZE, FlistReader, Router, StoreError, open_store, pack_directory
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +169,27 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_a_failed_upload_stops_the_pack_and_is_raised_as_itself(tmp_path: Path) -> None:
+    """Blocks go to a read-only store: the pack ends with that store's error (not a group
+    of errors), leaves no .fl behind, and no upload is left running."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(20):
+        (source / f"f{index}").write_bytes(os.urandom(70_000))
+    router = Router([(0, 255, open_store("http://127.0.0.1:9/blocks"))])
+    output = tmp_path / "out.fl"
+
+    async def run() -> None:
+        try:
+            with pytest.raises(StoreError, match="read-only"):
+                await pack_directory(source, output, router, parallel=2)
+            left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            assert left == []
+        finally:
+            await router.close()
+
+    asyncio.run(run())
+    assert not output.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
