@@ -17,6 +17,12 @@ one run:
 
 Run it as root from the project root: ``.venv/bin/python bench/flist.py`` (``--size-mb``,
 ``--json``). It exits 0 whenever it ran, and non-zero only when it could not run.
+
+``--hub-reads`` measures something else: how long hub reads wait while flists are pushed.
+It starts a ledger and a hub, makes ``--pushes`` twins, and has each push an flist of
+``--inodes`` entries at the same time, while one client reads a published flist in a
+loop; it reports the pushes' wall time and the slowest and median read. Run it with
+``PYTHONPATH=$PWD`` (it uses the test suite's ledger and hub processes).
 """
 
 from __future__ import annotations
@@ -165,7 +171,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=500, help="size of the generated tree")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--hub-reads", action="store_true", help="hub reads during pushes")
+    parser.add_argument("--pushes", type=int, default=8, help="concurrent pushes (--hub-reads)")
+    parser.add_argument("--inodes", type=int, default=100_000, help="inodes per pushed flist")
     args = parser.parse_args()
+    if args.hub_reads:
+        return hub_reads(args.pushes, args.inodes, args.json)
     for tool in ("tar", "zstd", "fusermount3"):
         if shutil.which(tool) is None:
             console.print(f"needs {tool} on PATH")
@@ -243,6 +254,102 @@ def main() -> int:
         if server is not None:
             server.terminate()
             server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def hub_reads(pushes: int, inodes: int, as_json: bool) -> int:  # noqa: PLR0915
+    # Imported here: only this mode needs the test suite's processes (and PYTHONPATH).
+    import asyncio  # noqa: PLC0415
+    import stat as stat_module  # noqa: PLC0415
+    import statistics  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from tests.chain.conftest import ClientFactory, running_ledger  # noqa: PLC0415
+    from tests.flist.conftest import running_hub  # noqa: PLC0415
+    from zgrid.flist import FlistWriter, Router, open_store  # noqa: PLC0415
+    from zgrid.flist.hub import HubClient  # noqa: PLC0415
+
+    work = Path(tempfile.mkdtemp(prefix="zgrid-bench-hub-"))
+    try:
+        flist = work / "wide.fl"
+        writer = FlistWriter(flist)
+        dir_mode, file_mode = stat_module.S_IFDIR | 0o755, stat_module.S_IFREG | 0o644
+        root = writer.add_inode(parent=0, name="/", size=0, uid=0, gid=0, mode=dir_mode)
+        parent = root
+        for index in range(inodes - 1):
+            if index % 100 == 0:
+                parent = writer.add_inode(
+                    parent=root, name=f"d{index}", size=0, uid=0, gid=0, mode=dir_mode
+                )
+            else:
+                writer.add_inode(
+                    parent=parent, name=f"f{index}", size=0, uid=0, gid=0, mode=file_mode
+                )
+        writer.close()
+        with running_ledger(work / "ledger") as ledger, running_hub(work, ledger.url) as hub:
+            factory = ClientFactory(ledger.url)
+            twins = []
+            for _ in range(pushes):
+                client = factory()
+                twins.append((client.identity, client.create_twin()))
+            factory.close()
+
+            def push(identity: Any, twin_id: int, name: str) -> None:
+                async def run() -> None:
+                    router = Router([(0, 255, open_store(f"dir://{work}/none"))])
+                    async with HubClient(
+                        hub.url, identity=identity, twin_id=twin_id, timeout=600
+                    ) as client:
+                        await client.push(flist, name, router)
+
+                asyncio.run(run())
+
+            push(*twins[0], "first.fl")
+            stop = threading.Event()
+            latencies: list[float] = []
+
+            def read() -> None:
+                with httpx.Client(base_url=hub.url, timeout=600) as http:
+                    while not stop.is_set():
+                        started = time.monotonic()
+                        http.get(f"/flists/{twins[0][1]}/first.fl").raise_for_status()
+                        latencies.append(time.monotonic() - started)
+                        time.sleep(0.05)
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            threads = [
+                threading.Thread(target=push, args=(identity, twin_id, "wide.fl"))
+                for identity, twin_id in twins
+            ]
+            started = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wall = time.monotonic() - started
+            stop.set()
+            reader.join()
+        result = {
+            "pushes": pushes,
+            "inodes": inodes,
+            "push_seconds": round(wall, 2),
+            "reads": len(latencies),
+            "slowest_read_seconds": round(max(latencies), 3),
+            "median_read_seconds": round(statistics.median(latencies), 3),
+        }
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(
+                f"{pushes} pushes of {inodes} inodes: {wall:.1f} s; {len(latencies)} reads,"
+                f" slowest {result['slowest_read_seconds']} s,"
+                f" median {result['median_read_seconds']} s"
+            )
+        return 0
+    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 

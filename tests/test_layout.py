@@ -21,9 +21,9 @@ ROOT = Path(zgrid.__file__).parent
 
 PUBLIC = {
     zgrid.flist: [
-        "BLOCK_SIZE", "Block", "BlockError", "BlockFetcher", "BlockNotFound", "BlockStore", "Entry",
+        "BLOCK_SIZE", "Block", "BlockError", "BlockFetcher", "BlockNotFound", "BlockStore",
         "FlistError", "FlistReader", "FlistWriter", "FormatError", "HubError", "ImageError", "Inode",
-        "MountError", "PackReport", "Route", "Router", "StoreError", "StoreUrlError", "UnpackReport",
+        "MountError", "PackReport", "Route", "Router", "StoreError", "StoreUrlError", "TreeEntry", "UnpackReport",
         "UnsafeFlist", "check_tree", "decode_block", "encode_block", "image_entries", "mount",
         "open_store", "pack_directory", "pack_entries", "parse_route", "public_url", "unpack",
         "walk_directory",

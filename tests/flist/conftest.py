@@ -21,10 +21,18 @@ class HubProcess(ServerProcess):
 
     name = "hub"
 
-    def __init__(self, data: Path, ledger_url: str, *, blocks: str | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        ledger_url: str,
+        *,
+        blocks: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.data = data
         self.ledger_url = ledger_url
         self.blocks = blocks
+        self.extra = extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(data.parent / f"hub-{self.port}.log")
@@ -45,7 +53,7 @@ class HubProcess(ServerProcess):
         ]
         if self.blocks is not None:
             argv += ["--blocks", self.blocks]
-        return argv
+        return [*argv, *self.extra]
 
     def answers(self) -> bool:
         try:
@@ -83,9 +91,9 @@ def new_twin(hub_ledger: LedgerProcess) -> Iterator[Callable[[], Twin]]:
 
 @contextmanager
 def running_hub(
-    directory: Path, ledger_url: str, *, blocks: str | None = None
+    directory: Path, ledger_url: str, *, blocks: str | None = None, extra: tuple[str, ...] = ()
 ) -> Iterator[HubProcess]:
-    process = HubProcess(directory / "hub", ledger_url, blocks=blocks)
+    process = HubProcess(directory / "hub", ledger_url, blocks=blocks, extra=extra)
     process.start()
     try:
         yield process

@@ -48,6 +48,26 @@ def test_push_ls_pull_through_the_cli(
 
     listed = run_zgrid("flist", "ls", str(publisher), "--hub", hub.url, "--json")
     assert [item["name"] for item in json.loads(listed.stdout)] == ["app.fl"]
+    # Without a twin id, ls lists your own flists, and pull NAME means your own.
+    mine = run_zgrid(
+        "flist", "ls", "--hub", hub.url, "--json", home=tmp_path / "alice", ledger=hub_ledger.url
+    )
+    assert mine.returncode == 0, mine.stderr
+    assert [item["name"] for item in json.loads(mine.stdout)] == ["app.fl"]
+    owners = run_zgrid("flist", "ls", "--owners", "--hub", hub.url, "--json")
+    assert {"owner": publisher, "count": 1} in json.loads(owners.stdout)
+    own = run_zgrid(
+        "flist",
+        "pull",
+        "app.fl",
+        "-o",
+        str(tmp_path / "own.fl"),
+        "--hub",
+        hub.url,
+        home=tmp_path / "alice",
+        ledger=hub_ledger.url,
+    )
+    assert own.returncode == 0, own.stderr
 
     # Another user, with no identity at all, pulls it with every block.
     pulled = run_zgrid(
@@ -62,6 +82,7 @@ def test_push_ls_pull_through_the_cli(
         hub.url,
         "--json",
         home=tmp_path / "bob",
+        ledger=hub_ledger.url,
     )
     assert pulled.returncode == 0, pulled.stderr
     assert json.loads(pulled.stdout)["copied"] == 4
@@ -78,6 +99,7 @@ def test_push_ls_pull_through_the_cli(
     )
     assert by_hash.returncode == 0, by_hash.stderr
     assert (tmp_path / "h.fl").read_bytes() == (tmp_path / "got.fl").read_bytes()
+    assert (tmp_path / "own.fl").read_bytes() == (tmp_path / "got.fl").read_bytes()
 
 
 def test_cli_errors_are_one_line(

@@ -192,7 +192,7 @@ def test_device_nodes_need_root(tmp_path: Path) -> None:
         ),
     )
     with FlistReader(flist) as reader:
-        with pytest.raises(UnsafeFlist, match="device nodes can only be made by root"):
+        with pytest.raises(UnsafeFlist, match="holds a device node"):
             check_tree(reader, allow_devices=False)
         check_tree(reader, allow_devices=True)
     require_root()
@@ -219,7 +219,7 @@ def test_device_nodes_need_root(tmp_path: Path) -> None:
         env={**os.environ, "HOME": "/tmp"},
     )
     assert result.returncode == 1, result.stderr
-    assert "device nodes can only be made by root" in result.stderr
+    assert "holds a device node" in result.stderr
     assert not (target / "out").exists()
     shutil.rmtree(target)
 
@@ -258,3 +258,120 @@ def test_unpack_refuses_a_non_empty_target(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="is not empty"):
         asyncio.run(unpack(flist, tmp_path / "out", fetcher))
     assert (tmp_path / "out/keep").read_text() == "mine"
+
+
+def chained_escape(db: sqlite3.Connection) -> None:
+    """sub/d1/d2/top -> ../../.. (the root: fine), then x -> sub/d1/d2/top/../../../../etc/passwd,
+    which reads as inside the tree but goes through top, to the root, and four levels up."""
+    parent: int | None = 1
+    for name in ("sub", "d1", "d2"):
+        parent = db.execute(
+            "INSERT INTO inode (parent, name, size, uid, gid, mode) VALUES (?, ?, 0, 0, 0, ?)",
+            (parent, name, DIR),
+        ).lastrowid
+    for where, name, target in (
+        (parent, "top", b"../../.."),
+        (1, "x", b"sub/d1/d2/top/../../../../etc/passwd"),
+    ):
+        ino = db.execute(
+            "INSERT INTO inode (parent, name, size, uid, gid, mode) VALUES (?, ?, 0, 0, 0, ?)",
+            (where, name, LINK),
+        ).lastrowid
+        db.execute("INSERT INTO extra (ino, data) VALUES (?, ?)", (ino, target))
+
+
+def test_a_symlink_that_escapes_through_another_symlink_is_refused(tmp_path: Path) -> None:
+    flist = hostile_flist(tmp_path, chained_escape)
+    with (
+        FlistReader(flist) as reader,
+        pytest.raises(UnsafeFlist, match=r"^x: symlink points outside the tree"),
+    ):
+        check_tree(reader, allow_devices=True, allow_setuid=True)
+    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "symlink points outside the tree" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+    # The same links, staying inside: top -> ../.. is sub, so x climbs from sub to the root.
+    def inside(db: sqlite3.Connection) -> None:
+        chained_escape(db)
+        for old, new in (
+            (b"../../..", b"../.."),
+            (b"sub/d1/d2/top/../../../../etc/passwd", b"sub/d1/d2/top/../etc/passwd"),
+        ):
+            db.execute("UPDATE extra SET data = ? WHERE data = ?", (new, old))
+
+    flist = hostile_flist(tmp_path / "ok", inside)
+    with FlistReader(flist) as reader:
+        check_tree(reader, allow_devices=False)
+
+    # A loop of links is the kernel's ELOOP, not an escape.
+    def looping(db: sqlite3.Connection) -> None:
+        for name, target in (("a", b"b/.."), ("b", b"a/..")):
+            ino = db.execute(
+                "INSERT INTO inode (parent, name, size, uid, gid, mode) VALUES (1, ?, 0, 0, 0, ?)",
+                (name, LINK),
+            ).lastrowid
+            db.execute("INSERT INTO extra (ino, data) VALUES (?, ?)", (ino, target))
+
+    loop = hostile_flist(tmp_path / "loop", looping)
+    with FlistReader(loop) as reader:
+        check_tree(reader, allow_devices=False)
+
+
+def test_setuid_files_and_devices_are_made_only_when_asked(tmp_path: Path) -> None:
+    flist = hostile_flist(
+        tmp_path, lambda db: db.execute(f"UPDATE inode SET mode = {FILE | 0o4755} WHERE ino = 3")
+    )
+    with (
+        FlistReader(flist) as reader,
+        pytest.raises(UnsafeFlist, match="etc/passwd: mode 4755 is setuid or setgid"),
+    ):
+        check_tree(reader, allow_devices=True)
+    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "--allow-setuid" in result.stderr
+    assert not (tmp_path / "out").exists()
+    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"), "--allow-setuid")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "out/etc/passwd").stat().st_mode) == 0o4755
+
+    device = hostile_flist(
+        tmp_path / "dev",
+        lambda db: db.execute(
+            f"INSERT INTO inode (parent, name, size, uid, gid, mode, rdev) VALUES"
+            f" (1, 'null', 0, 0, 0, {stat.S_IFCHR | 0o666}, {os.makedev(1, 3)})"
+        ),
+    )
+    result = run_zgrid("flist", "unpack", str(device), str(tmp_path / "dev-out"))
+    assert result.returncode == 1
+    assert "holds a device node" in result.stderr
+    require_root()
+    result = run_zgrid("flist", "unpack", str(device), str(tmp_path / "dev-out"), "--allow-devices")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISCHR((tmp_path / "dev-out/null").lstat().st_mode)
+
+
+def test_a_failed_unpack_removes_what_it_made_so_it_can_be_retried(tmp_path: Path) -> None:
+    flist = tmp_path / "base.fl"
+    store = tmp_path / "store"
+    base_flist(flist, store)
+    blocks = sorted(p for p in store.rglob("*") if p.is_file())
+    hidden = tmp_path / "hidden"
+    blocks[0].rename(hidden)  # /etc/passwd cannot be fetched
+
+    for target in (tmp_path / "new" / "deeper" / "out", tmp_path / "empty"):
+        if target.name == "empty":
+            target.mkdir()
+        result = run_zgrid("flist", "unpack", str(flist), str(target))
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        if target.name == "empty":
+            assert target.is_dir() and list(target.iterdir()) == []  # it was there before
+        else:
+            assert not (tmp_path / "new").exists()  # every directory it made is gone
+    hidden.rename(blocks[0])
+    for target in (tmp_path / "new" / "deeper" / "out", tmp_path / "empty"):
+        result = run_zgrid("flist", "unpack", str(flist), str(target))
+        assert result.returncode == 0, result.stderr
+        assert (target / "etc/passwd").read_text() == "root:x:0:0\n"

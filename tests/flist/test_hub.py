@@ -22,6 +22,7 @@ from tests.chain.conftest import LedgerProcess
 from tests.flist.conftest import HubProcess, Twin, running_hub
 from tests.processes import free_port
 from tests.zdb.conftest import ZdbProcess
+from zgrid.chain import ChainClient
 from zgrid.cli.hub import app as hub_cli
 from zgrid.flist import (
     BlockFetcher,
@@ -35,7 +36,8 @@ from zgrid.flist import (
     pack_directory,
     unpack,
 )
-from zgrid.flist.hub import HubClient, HubRefused, authorization
+from zgrid.flist.hub import HubClient, HubRefused, authorization, sign_flist
+from zgrid.flist.hub.ingest import point_at_hub
 from zgrid.identity import Identity, blake2b256
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -83,10 +85,56 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:
     return found
 
 
+class LedgerHubClient(HubClient):
+    """A HubClient that closes the ledger client it was given."""
+
+    async def close(self) -> None:
+        await super().close()
+        if self.ledger is not None:
+            await self.ledger.close()
+
+
 def client_of(hub: HubProcess, twin: Twin | None = None, **options: object) -> HubClient:
+    ledger = ChainClient(hub.ledger_url)
     if twin is None:
-        return HubClient(hub.url, **options)  # type: ignore[arg-type]
-    return HubClient(hub.url, identity=twin.identity, twin_id=twin.twin_id, **options)  # type: ignore[arg-type]
+        return LedgerHubClient(hub.url, ledger=ledger, **options)  # type: ignore[arg-type]
+    return LedgerHubClient(
+        hub.url,
+        identity=twin.identity,
+        twin_id=twin.twin_id,
+        ledger=ledger,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def host_of(hub: HubProcess) -> str:
+    return hub.url.removeprefix("http://")
+
+
+def signed_headers(
+    hub: HubProcess,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    identity: Identity,
+    twin_id: int,
+    query: str = "",
+    host: str | None = None,
+    signed_body: bytes | None = None,
+    now: int | None = None,
+) -> dict[str, str]:
+    """The headers of a request signed by hand, to send what a client never would."""
+    return authorization(
+        identity,
+        twin_id,
+        method=method,
+        host=host or host_of(hub),
+        path=path,
+        query=query,
+        body_hash=blake2b256(body if signed_body is None else signed_body),
+        now=int(time.time()) if now is None else now,
+    )
 
 
 def signed_put(
@@ -99,22 +147,42 @@ def signed_put(
     signed_body: bytes | None = None,
     now: int | None = None,
 ) -> httpx.Response:
-    """A PUT signed by hand, to send what a well-behaved client never would."""
-    header = authorization(
-        identity,
-        twin_id,
+    """A PUT signed by hand; a flist's publisher signature is made for the declared body."""
+    headers = signed_headers(
+        hub,
         "PUT",
         path,
-        blake2b256(body if signed_body is None else signed_body),
-        now=int(time.time()) if now is None else now,
+        body,
+        identity=identity,
+        twin_id=twin_id,
+        signed_body=signed_body,
+        now=now,
     )
-    return httpx.put(f"{hub.url}{path}", content=body, headers={"Authorization": header})
+    if path.startswith("/flists/"):
+        _, _, owner, name = path.split("/")
+        declared = body if signed_body is None else signed_body
+        headers["X-Flist-Signature"] = sign_flist(
+            identity, int(owner), name, blake2b256(declared).hex()
+        )
+    return httpx.put(f"{hub.url}{path}", content=body, headers=headers)
 
 
-def error_of(response: httpx.Response) -> str:
+def published(hub: HubProcess, flist: Path) -> bytes:
+    """The bytes a client pushes for ``flist``: its blocks routed to the hub."""
+    copy = flist.with_name(f"{flist.stem}-published.fl")
+    copy.write_bytes(flist.read_bytes())
+    point_at_hub(copy, f"{hub.url}/blocks")
+    return copy.read_bytes()
+
+
+def error_of(response: httpx.Response, code: str | None = None) -> str:
+    """The message of the one error body shape, ``{"error": {"code", "message"}}``."""
     document = response.json()
     assert set(document) == {"error"}, document
-    message = document["error"]
+    assert set(document["error"]) == {"code", "message"}, document
+    if code is not None:
+        assert document["error"]["code"] == code, document
+    message = document["error"]["message"]
     assert isinstance(message, str)
     return message
 
@@ -293,7 +361,7 @@ def test_wrong_signatures_are_refused_with_401(
 ) -> None:
     alice, bob = new_twin(), new_twin()
     _, flist, router = pack(tmp_path, "sig")
-    body = flist.read_bytes()
+    body = published(hub, flist)
     path = f"/flists/{alice.twin_id}/sig.fl"
 
     # Claims to be alice, signed with bob's key.
@@ -306,19 +374,19 @@ def test_wrong_signatures_are_refused_with_401(
     assert caught.value.status == 401
     assert "bad signature" in caught.value.message
 
-    # Signed by alice, but the body changed after signing.
+    # Signed by alice, but the body changed after signing: it does not match its hash.
     response = signed_put(
         hub, path, body, identity=alice.identity, twin_id=alice.twin_id, signed_body=body[:-1]
     )
-    assert response.status_code == 401
-    assert "bad signature" in error_of(response)
-    assert response.headers["www-authenticate"] == "Zgrid"
+    assert response.status_code == 400
+    assert "does not match its declared BLAKE2b-256" in error_of(response, "body_mismatch")
 
     # Signed too long ago.
     old = int(time.time()) - 3600
     response = signed_put(hub, path, body, identity=alice.identity, twin_id=alice.twin_id, now=old)
     assert response.status_code == 401
-    assert "clock" in error_of(response)
+    assert "clock" in error_of(response, "unauthorized")
+    assert response.headers["www-authenticate"] == "Zgrid"
 
     # A twin the ledger does not know.
     response = signed_put(hub, path, body, identity=alice.identity, twin_id=999_999)
@@ -348,7 +416,7 @@ def test_writes_to_another_twins_names_are_refused_with_403(
     response = signed_put(
         hub,
         f"/flists/{alice.twin_id}/mine.fl",
-        flist.read_bytes(),
+        published(hub, flist),
         identity=bob.identity,
         twin_id=bob.twin_id,
     )
@@ -356,10 +424,8 @@ def test_writes_to_another_twins_names_are_refused_with_403(
     assert error_of(response) == f"twin {bob.twin_id} cannot change flists of twin {alice.twin_id}"
 
     path = f"/flists/{alice.twin_id}/mine.fl"
-    header = authorization(
-        bob.identity, bob.twin_id, "DELETE", path, blake2b256(b""), now=int(time.time())
-    )
-    response = httpx.delete(f"{hub.url}{path}", headers={"Authorization": header})
+    headers = signed_headers(hub, "DELETE", path, identity=bob.identity, twin_id=bob.twin_id)
+    response = httpx.delete(f"{hub.url}{path}", headers=headers)
     assert response.status_code == 403
     assert [e["name"] for e in httpx.get(f"{hub.url}/flists/{alice.twin_id}").json()] == ["mine.fl"]
 
@@ -381,7 +447,7 @@ def test_flists_with_missing_blocks_or_bad_metadata_are_refused(
             twin_id=alice.twin_id,
         )
 
-    response = put("lonely.fl", flist.read_bytes())
+    response = put("lonely.fl", published(hub, flist))
     assert response.status_code == 409
     message = error_of(response)
     assert f"of the {total} blocks of this flist are not on the hub" in message
@@ -395,11 +461,11 @@ def test_flists_with_missing_blocks_or_bad_metadata_are_refused(
     root = writer.add_inode(parent=0, name="/", size=0, uid=0, gid=0, mode=stat.S_IFDIR | 0o755)
     writer.add_inode(parent=root, name="../escape", size=0, uid=0, gid=0, mode=stat.S_IFDIR | 0o755)
     writer.close()
-    response = put("hostile.fl", hostile.read_bytes())
+    response = put("hostile.fl", published(hub, hostile))
     assert response.status_code == 400
     assert "is not a file name" in error_of(response)
 
-    response = put("bad name", flist.read_bytes())
+    response = put("bad name", published(hub, flist))
     assert response.status_code == 400
     assert "bad flist name" in error_of(response)
 
@@ -451,7 +517,9 @@ def test_blocks_are_refused_unless_they_hash_to_their_id(
     response = httpx.post(f"{hub.url}/blocks/missing", content=too_many)
     assert response.status_code == 400
     assert "at most 10000" in error_of(response)
-    assert httpx.get(f"{hub.url}/nowhere").json() == {"error": "Not Found"}
+    assert httpx.get(f"{hub.url}/nowhere").json() == {
+        "error": {"code": "not_found", "message": "Not Found"}
+    }
 
 
 # -- listing ---------------------------------------------------------------------------------
@@ -527,11 +595,12 @@ def test_run_command_describes_its_options() -> None:
 
 def test_public_face_is_pinned() -> None:
     assert hub_package.__all__ == [
-        "DEFAULT_HUB_PORT", "MAX_BLOCK_BYTES", "MAX_CLOCK_SKEW", "MAX_FLIST_BYTES",
-        "MAX_MISSING_IDS", "Authenticator", "FlistEntry", "FlistRecord", "FlistStorage", "Hub",
-        "HubClient", "HubOptions", "HubRefused", "OwnerEntry", "Progress", "PullReport",
-        "PushReport", "authorization", "create_app", "open_hub", "run_hub", "serve",
-        "signed_digest",
+        "BODY_HASH_HEADER", "DEFAULT_HUB_PORT", "FLIST_SIGNATURE_HEADER", "MAX_BLOCK_BYTES",
+        "MAX_CLOCK_SKEW", "MAX_FLIST_BYTES", "MAX_MISSING_IDS", "Authenticator", "FlistEntry",
+        "FlistRecord", "FlistStorage", "Hub", "HubClient", "HubOptions", "HubRefused",
+        "NonceStore", "OwnerEntry", "PullReport", "PushReport", "TransferProgress",
+        "UploadLimits", "authorization", "create_app", "open_hub", "run_hub", "serve",
+        "sign_flist", "signed_digest", "verify_flist",
     ]  # fmt: skip
     for name in hub_package.__all__:
         assert getattr(hub_package, name) is not None, name

@@ -22,7 +22,7 @@ from zgrid.flist.meta import FlistReader, Route
 from zgrid.flist.oci import image_entries
 from zgrid.flist.pack import pack_entries
 from zgrid.flist.stores import Router
-from zgrid.flist.tree import Entry
+from zgrid.flist.tree import TreeEntry
 from zgrid.flist.unpack import unpack
 
 MTIME = 1_700_000_000
@@ -189,13 +189,13 @@ def oci_archive(path: Path, layers: list[bytes]) -> Path:
     return write_tar(path, files)
 
 
-def content_of(entry: Entry, by_path: dict[str, Entry]) -> bytes:
+def content_of(entry: TreeEntry, by_path: dict[str, TreeEntry]) -> bytes:
     source = by_path[entry.link].source if entry.link is not None else entry.source
     assert source is not None
     return source.read_bytes()
 
 
-def described(entries: list[Entry]) -> dict[str, tuple[int, int, int, object]]:
+def described(entries: list[TreeEntry]) -> dict[str, tuple[int, int, int, object]]:
     by_path = {entry.path: entry for entry in entries}
     tree: dict[str, tuple[int, int, int, object]] = {}
     for entry in entries:
@@ -267,7 +267,8 @@ def test_the_image_packs_and_unpacks_to_the_same_tree(tmp_path: Path) -> None:
         assert reader.tags() == tags
         routes = reader.routes()
     target = tmp_path / "root"
-    asyncio.run(unpack(flist, target, BlockFetcher(Router.from_routes(routes))))
+    fetcher = BlockFetcher(Router.from_routes(routes))
+    asyncio.run(unpack(flist, target, fetcher, allow_devices=AS_ROOT, allow_setuid=True))
 
     on_disk = described_on_disk(target)
     expected = expected_tree(devices=AS_ROOT)
@@ -281,7 +282,7 @@ def test_the_image_packs_and_unpacks_to_the_same_tree(tmp_path: Path) -> None:
         assert os.lstat(target / entry.path).st_mtime == entry.mtime, entry.path
 
 
-def comparable(entries: list[Entry]) -> list[tuple[object, ...]]:
+def comparable(entries: list[TreeEntry]) -> list[tuple[object, ...]]:
     return [
         (e.path, e.mode, e.uid, e.gid, e.size, e.mtime, e.rdev, e.target, e.link) for e in entries
     ]

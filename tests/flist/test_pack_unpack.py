@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import require_root
 from tests.flist.rootfs import BIG_SIZE, assert_same_tree, build_busybox_root
 from tests.processes import run_zgrid
-from zgrid.flist import BLOCK_SIZE, FlistReader
+from zgrid.flist import BLOCK_SIZE, FlistReader, Router, StoreError, open_store, pack_directory
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,15 @@ def test_unpack_gives_back_the_same_tree(rootfs: Path, tmp_path: Path) -> None:
     flist = tmp_path / "busybox.fl"
     report = pack(rootfs, flist, f"dir://{tmp_path}/store", extra=("--tag", "os=busybox"))
     assert report["tags"] == {"os": "busybox"}
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"), "--json")
+    result = run_zgrid(
+        "flist",
+        "unpack",
+        str(flist),
+        str(tmp_path / "out"),
+        "--json",
+        "--allow-setuid",
+        "--allow-devices",
+    )
     assert result.returncode == 0, result.stderr
     assert_same_tree(rootfs, tmp_path / "out")
     unpacked = json.loads(result.stdout)
@@ -79,7 +88,10 @@ def test_repacking_stores_only_changed_blocks(rootfs: Path, tmp_path: Path) -> N
     assert block_files(store) == before
 
     variant = tmp_path / "variant"
-    assert run_zgrid("flist", "unpack", str(tmp_path / "a.fl"), str(variant)).returncode == 0
+    unpacked = run_zgrid(
+        "flist", "unpack", str(tmp_path / "a.fl"), str(variant), "--allow-setuid", "--allow-devices"
+    )
+    assert unpacked.returncode == 0, unpacked.stderr
     big = variant / "data/big"
     content = bytearray(big.read_bytes())
     content[BLOCK_SIZE + 10] ^= 0xFF  # one byte in the second block
@@ -107,7 +119,14 @@ def test_replicated_and_sharded_stores(rootfs: Path, tmp_path: Path) -> None:
     for path in low.rglob("*"):
         if path.is_file():
             os.unlink(path)
-    result = run_zgrid("flist", "unpack", str(tmp_path / "x.fl"), str(tmp_path / "out"))
+    result = run_zgrid(
+        "flist",
+        "unpack",
+        str(tmp_path / "x.fl"),
+        str(tmp_path / "out"),
+        "--allow-setuid",
+        "--allow-devices",
+    )
     assert result.returncode == 0, result.stderr
     assert_same_tree(rootfs, tmp_path / "out")
 
@@ -150,3 +169,27 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_a_failed_upload_stops_the_pack_and_is_raised_as_itself(tmp_path: Path) -> None:
+    """Blocks go to a read-only store: the pack ends with that store's error (not a group
+    of errors), leaves no .fl behind, and no upload is left running."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(20):
+        (source / f"f{index}").write_bytes(os.urandom(70_000))
+    router = Router([(0, 255, open_store("http://127.0.0.1:9/blocks"))])
+    output = tmp_path / "out.fl"
+
+    async def run() -> None:
+        try:
+            with pytest.raises(StoreError, match="read-only"):
+                await pack_directory(source, output, router, parallel=2)
+            left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            assert left == []
+        finally:
+            await router.close()
+
+    asyncio.run(run())
+    assert not output.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]

@@ -23,6 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from zgrid.chain import ChainClient
 from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, err_console, out_console
@@ -186,22 +187,41 @@ def _fetcher(flist: Path, store: list[str] | None, cache: Path | None) -> BlockF
 
 @app.command(name="unpack")
 def unpack_command(
+    *,
     flist: Annotated[Path, typer.Argument(help="The .fl file.")],
     target: Annotated[Path, typer.Argument(help="A new or empty directory.")],
     store: StoreOption = None,
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Shared block cache (default: none).")
     ] = None,
+    allow_devices: Annotated[
+        bool,
+        typer.Option("--allow-devices", help="Make the flist's device nodes (needs root)."),
+    ] = False,
+    allow_setuid: Annotated[
+        bool,
+        typer.Option("--allow-setuid", help="Keep setuid/setgid bits of the flist's files."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Recreate the flist's tree in a directory (blocks from the flist's own stores)."""
+    """Recreate the flist's tree in a directory (blocks from the flist's own stores).
+
+    Device nodes and setuid/setgid files are refused unless allowed: an image from
+    someone else must not make them on this host."""
     with FlistReader(flist) as reader:
         total = sum(inode.size for inode in reader.inodes() if inode.is_file)
     fetcher = _fetcher(flist, store, cache)
 
     async def run() -> Any:
         try:
-            return await unpack(flist, target, fetcher, on_progress=lambda n: update(advance=n))
+            return await unpack(
+                flist,
+                target,
+                fetcher,
+                on_progress=lambda n: update(advance=n),
+                allow_devices=allow_devices,
+                allow_setuid=allow_setuid,
+            )
         finally:
             await fetcher.close()
 
@@ -221,7 +241,7 @@ def inspect(
 ) -> None:
     """Show an flist's tags, stores, size and (with --tree) its paths."""
     with FlistReader(flist) as reader:
-        checked = check_tree(reader, allow_devices=True)
+        checked = check_tree(reader, allow_devices=True, allow_setuid=True)
         files = [inode for _, inode in checked.entries if inode.is_file]
         document: dict[str, Any] = {
             "flist": str(flist),
@@ -291,6 +311,19 @@ RetryOption = Annotated[
 ]
 
 
+def _own_twin(ctx: typer.Context, ledger: str) -> tuple[Any, int]:
+    """This user's identity and twin id (from the ledger)."""
+    identity = load_identity(settings(ctx).home).identity
+    with ledger_client(ctx, ledger, sign=False) as chain:
+        twin = chain.twin_of(identity.address)
+    if twin is None:
+        raise FlistError(f"account {identity.address} has no twin yet (`zgrid twin create`)")
+    return identity, int(twin["id"])
+
+
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
 @app.command()
 def push(
     ctx: typer.Context,
@@ -304,11 +337,7 @@ def push(
     as_json: JsonOption = False,
 ) -> None:
     """Publish an flist under your twin: upload the blocks the hub lacks, then the flist."""
-    identity = load_identity(settings(ctx).home).identity
-    with ledger_client(ctx, ledger, sign=False) as chain:
-        twin = chain.twin_of(identity.address)
-    if twin is None:
-        raise FlistError(f"account {identity.address} has no twin yet (`zgrid twin create`)")
+    identity, twin_id = _own_twin(ctx, ledger)
     fetcher_routes = _routes(store)
     if not fetcher_routes:
         with FlistReader(flist) as reader:
@@ -317,7 +346,7 @@ def push(
 
     async def run() -> Any:
         async with flist_hub.HubClient(
-            hub, identity=identity, twin_id=int(twin["id"]), retry_for=retry_for
+            hub, identity=identity, twin_id=twin_id, retry_for=retry_for
         ) as client:
             try:
                 return await client.push(flist, name, router, on_progress=_blocks_done(update))
@@ -337,29 +366,46 @@ def push(
 
 @app.command()
 def pull(
+    ctx: typer.Context,
     *,
-    source: Annotated[str, typer.Argument(help="OWNER/NAME (twin id and flist name) or a hash.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="NAME (your own flist), TWIN/NAME (twin id and flist name), or a content hash."
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .fl.")],
     blocks: Annotated[
         list[str] | None,
         typer.Option("--blocks", help="Also copy every block into this store ([xx-yy=]URL)."),
     ] = None,
     hub: HubOption = DEFAULT_HUB,
+    ledger: LedgerOption = DEFAULT_LEDGER,
     retry_for: RetryOption = 60,
     as_json: JsonOption = False,
 ) -> None:
-    """Download a published flist (checked against its hash), optionally with all its blocks."""
-    owner, sep, name = source.partition("/")
-    if sep and not re.fullmatch(r"[0-9]+", owner):
+    """Download a published flist, optionally with all its blocks. By name it is checked
+    against its publisher's signature (the twin's key on the ledger); by hash, against
+    the hash."""
+    by_hash = bool(_HASH.match(source))
+    owner_text, sep, name = source.partition("/")
+    if sep and not re.fullmatch(r"[0-9]+", owner_text):
         raise FlistError(f"{source!r}: the owner is a twin id, e.g. 7/busybox.fl")
+    if by_hash:
+        owner = None
+    elif sep:
+        owner = int(owner_text)
+    else:
+        owner, name = _own_twin(ctx, ledger)[1], source
     blocks_to = Router.from_routes(_routes(blocks)) if blocks else None
 
     async def run() -> Any:
-        async with flist_hub.HubClient(hub, retry_for=retry_for) as client:
-            try:
-                if sep:
+        chain = ChainClient(ledger)
+        try:
+            async with flist_hub.HubClient(hub, ledger=chain, retry_for=retry_for) as client:
+                if owner is not None:
                     return await client.pull(
-                        int(owner),
+                        owner,
                         name,
                         output,
                         blocks_to=blocks_to,
@@ -368,9 +414,10 @@ def pull(
                 return await client.pull_by_hash(
                     source, output, blocks_to=blocks_to, on_progress=_blocks_done(update)
                 )
-            finally:
-                if blocks_to is not None:
-                    await blocks_to.close()
+        finally:
+            await chain.close()
+            if blocks_to is not None:
+                await blocks_to.close()
 
     with _progress(f"pulling {source}", _BLOCKS, quiet=as_json) as update:
         report = _run(run())
@@ -383,12 +430,22 @@ def pull(
 
 @app.command(name="ls")
 def list_command(
-    owner: Annotated[int | None, typer.Argument(help="A twin id; default: every owner.")] = None,
+    ctx: typer.Context,
+    *,
+    owner: Annotated[int | None, typer.Argument(help="A twin id; default: your own.")] = None,
+    owners: Annotated[
+        bool, typer.Option("--owners", help="List every owner and how many flists each has.")
+    ] = False,
     hub: HubOption = DEFAULT_HUB,
+    ledger: LedgerOption = DEFAULT_LEDGER,
     retry_for: RetryOption = 5,
     as_json: JsonOption = False,
 ) -> None:
-    """List the flists on a hub: owners, or one owner's flists."""
+    """List the flists on a hub: yours, one twin's, or (--owners) who published."""
+    if owners and owner is not None:
+        raise FlistError("give a twin id or --owners, not both")
+    if owner is None and not owners:
+        owner = _own_twin(ctx, ledger)[1]
 
     async def run() -> Any:
         async with flist_hub.HubClient(hub, retry_for=retry_for) as client:

@@ -23,6 +23,7 @@ def _group() -> None:
 
 @app.command()
 def run(
+    *,
     data: Annotated[Path, typer.Option("--data", help="The hub's data directory.")],
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT for the HTTP API.")
@@ -44,15 +45,40 @@ def run(
             show_default="http://HOST:PORT",
         ),
     ] = None,
+    uploads: Annotated[
+        int, typer.Option("--uploads", min=1, help="Flist uploads taken at once (503 beyond).")
+    ] = 8,
+    uploads_per_twin: Annotated[
+        int,
+        typer.Option("--uploads-per-twin", min=1, help="Flist uploads of one twin at once (429)."),
+    ] = 2,
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", min=0.1, help="Seconds a request body may stall (408)."),
+    ] = 30.0,
+    checks: Annotated[
+        int, typer.Option("--checks", min=1, help="Worker processes checking pushed flists.")
+    ] = 2,
 ) -> None:
-    """Serve the hub until SIGINT/SIGTERM."""
+    """Serve the hub until SIGINT/SIGTERM (holds the terminal)."""
     try:
         host, port = zgrid.chain.parse_listen(listen)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--listen") from exc
     # Through the package attribute, so the web server is imported only by this command.
     options = flist_hub.HubOptions(
-        data=data, ledger=ledger, host=host, port=port, blocks=blocks, public_url=public_url
+        data=data,
+        ledger=ledger,
+        host=host,
+        port=port,
+        blocks=blocks,
+        public_url=public_url,
+        uploads=flist_hub.UploadLimits(
+            flists_total=uploads,
+            flists_per_twin=uploads_per_twin,
+            body_idle_timeout=body_timeout,
+            checks=checks,
+        ),
     )
 
     def ready(hub: flist_hub.Hub) -> None:

@@ -21,7 +21,7 @@ from zgrid.flist.oci import image_entries
 from zgrid.flist.pack import PackReport, pack_directory, pack_entries
 from zgrid.flist.safety import check_tree
 from zgrid.flist.stores import BlockStore, Router, open_store, parse_route, public_url
-from zgrid.flist.tree import Entry, walk_directory
+from zgrid.flist.tree import TreeEntry, walk_directory
 from zgrid.flist.unpack import UnpackReport, unpack
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "BlockFetcher",
     "BlockNotFound",
     "BlockStore",
-    "Entry",
     "FlistError",
     "FlistReader",
     "FlistWriter",
@@ -45,6 +44,7 @@ __all__ = [
     "Router",
     "StoreError",
     "StoreUrlError",
+    "TreeEntry",
     "UnpackReport",
     "UnsafeFlist",
     "check_tree",

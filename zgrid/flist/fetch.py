@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections import OrderedDict
 from pathlib import Path
 
+from zgrid.atomic import replace_durably, temporary_beside
 from zgrid.flist.block import block_id, open_block
 from zgrid.flist.stores import Router
 
@@ -62,11 +62,12 @@ class BlockFetcher:
         path = self._cache_path(id_)
         if path is None:
             return
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}")
+        tmp = temporary_beside(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
-            os.replace(tmp, path)
+            # Not synced: a cache entry torn by a crash fails its id check and is fetched again.
+            replace_durably(tmp, path, sync=False)
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink()  # a cache that cannot be written only costs speed

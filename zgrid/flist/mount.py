@@ -68,7 +68,7 @@ def mount(
                 raise MountError(f"{mountpoint} is not a directory")
             with FlistReader(flist) as reader:
                 # Refuse hostile metadata here too; device nodes stay inert under "nodev".
-                check_tree(reader, allow_devices=True)
+                check_tree(reader, allow_devices=True, allow_setuid=True)
                 pyfuse3.asyncio.enable()
                 await _serve(mountpoint, FlistOperations(reader, fetcher), ready)
         finally:

@@ -24,7 +24,7 @@ from typing import IO, TypeVar
 import zstandard
 
 from zgrid.flist.errors import ImageError
-from zgrid.flist.tree import Entry
+from zgrid.flist.tree import TreeEntry
 
 __all__ = ["image_entries"]
 
@@ -337,15 +337,15 @@ def _apply_layer(tree: _Tree, archive: _Archive, layer: int, name: str) -> None:
             tree.put(parts, _node(info, layer, index, where), where)
 
 
-def _entries(tree: _Tree, staging: Path) -> tuple[list[Entry], list[tuple[_Content, Path]]]:
+def _entries(tree: _Tree, staging: Path) -> tuple[list[TreeEntry], list[tuple[_Content, Path]]]:
     """The tree parent-first, names sorted, and which content goes to which staging file."""
-    entries: list[Entry] = []
+    entries: list[TreeEntry] = []
     staged: list[tuple[_Content, Path]] = []
     first_names: dict[_Content, str] = {}
     pending: list[tuple[str, _Node]] = [("", tree.root)]
     while pending:
         path, node = pending.pop()
-        entry = Entry(
+        entry = TreeEntry(
             path=path,
             mode=node.mode,
             uid=node.uid,
@@ -400,7 +400,7 @@ def _stage(archive: _Archive, layers: list[str], staged: list[tuple[_Content, Pa
             raise ImageError(f"{where} changed between its two reads")
 
 
-def image_entries(archive: Path, staging: Path) -> tuple[list[Entry], dict[str, str]]:
+def image_entries(archive: Path, staging: Path) -> tuple[list[TreeEntry], dict[str, str]]:
     """The final file tree of the first image in ``archive`` (parents first) and its tags.
 
     The content of every regular file is written to a file in ``staging`` (an empty scratch

@@ -14,11 +14,11 @@ from zgrid.flist.block import BLOCK_SIZE, block_id, seal_chunk
 from zgrid.flist.errors import FlistError
 from zgrid.flist.meta import FlistWriter
 from zgrid.flist.stores import Router
-from zgrid.flist.tree import Entry, walk_directory
+from zgrid.flist.tree import TreeEntry, walk_directory
 
 __all__ = ["PackReport", "pack_directory", "pack_entries"]
 
-Progress = Callable[[int], None]
+PackProgress = Callable[[int], None]
 
 
 @dataclass(slots=True)
@@ -33,14 +33,14 @@ class PackReport:
 
 
 class _BlockWriter:
-    """Encodes chunks (in worker threads) and uploads each distinct block once."""
+    """Encodes chunks (in worker threads) and uploads each distinct block once, at most
+    ``uploads`` at a time, as tasks of ``group``: a failed upload cancels the pack."""
 
-    def __init__(self, router: Router, *, uploads: int) -> None:
+    def __init__(self, router: Router, *, uploads: int, group: asyncio.TaskGroup) -> None:
         self._router = router
         self._by_key: dict[bytes, bytes] = {}  # key -> id of chunks already encoded
         self._uploads = asyncio.Semaphore(uploads)
-        self._pending: set[asyncio.Task[None]] = set()
-        self._failure: BaseException | None = None
+        self._group = group
 
     def _read_encode(self, handle: BinaryIO) -> tuple[bytes, bytes, bytes | None, int] | None:
         chunk = handle.read(BLOCK_SIZE)
@@ -56,13 +56,11 @@ class _BlockWriter:
     async def _upload(self, id_: bytes, data: bytes) -> None:
         try:
             await self._router.set(id_, data)
-        except BaseException as exc:
-            self._failure = self._failure or exc
         finally:
             self._uploads.release()
 
     async def write_file(
-        self, source: Path, on_progress: Progress | None
+        self, source: Path, on_progress: PackProgress | None
     ) -> tuple[list[tuple[bytes, bytes]], int]:
         """The (id, key) list of the file's blocks and the number of bytes read."""
         blocks: list[tuple[bytes, bytes]] = []
@@ -73,8 +71,6 @@ class _BlockWriter:
             raise FlistError(f"cannot read {source}: {exc.strerror}") from exc
         try:
             while True:
-                if self._failure is not None:
-                    raise self._failure
                 try:
                     encoded = await asyncio.to_thread(self._read_encode, handle)
                 except OSError as exc:
@@ -87,9 +83,7 @@ class _BlockWriter:
                 if data is not None and key not in self._by_key:
                     self._by_key[key] = id_
                     await self._uploads.acquire()
-                    task = asyncio.create_task(self._upload(id_, data))
-                    self._pending.add(task)
-                    task.add_done_callback(self._pending.discard)
+                    self._group.create_task(self._upload(id_, data))
                 if on_progress is not None:
                     on_progress(length)
         finally:
@@ -100,13 +94,8 @@ class _BlockWriter:
     def unique_blocks(self) -> int:
         return len(self._by_key)
 
-    async def finish(self) -> None:
-        await asyncio.gather(*self._pending)
-        if self._failure is not None:
-            raise self._failure
 
-
-def _add_inode(writer: FlistWriter, entry: Entry, inos: dict[str, int]) -> int:
+def _add_inode(writer: FlistWriter, entry: TreeEntry, inos: dict[str, int]) -> int:
     parent = 0
     if entry.path:
         found = inos.get(entry.parent)
@@ -139,25 +128,23 @@ def _finish(writer: FlistWriter, router: Router, tags: Mapping[str, str]) -> Non
 
 
 async def pack_entries(
-    entries: Iterable[Entry],
+    entries: Iterable[TreeEntry],
     output: Path,
     router: Router,
     *,
     tags: Mapping[str, str] | None = None,
-    on_progress: Progress | None = None,
+    on_progress: PackProgress | None = None,
     parallel: int = 8,
 ) -> PackReport:
     """Write the flist of ``entries`` (parents first) to ``output``, its blocks to ``router``."""
     writer = FlistWriter(output)
     report = PackReport(path=output, tags=dict(tags or {}))
-    blocks_writer = _BlockWriter(router, uploads=parallel * 4)
     files = asyncio.Semaphore(parallel)
     inos: dict[str, int] = {}
     packed: dict[int, tuple[list[tuple[bytes, bytes]], int]] = {}  # ino -> blocks, size
     links: list[tuple[int, int]] = []
-    tasks: list[asyncio.Task[None]] = []
 
-    async def pack_file(ino: int, entry: Entry) -> None:
+    async def pack_file(blocks_writer: _BlockWriter, ino: int, entry: TreeEntry) -> None:
         try:
             assert entry.source is not None
             blocks, size = await blocks_writer.write_file(entry.source, on_progress)
@@ -171,22 +158,27 @@ async def pack_entries(
             files.release()
 
     try:
-        for entry in entries:
-            ino = _add_inode(writer, entry, inos)
-            report.inodes += 1
-            if not stat.S_ISREG(entry.mode):
-                continue
-            report.files += 1
-            if entry.link is not None:
-                target = inos.get(entry.link)
-                if target is None:
-                    raise FlistError(f"{entry.path}: hardlink to {entry.link}, which is not packed")
-                links.append((ino, target))
-            elif entry.source is not None:
-                await files.acquire()
-                tasks.append(asyncio.create_task(pack_file(ino, entry)))
-        await asyncio.gather(*tasks)
-        await blocks_writer.finish()
+        # Two task groups: the uploads outlive the files that made them; a failure in
+        # either cancels everything still running before it is raised.
+        async with asyncio.TaskGroup() as uploads:
+            blocks_writer = _BlockWriter(router, uploads=parallel * 4, group=uploads)
+            async with asyncio.TaskGroup() as file_tasks:
+                for entry in entries:
+                    ino = _add_inode(writer, entry, inos)
+                    report.inodes += 1
+                    if not stat.S_ISREG(entry.mode):
+                        continue
+                    report.files += 1
+                    if entry.link is not None:
+                        target = inos.get(entry.link)
+                        if target is None:
+                            raise FlistError(
+                                f"{entry.path}: hardlink to {entry.link}, which is not packed"
+                            )
+                        links.append((ino, target))
+                    elif entry.source is not None:
+                        await files.acquire()
+                        file_tasks.create_task(pack_file(blocks_writer, ino, entry))
         for ino, target in links:
             # rfs knows no hardlinks: give every name the blocks so it reads the same data.
             blocks, size = packed.get(target, ([], 0))
@@ -194,14 +186,20 @@ async def pack_entries(
             writer.add_blocks(ino, blocks)
             writer.set_size(ino, size)
         _finish(writer, router, report.tags)
+    except BaseExceptionGroup as failed:
+        writer.abort()
+        raise _first(failed) from None
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         writer.abort()
         raise
     report.unique_blocks = blocks_writer.unique_blocks
     return report
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The failure to report from a task group: the first, unwrapped from nested groups."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def pack_directory(
@@ -210,7 +208,7 @@ async def pack_directory(
     router: Router,
     *,
     tags: Mapping[str, str] | None = None,
-    on_progress: Progress | None = None,
+    on_progress: PackProgress | None = None,
     parallel: int = 8,
 ) -> PackReport:
     return await pack_entries(

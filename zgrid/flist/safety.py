@@ -2,8 +2,8 @@
 
 An flist comes from someone else. :func:`check_tree` walks it from the root and refuses
 names that are not one path component, parent loops, children of non-directories,
-relative symlinks that climb above the root, sizes its blocks cannot hold, and (unless
-allowed) device nodes.
+relative symlinks that lead above the root (resolved through the tree's own symlinks),
+sizes its blocks cannot hold, and (unless allowed) device nodes and setuid files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ MAX_TIME = 1 << 40  # seconds either side of 1970; times go to the kernel in nan
 MAX_RDEV = 1 << 32
 _TYPES = {stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO}
 _TYPES.add(stat.S_IFSOCK)
+_MAX_LINK_DEPTH = 40  # symlinks followed in one resolution, as the kernel's MAXSYMLINKS
+_SET_ID = stat.S_ISUID | stat.S_ISGID
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +47,85 @@ def _check_name(inode: Inode) -> None:
 def _check_target(path: str, target: bytes) -> None:
     if not target or len(target) > MAX_TARGET or b"\0" in target:
         raise UnsafeFlist(f"{path}: symlink target is empty, too long or contains NUL")
-    if target.startswith(b"/"):
-        return  # absolute targets name a path of this tree when it is a root filesystem
-    depth = path.count("/")  # components of the directory holding the link
-    for part in target.split(b"/"):
-        if part == b"..":
-            depth -= 1
-            if depth < 0:
-                shown = target.decode(errors="replace")
-                raise UnsafeFlist(f"{path}: symlink points outside the tree ({shown})")
-        elif part not in (b"", b"."):
-            depth += 1
+
+
+class _Resolver:
+    """Resolves relative symlinks the way the kernel would in the unpacked tree, following
+    the tree's own symlinks, and refuses one that ends up above the root.
+
+    A position is the list of inodes from the root down (``None`` for a name the tree
+    does not hold: the rest is followed as text). An absolute target leaves the tree as
+    any absolute link does, and a loop fails in the kernel (ELOOP): both end the walk.
+    """
+
+    def __init__(self, reader: FlistReader, entries: list[tuple[str, Inode]]) -> None:
+        self._reader = reader
+        self._paths = {inode.ino: path for path, inode in entries}
+        self._children: dict[int, dict[str, Inode]] = {}
+        for _, inode in entries[1:]:
+            self._children.setdefault(inode.parent, {})[inode.name] = inode
+        self._parents = {inode.ino: inode.parent for _, inode in entries}
+        self._done: dict[int, list[int | None] | None] = {}  # link -> where it leads
+        self._active: set[int] = set()
+
+    def _position_of(self, ino: int) -> list[int | None]:
+        chain: list[int | None] = []
+        while ino != ROOT_INO:
+            chain.append(ino)
+            ino = self._parents[ino]
+        return [ROOT_INO, *reversed(chain)]
+
+    def check(self, link: Inode) -> None:
+        self._resolve_link(link, link)
+
+    def _resolve_link(self, link: Inode, origin: Inode) -> list[int | None] | None:
+        if link.ino in self._done:
+            return self._done[link.ino]
+        if link.ino in self._active or len(self._active) > _MAX_LINK_DEPTH:
+            return None  # a loop: the kernel stops it with ELOOP
+        target = self._reader.extra(link.ino) or b""
+        if target.startswith(b"/"):
+            self._done[link.ino] = None
+            return None
+        self._active.add(link.ino)
+        try:
+            start = self._position_of(link.parent)
+            found = self._walk(start, target.split(b"/"), link, origin)
+        finally:
+            self._active.discard(link.ino)
+        self._done[link.ino] = found
+        return found
+
+    def _walk(
+        self, position: list[int | None], parts: list[bytes], link: Inode, origin: Inode
+    ) -> list[int | None] | None:
+        position = list(position)
+        for part in parts:
+            if part in (b"", b"."):
+                continue
+            if part == b"..":
+                if len(position) == 1:
+                    self._escape(link, origin)
+                position.pop()
+                continue
+            here = position[-1]
+            child = None
+            if here is not None:
+                child = self._children.get(here, {}).get(part.decode(errors="surrogateescape"))
+            if child is not None and child.is_symlink:
+                through = self._resolve_link(child, origin)
+                if through is None:
+                    return None  # through an absolute link or a loop: not this tree's path
+                position = list(through)
+            else:
+                position.append(None if child is None else child.ino)
+        return position
+
+    def _escape(self, link: Inode, origin: Inode) -> None:
+        target = (self._reader.extra(origin.ino) or b"").decode(errors="replace")
+        where = self._paths.get(origin.ino, origin.name)
+        via = "" if link.ino == origin.ino else f" through {self._paths.get(link.ino)}"
+        raise UnsafeFlist(f"{where}: symlink points outside the tree ({target}{via})")
 
 
 def _check_file(reader: FlistReader, path: str, inode: Inode, max_size: int) -> None:
@@ -69,7 +139,13 @@ def _check_file(reader: FlistReader, path: str, inode: Inode, max_size: int) -> 
 
 
 def _check_entry(
-    reader: FlistReader, path: str, child: Inode, *, allow_devices: bool, max_size: int
+    reader: FlistReader,
+    path: str,
+    child: Inode,
+    *,
+    allow_devices: bool,
+    allow_setuid: bool,
+    max_size: int,
 ) -> None:
     if len(path.encode()) > MAX_PATH:
         raise UnsafeFlist(f"{path[:64]}... is longer than {MAX_PATH} bytes")
@@ -82,7 +158,15 @@ def _check_entry(
     if kind not in _TYPES or child.mode >> 16 or child.mode < 0:
         raise UnsafeFlist(f"{path}: mode {child.mode:o} is not a file type")
     if kind in (stat.S_IFCHR, stat.S_IFBLK) and not allow_devices:
-        raise UnsafeFlist(f"{path}: device nodes can only be made by root")
+        raise UnsafeFlist(
+            f"{path}: the flist holds a device node; refused unless devices are allowed "
+            "(--allow-devices, as root)"
+        )
+    if child.mode & _SET_ID and kind != stat.S_IFDIR and not allow_setuid:
+        raise UnsafeFlist(
+            f"{path}: mode {stat.S_IMODE(child.mode):o} is setuid or setgid; refused unless "
+            "allowed (--allow-setuid)"
+        )
     if child.uid < 0 or child.gid < 0 or child.uid >> 32 or child.gid >> 32:
         raise UnsafeFlist(f"{path}: owner {child.uid}:{child.gid} is out of range")
     if kind == stat.S_IFLNK:
@@ -91,8 +175,19 @@ def _check_entry(
         _check_file(reader, path, child, max_size)
 
 
-def check_tree(reader: FlistReader, *, allow_devices: bool, max_size: int = 1 << 40) -> CheckedTree:
-    """Walk the flist from its root; raise :class:`UnsafeFlist` on anything hostile."""
+def check_tree(
+    reader: FlistReader,
+    *,
+    allow_devices: bool,
+    allow_setuid: bool = False,
+    max_size: int = 1 << 40,
+) -> CheckedTree:
+    """Walk the flist from its root; raise :class:`UnsafeFlist` on anything hostile.
+
+    Device nodes and setuid/setgid files are refused unless allowed: an image's own
+    ``/dev`` and ``su`` are fine to keep (a hub, a FUSE mount with nosuid), not to make
+    on a host from a stranger's flist.
+    """
     root = reader.inode(ROOT_INO)
     if root is None or root.parent != 0 or not root.is_dir:
         raise UnsafeFlist("the flist has no root directory (inode 1, parent 0)")
@@ -115,13 +210,24 @@ def check_tree(reader: FlistReader, *, allow_devices: bool, max_size: int = 1 <<
                 raise UnsafeFlist(f"inode {child.ino} appears twice in the tree (parent loop)")
             seen.add(child.ino)
             path = f"{dir_path}/{child.name}" if dir_path else child.name
-            _check_entry(reader, path, child, allow_devices=allow_devices, max_size=max_size)
+            _check_entry(
+                reader,
+                path,
+                child,
+                allow_devices=allow_devices,
+                allow_setuid=allow_setuid,
+                max_size=max_size,
+            )
             entries.append((path, child))
     total = reader.count()
     if total != len(entries):
         raise UnsafeFlist(
             f"{total - len(entries)} inodes are not reachable from the root (parent loop)"
         )
+    resolver = _Resolver(reader, entries)
+    for _, inode in entries:
+        if inode.is_symlink:
+            resolver.check(inode)
     links = reader.links()
     by_ino = {inode.ino: inode for _, inode in entries}
     for ino, other in links.items():

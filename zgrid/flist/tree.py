@@ -11,11 +11,11 @@ from pathlib import Path
 
 from zgrid.flist.errors import FlistError
 
-__all__ = ["Entry", "walk_directory"]
+__all__ = ["TreeEntry", "walk_directory"]
 
 
 @dataclass(slots=True)
-class Entry:
+class TreeEntry:
     """One path of the tree. ``path`` is relative, "/"-separated; the root is ""."""
 
     path: str
@@ -39,8 +39,8 @@ class Entry:
         return self.path.rpartition("/")[0]
 
 
-def _entry(path: str, full: Path, st: os.stat_result) -> Entry:
-    return Entry(
+def _entry(path: str, full: Path, st: os.stat_result) -> TreeEntry:
+    return TreeEntry(
         path=path,
         mode=st.st_mode,
         uid=st.st_uid,
@@ -56,7 +56,7 @@ def _entry(path: str, full: Path, st: os.stat_result) -> Entry:
     )
 
 
-def walk_directory(root: Path) -> Iterator[Entry]:
+def walk_directory(root: Path) -> Iterator[TreeEntry]:
     """Every path under ``root`` in a stable order (names sorted), symlinks not followed.
 
     A regular file met again through another hardlink becomes a link entry.

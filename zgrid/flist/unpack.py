@@ -36,11 +36,18 @@ class UnpackReport:
     skipped: int = 0  # sockets: nothing to make of them
 
 
-def _prepare_target(target: Path) -> int:
+def _prepare_target(target: Path) -> tuple[int, list[Path]]:
+    """The target's descriptor, and the directories made for it (to remove on failure)."""
+    made: list[Path] = []
+    missing = target
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
     try:
         target.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, _DIR_FLAGS)
     except OSError as exc:
+        _remove_made_dirs(made)
         raise FlistError(f"cannot use {target} as the target: {exc.strerror}") from exc
     try:
         empty = not os.listdir(fd)
@@ -50,7 +57,33 @@ def _prepare_target(target: Path) -> int:
     if not empty:
         os.close(fd)
         raise FlistError(f"{target} is not empty; unpack into a new or empty directory")
-    return fd
+    return fd, made
+
+
+def _remove_made_dirs(made: list[Path]) -> None:
+    for directory in made:  # deepest first
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def _remove_tree_at(dir_fd: int, name: str) -> None:
+    """Remove ``name`` under ``dir_fd`` and all below it, following no symlink, even in
+    directories whose mode was already made read-only."""
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, 0o700)
+        for child in os.listdir(fd):
+            _remove_tree_at(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
 
 
 class _Unpacker:
@@ -151,13 +184,24 @@ async def unpack(
     *,
     on_progress: Callable[[int], None] | None = None,
     parallel: int = 8,
+    allow_devices: bool = False,
+    allow_setuid: bool = False,
 ) -> UnpackReport:
-    """Recreate the flist's tree under ``target`` (a new or empty directory)."""
+    """Recreate the flist's tree under ``target`` (a new or empty directory).
+
+    Device nodes and setuid/setgid files are refused unless allowed (devices need root
+    as well): a node unpacking a user's image must not make them. On failure everything
+    this call created is removed again (and ``target`` itself when it made it), so the
+    same unpack can be tried again.
+    """
     as_root = os.geteuid() == 0
+    if allow_devices and not as_root:
+        raise FlistError("only root can make device nodes; unpack as root or without devices")
     with FlistReader(flist) as reader:
-        tree = check_tree(reader, allow_devices=as_root)
+        tree = check_tree(reader, allow_devices=allow_devices, allow_setuid=allow_setuid)
         report = UnpackReport(target=target, inodes=len(tree.entries))
-        root_fd = _prepare_target(target)
+        root_fd, made_dirs = _prepare_target(target)
+        target_mode = stat.S_IMODE(os.fstat(root_fd).st_mode)
         unpacker = _Unpacker(root_fd, as_root=as_root)
         paths = {inode.ino: path for path, inode in tree.entries}
         try:
@@ -198,8 +242,23 @@ async def unpack(
             for path, inode in reversed([*tree.entries[:1], *made]):
                 unpacker.finish(path, inode)
         except OSError as exc:
+            _clean_up(root_fd, made_dirs, target_mode)
             raise FlistError(f"cannot unpack into {target}: {exc}") from exc
+        except BaseException:
+            _clean_up(root_fd, made_dirs, target_mode)
+            raise
         finally:
             with contextlib.suppress(OSError):
                 os.close(root_fd)
     return report
+
+
+def _clean_up(root_fd: int, made_dirs: list[Path], target_mode: int) -> None:
+    """Remove what a failed unpack made: the target was empty, so all it holds is ours."""
+    with contextlib.suppress(OSError):
+        os.fchmod(root_fd, 0o700)
+        for name in os.listdir(root_fd):
+            with contextlib.suppress(OSError):
+                _remove_tree_at(root_fd, name)
+        os.fchmod(root_fd, target_mode)
+    _remove_made_dirs(made_dirs)

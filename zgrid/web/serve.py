@@ -71,10 +71,12 @@ def _guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             super().__init__(*args, **kwargs)
             self._header_deadline: asyncio.TimerHandle | None = None
             self._header_bytes = 0
+            self._header_tail = b""
 
         def _arm(self) -> None:
             self._disarm()
             self._header_bytes = 0
+            self._header_tail = b""
             self._header_deadline = self.loop.call_later(limits.header_timeout, self._expire)
 
         def _disarm(self) -> None:
@@ -97,7 +99,12 @@ def _guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def data_received(self, data: bytes) -> None:
             if self._header_deadline is not None:
-                self._header_bytes += len(data)
+                # Only the bytes up to the end of the headers count: the same read often
+                # carries the start of the body, which is not the headers' to answer for.
+                tail = self._header_tail
+                end = (tail + data).find(b"\r\n\r\n")
+                self._header_tail = (tail + data)[-3:]
+                self._header_bytes += len(data) if end < 0 else max(0, end - len(tail))
                 if self._header_bytes > limits.max_header_bytes:
                     self._disarm()
                     self.transport.write(

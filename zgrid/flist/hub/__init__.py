@@ -3,7 +3,9 @@ client that pushes and pulls them.
 
 Blocks are served in the layout of the read-only ``http://`` store, and every published
 flist routes its blocks to ``<public-url>/blocks``, so consumers read them straight from
-the hub. Writes are signed by a twin's key on the ledger (:mod:`zgrid.flist.hub.auth`).
+the hub. Writes are signed by a twin's key on the ledger, once each, over where they go
+and a declared body hash (:mod:`zgrid.flist.hub.auth`); a published flist is served byte
+for byte as pushed, with its publisher's signature, which a pull checks.
 """
 
 from __future__ import annotations
@@ -11,11 +13,32 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from zgrid.flist.hub.auth import MAX_CLOCK_SKEW, Authenticator, authorization, signed_digest
+from zgrid.flist.hub.auth import (
+    BODY_HASH_HEADER,
+    FLIST_SIGNATURE_HEADER,
+    MAX_CLOCK_SKEW,
+    Authenticator,
+    authorization,
+    sign_flist,
+    signed_digest,
+    verify_flist,
+)
 from zgrid.flist.hub.client import HubClient
 from zgrid.flist.hub.errors import HubRefused
-from zgrid.flist.hub.limits import MAX_BLOCK_BYTES, MAX_FLIST_BYTES, MAX_MISSING_IDS
-from zgrid.flist.hub.results import FlistEntry, OwnerEntry, Progress, PullReport, PushReport
+from zgrid.flist.hub.limits import (
+    MAX_BLOCK_BYTES,
+    MAX_FLIST_BYTES,
+    MAX_MISSING_IDS,
+    UploadLimits,
+)
+from zgrid.flist.hub.nonces import NonceStore
+from zgrid.flist.hub.results import (
+    FlistEntry,
+    OwnerEntry,
+    PullReport,
+    PushReport,
+    TransferProgress,
+)
 from zgrid.flist.hub.storage import FlistRecord, FlistStorage
 
 if TYPE_CHECKING:
@@ -43,7 +66,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BODY_HASH_HEADER",
     "DEFAULT_HUB_PORT",
+    "FLIST_SIGNATURE_HEADER",
     "MAX_BLOCK_BYTES",
     "MAX_CLOCK_SKEW",
     "MAX_FLIST_BYTES",
@@ -56,14 +81,18 @@ __all__ = [
     "HubClient",
     "HubOptions",
     "HubRefused",
+    "NonceStore",
     "OwnerEntry",
-    "Progress",
     "PullReport",
     "PushReport",
+    "TransferProgress",
+    "UploadLimits",
     "authorization",
     "create_app",
     "open_hub",
     "run_hub",
     "serve",
+    "sign_flist",
     "signed_digest",
+    "verify_flist",
 ]

@@ -1,40 +1,51 @@
 """The hub's HTTP API: blocks in the layout of the read-only ``http://`` store, and flists
-published by twins, pushed with signed requests.
+published by twins, pushed with signed requests (:mod:`zgrid.flist.hub.auth`).
 
-Errors are ``{"error": "<one line>"}`` with the status the refusal calls for.
+Errors are the one body shape of every zgrid API, ``{"error": {"code", "message"}}``.
+Writes are checked before their body is read, bounded in number (per twin and in total),
+and their checks run in worker processes, so reads never wait behind pushes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
+import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.exceptions import HTTPException
 
 from zgrid import __version__
 from zgrid.flist.block import block_id
-from zgrid.flist.errors import FlistError, StoreError
-from zgrid.flist.hub.auth import SCHEME, Authenticator, Credentials
-from zgrid.flist.hub.errors import HubRefused
-from zgrid.flist.hub.ingest import missing_blocks, prepare_flist
-from zgrid.flist.hub.limits import MAX_BLOCK_BYTES, MAX_FLIST_BYTES, MAX_MISSING_IDS
-from zgrid.flist.hub.storage import FlistStorage, check_name
+from zgrid.flist.errors import StoreError
+from zgrid.flist.hub.auth import FLIST_SIGNATURE_HEADER, Authenticator, Credentials, verify_flist
+from zgrid.flist.hub.ingest import UploadRefused, check_upload, missing_blocks
+from zgrid.flist.hub.limits import (
+    MAX_BLOCK_BYTES,
+    MAX_FLIST_BYTES,
+    MAX_MISSING_IDS,
+    UploadLimits,
+)
+from zgrid.flist.hub.nonces import NonceStore
+from zgrid.flist.hub.storage import FlistRecord, FlistStorage, check_name
 from zgrid.flist.stores import BlockStore
 from zgrid.identity import blake2b256
+from zgrid.web import RequestRefused, error_response, install_error_handlers, iter_body, read_body
 
-__all__ = ["Hub", "create_app"]
+__all__ = ["Hub", "UploadSlots", "create_app"]
+
+log = logging.getLogger("zgrid.flist.hub")
 
 _MAX_SMALL_BODY = 1 << 20
 _HEX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -42,89 +53,123 @@ _T = TypeVar("_T")
 TwinId = Annotated[int, PathParam(ge=0, lt=1 << 63, description="the publishing twin")]
 
 
-@dataclass(slots=True)
+class UploadSlots:
+    """Uploads in progress, at most ``per_twin`` for one twin (429 beyond) and ``total``
+    for all (503 beyond): a sender cannot hold more of the hub than its share."""
+
+    def __init__(self, what: str, *, per_twin: int, total: int) -> None:
+        self.what = what
+        self.per_twin = per_twin
+        self.total = total
+        self._by_twin: dict[int, int] = {}
+        self._count = 0
+
+    @contextlib.contextmanager
+    def take(self, twin_id: int) -> Iterator[None]:
+        if self._count >= self.total:
+            raise RequestRefused(
+                503,
+                "busy",
+                f"the hub takes {self.total} {self.what} uploads at once; try again shortly",
+                headers={"Retry-After": "1"},
+            )
+        mine = self._by_twin.get(twin_id, 0)
+        if mine >= self.per_twin:
+            raise RequestRefused(
+                429,
+                "too_many_uploads",
+                f"twin {twin_id} has {mine} {self.what} uploads in progress; at most "
+                f"{self.per_twin} at once",
+                headers={"Retry-After": "1"},
+            )
+        self._by_twin[twin_id] = mine + 1
+        self._count += 1
+        try:
+            yield
+        finally:
+            self._count -= 1
+            left = self._by_twin[twin_id] - 1
+            if left:
+                self._by_twin[twin_id] = left
+            else:
+                del self._by_twin[twin_id]
+
+
+@dataclass(slots=True, kw_only=True)
 class Hub:
-    """What the API serves from: the block store, the flists, and who may write."""
+    """What the API serves from: the block store, the flists, who may write, and the
+    workers that take a push's blocking work off the event loop.
+
+    ``checks`` runs :func:`check_upload` (a process pool in a served hub); ``writes`` the
+    file and index work of pushes, so that the default executor stays free for reads.
+    """
 
     store: BlockStore
     storage: FlistStorage
     auth: Authenticator
+    nonces: NonceStore
     public_url: str
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    checks: Executor | None = None
+    writes: Executor | None = None
+    flist_uploads: UploadSlots = field(init=False)
+    block_uploads: UploadSlots = field(init=False)
+    check_slots: asyncio.Semaphore = field(init=False)
+    lookup_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        limits = self.limits
+        self.flist_uploads = UploadSlots(
+            "flist", per_twin=limits.flists_per_twin, total=limits.flists_total
+        )
+        self.block_uploads = UploadSlots(
+            "block", per_twin=limits.blocks_per_twin, total=limits.blocks_total
+        )
+        self.check_slots = asyncio.Semaphore(max(1, limits.checks))
+        self.lookup_slots = asyncio.Semaphore(4)  # store lookups of pushes, all together
 
     @property
     def blocks_url(self) -> str:
         return f"{self.public_url}/blocks"
 
+    async def in_writes(self, work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.writes, functools.partial(work, *args, **kwargs))
+
+    async def check(self, upload: Path) -> list[bytes]:
+        scratch = upload.with_name(upload.name + ".check")
+        async with self.check_slots:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    self.checks,
+                    functools.partial(check_upload, upload, scratch, blocks_url=self.blocks_url),
+                )
+            except UploadRefused as exc:
+                raise RequestRefused(400, "bad_flist", str(exc)) from exc
+
     async def close(self) -> None:
         await self.auth.close()
         await self.store.close()
         self.storage.close()
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+        self.nonces.close()
+        for executor in (self.checks, self.writes):
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown, cancel_futures=True)
 
 
 def _parse_id(text: str) -> bytes:
     if not _HEX_ID.match(text):
-        raise HubRefused(400, f"bad block id {text!r}: 64 hex digits")
+        raise RequestRefused(400, "bad_block_id", f"bad block id {text!r}: 64 hex digits")
     return bytes.fromhex(text)
 
 
-def _too_large(limit: int) -> HubRefused:
-    return HubRefused(413, f"the body is larger than {limit} bytes")
-
-
-def _check_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused once it passes ``limit``: a huge body is never held."""
-    _check_length(request, limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _spool_body(request: Request, limit: int, path: Path) -> bytes:
-    """Write the body to ``path``; return its BLAKE2b-256."""
-    _check_length(request, limit)
-    digest = hashlib.blake2b(digest_size=32)
-    size = 0
-    handle = await asyncio.to_thread(path.open, "wb")
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            digest.update(chunk)
-            await asyncio.to_thread(handle.write, chunk)
-    finally:
-        handle.close()
-    return digest.digest()
-
-
-async def _before_body(request: Request, check: Awaitable[_T], limit: int) -> _T:
-    """Run a check that needs no body; on refusal read the body away first, so that the
-    client, still sending, gets the answer instead of a broken connection."""
-    try:
-        return await check
-    except HubRefused:
-        with contextlib.suppress(Exception):
-            size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    break
-        raise
+def _mismatch(declared: bytes) -> RequestRefused:
+    return RequestRefused(
+        400,
+        "body_mismatch",
+        f"the body does not match its declared BLAKE2b-256 {declared.hex()}",
+    )
 
 
 async def _file_chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
@@ -135,16 +180,32 @@ async def _file_chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
         handle.close()
 
 
-def _send_flist(path: Path, flist_hash: str) -> StreamingResponse:
+def _send_flist(path: Path, record: FlistRecord) -> StreamingResponse:
     try:
         handle = path.open("rb")  # opened now: a delete after this still serves whole bytes
     except FileNotFoundError as exc:
-        raise HubRefused(404, f"flist {flist_hash} is gone") from exc
+        raise RequestRefused(404, "not_found", f"flist {record.hash} is gone") from exc
     size = os.fstat(handle.fileno()).st_size
     return StreamingResponse(
         _file_chunks(handle),
         media_type="application/octet-stream",
-        headers={"X-Flist-Hash": flist_hash, "Content-Length": str(size)},
+        headers={
+            "Content-Length": str(size),
+            "X-Flist-Hash": record.hash,
+            "X-Flist-Owner": str(record.owner),
+            "X-Flist-Name": record.name,
+            FLIST_SIGNATURE_HEADER: record.signature,
+        },
+    )
+
+
+async def _signed(hub: Hub, request: Request) -> Credentials:
+    return await hub.auth.check(
+        method=request.method,
+        host=request.headers.get("host", ""),
+        path=request.url.path,
+        query=request.url.query,
+        headers=request.headers,
     )
 
 
@@ -154,35 +215,12 @@ def create_app(hub: Hub) -> FastAPI:
         version=__version__,
         description="Content-addressed flist blocks, and flists published by twins.",
     )
-
-    @app.exception_handler(HubRefused)
-    async def _refused(_: Request, exc: HubRefused) -> JSONResponse:
-        headers = {"WWW-Authenticate": SCHEME} if exc.status == 401 else None
-        return _error(exc.status, exc.message, headers)
+    install_error_handlers(app, log=log)
 
     @app.exception_handler(StoreError)
     async def _store_failed(_: Request, exc: StoreError) -> JSONResponse:
-        return _error(503, f"the hub's block store failed: {exc}")
-
-    @app.exception_handler(FlistError)
-    async def _flist_failed(_: Request, exc: FlistError) -> JSONResponse:
-        return _error(500, str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        return _error(400, "; ".join(problems) or "bad request")
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
-
-    @app.exception_handler(Exception)
-    async def _crashed(_: Request, exc: Exception) -> JSONResponse:
-        return _error(500, f"internal error: {type(exc).__name__}")
+        log.warning("the block store failed: %s", exc)
+        return error_response(503, "store_unavailable", f"the hub's block store failed: {exc}")
 
     @app.get("/health", tags=["hub"])
     async def health() -> dict[str, Any]:
@@ -198,7 +236,7 @@ def _block_routes(app: FastAPI, hub: Hub) -> None:
         id_ = _parse_id(text)
         data = await hub.store.get(id_)
         if data is None:
-            raise HubRefused(404, f"no block {text}")
+            raise RequestRefused(404, "not_found", f"no block {text}")
         if request.method == "HEAD":
             return Response(
                 media_type="application/octet-stream", headers={"Content-Length": str(len(data))}
@@ -208,7 +246,7 @@ def _block_routes(app: FastAPI, hub: Hub) -> None:
     @app.api_route("/blocks/{prefix}/{hex_id}", methods=["GET", "HEAD"], tags=["blocks"])
     async def block_in_dir(request: Request, prefix: str, hex_id: str) -> Response:
         if prefix.lower() != hex_id[:2].lower():
-            raise HubRefused(404, f"no block {prefix}/{hex_id}")
+            raise RequestRefused(404, "not_found", f"no block {prefix}/{hex_id}")
         return await send_block(request, hex_id)
 
     @app.api_route("/blocks/{hex_id}", methods=["GET", "HEAD"], tags=["blocks"])
@@ -218,42 +256,77 @@ def _block_routes(app: FastAPI, hub: Hub) -> None:
     @app.post("/blocks/missing", tags=["blocks"])
     async def missing(request: Request) -> list[str]:
         """Which of the given block ids the hub does not hold (a JSON list of hex ids)."""
+        body = await read_body(
+            request, limit=_MAX_SMALL_BODY, idle_timeout=hub.limits.body_idle_timeout
+        )
         try:
-            document = json.loads(await _read_body(request, _MAX_SMALL_BODY))
+            document = json.loads(body)
         except ValueError as exc:
-            raise HubRefused(400, f"the body is not JSON: {exc}") from exc
+            raise RequestRefused(400, "bad_request", f"the body is not JSON: {exc}") from exc
         if not isinstance(document, list) or not all(isinstance(i, str) for i in document):
-            raise HubRefused(400, "the body must be a JSON list of hex block ids")
+            raise RequestRefused(
+                400, "bad_request", "the body must be a JSON list of hex block ids"
+            )
         if len(document) > MAX_MISSING_IDS:
-            raise HubRefused(400, f"at most {MAX_MISSING_IDS} ids per request")
+            raise RequestRefused(400, "bad_request", f"at most {MAX_MISSING_IDS} ids per request")
         ids = [_parse_id(text) for text in document]
-        return [id_.hex() for id_ in await missing_blocks(hub.store, ids)]
+        lacking = await missing_blocks(hub.store, ids, slots=hub.lookup_slots)
+        return [id_.hex() for id_ in lacking]
 
     @app.put("/blocks/{hex_id}", tags=["blocks"])
     async def put_block(request: Request, hex_id: str) -> dict[str, Any]:
         """Store one block; signed by any twin; the body must hash to the id."""
         id_ = _parse_id(hex_id)
-        credentials = await _before_body(
-            request, hub.auth.credentials(request.headers.get("authorization")), MAX_BLOCK_BYTES
-        )
-        body = await _read_body(request, MAX_BLOCK_BYTES)
-        await hub.auth.verify(credentials, "PUT", request.url.path, blake2b256(body))
+        credentials = await _signed(hub, request)
+        with hub.block_uploads.take(credentials.twin_id):
+            body = await read_body(
+                request, limit=MAX_BLOCK_BYTES, idle_timeout=hub.limits.body_idle_timeout
+            )
+        if blake2b256(body) != credentials.body_hash:
+            raise _mismatch(credentials.body_hash)
         if block_id(body) != id_:
-            raise HubRefused(400, f"the body is not block {id_.hex()}: its BLAKE2b-256 differs")
+            raise RequestRefused(
+                400, "bad_block", f"the body is not block {id_.hex()}: its BLAKE2b-256 differs"
+            )
         await hub.store.set(id_, body)
         return {"id": id_.hex(), "size": len(body)}
 
 
+async def _spool(hub: Hub, request: Request, path: Path, declared: bytes) -> None:
+    """Write the body to ``path`` as it arrives; refuse it unless it hashes to ``declared``."""
+    digest = hashlib.blake2b(digest_size=32)
+    handle = await hub.in_writes(path.open, "wb")
+    try:
+        chunks = iter_body(
+            request, limit=MAX_FLIST_BYTES, idle_timeout=hub.limits.body_idle_timeout
+        )
+        async for chunk in chunks:
+            digest.update(chunk)
+            await hub.in_writes(handle.write, chunk)
+    finally:
+        handle.close()
+    if digest.digest() != declared:
+        raise _mismatch(declared)
+
+
 def _flist_routes(app: FastAPI, hub: Hub) -> None:
-    def describe(owner: int, name: str, flist_hash: str, size: int) -> dict[str, Any]:
-        url = f"{hub.public_url}/flists/{owner}/{name}"
-        return {"owner": owner, "name": name, "hash": flist_hash, "size": size, "url": url}
+    def describe(record: FlistRecord) -> dict[str, Any]:
+        url = f"{hub.public_url}/flists/{record.owner}/{record.name}"
+        return {
+            "owner": record.owner,
+            "name": record.name,
+            "hash": record.hash,
+            "size": record.size,
+            "url": url,
+        }
 
     async def owner_signed(request: Request, twin_id: int, name: str) -> Credentials:
-        credentials = await hub.auth.credentials(request.headers.get("authorization"))
+        credentials = await _signed(hub, request)
         if credentials.twin_id != twin_id:
-            raise HubRefused(
-                403, f"twin {credentials.twin_id} cannot change flists of twin {twin_id}"
+            raise RequestRefused(
+                403,
+                "forbidden",
+                f"twin {credentials.twin_id} cannot change flists of twin {twin_id}",
             )
         check_name(name)
         return credentials
@@ -265,10 +338,10 @@ def _flist_routes(app: FastAPI, hub: Hub) -> None:
 
     @app.get("/flists/by-hash/{flist_hash}", tags=["flists"])
     async def by_hash(flist_hash: str) -> StreamingResponse:
-        path = await asyncio.to_thread(hub.storage.by_hash, flist_hash)
-        if path is None:
-            raise HubRefused(404, f"no flist has the hash {flist_hash}")
-        return _send_flist(path, flist_hash)
+        record = await asyncio.to_thread(hub.storage.by_hash, flist_hash)
+        if record is None:
+            raise RequestRefused(404, "not_found", f"no flist has the hash {flist_hash}")
+        return _send_flist(hub.storage.path_of(record.hash), record)
 
     @app.get("/flists/{twin_id}", tags=["flists"])
     async def flists_of(twin_id: TwinId) -> list[dict[str, Any]]:
@@ -281,40 +354,59 @@ def _flist_routes(app: FastAPI, hub: Hub) -> None:
     async def flist(twin_id: TwinId, name: str) -> StreamingResponse:
         record = await asyncio.to_thread(hub.storage.get, twin_id, name)
         if record is None:
-            raise HubRefused(404, f"twin {twin_id} has no flist {name!r}")
-        return _send_flist(hub.storage.path_of(record.hash), record.hash)
+            raise RequestRefused(404, "not_found", f"twin {twin_id} has no flist {name!r}")
+        return _send_flist(hub.storage.path_of(record.hash), record)
 
     @app.put("/flists/{twin_id}/{name}", tags=["flists"])
     async def push(request: Request, twin_id: TwinId, name: str) -> dict[str, Any]:
-        """Publish a .fl as ``twin_id``/``name``; every block it names must be here first."""
-        credentials = await _before_body(
-            request, owner_signed(request, twin_id, name), MAX_FLIST_BYTES
-        )
-        upload = hub.storage.temp_path()
-        try:
-            body_hash = await _spool_body(request, MAX_FLIST_BYTES, upload)
-            await hub.auth.verify(credentials, "PUT", request.url.path, body_hash)
-            ids = await asyncio.to_thread(prepare_flist, upload, blocks_url=hub.blocks_url)
-            lacking = await missing_blocks(hub.store, ids)
-            if lacking:
-                raise HubRefused(
-                    409,
-                    f"{len(lacking)} of the {len(ids)} blocks of this flist are not on the "
-                    f"hub (first: {lacking[0].hex()}); upload them first",
+        """Publish a .fl as ``twin_id``/``name``; every block it names must be here first,
+        and its blocks must be routed to this hub. ``X-Flist-Signature`` is the twin's
+        signature of the owner, the name and the content hash, served to every puller."""
+        credentials = await owner_signed(request, twin_id, name)
+        flist_hash = credentials.body_hash.hex()
+        signature = request.headers.get(FLIST_SIGNATURE_HEADER.lower(), "")
+        key = await hub.auth.public_key(twin_id)
+        if not verify_flist(key, twin_id, name, flist_hash, signature):
+            raise RequestRefused(
+                400,
+                "bad_flist_signature",
+                f"{FLIST_SIGNATURE_HEADER} must be twin {twin_id}'s signature of "
+                f"{twin_id}/{name} with content hash {flist_hash}",
+            )
+        with hub.flist_uploads.take(twin_id):
+            upload = hub.storage.temp_path()
+            try:
+                await _spool(hub, request, upload, credentials.body_hash)
+                ids = await hub.check(upload)
+                lacking = await missing_blocks(hub.store, ids, slots=hub.lookup_slots)
+                if lacking:
+                    raise RequestRefused(
+                        409,
+                        "blocks_missing",
+                        f"{len(lacking)} of the {len(ids)} blocks of this flist are not on "
+                        f"the hub (first: {lacking[0].hex()}); upload them first",
+                    )
+                record = await hub.in_writes(
+                    hub.storage.store,
+                    twin_id,
+                    name,
+                    upload,
+                    flist_hash=flist_hash,
+                    signature=signature.lower(),
                 )
-            record = await asyncio.to_thread(hub.storage.store, twin_id, name, upload)
-        finally:
-            with contextlib.suppress(OSError):
-                upload.unlink()
-        return describe(record.owner, record.name, record.hash, record.size)
+            finally:
+                with contextlib.suppress(OSError):
+                    upload.unlink()
+        return describe(record)
 
     @app.delete("/flists/{twin_id}/{name}", tags=["flists"])
     async def delete(request: Request, twin_id: TwinId, name: str) -> dict[str, Any]:
-        credentials = await _before_body(
-            request, owner_signed(request, twin_id, name), _MAX_SMALL_BODY
+        credentials = await owner_signed(request, twin_id, name)
+        body = await read_body(
+            request, limit=_MAX_SMALL_BODY, idle_timeout=hub.limits.body_idle_timeout
         )
-        body = await _read_body(request, _MAX_SMALL_BODY)
-        await hub.auth.verify(credentials, "DELETE", request.url.path, blake2b256(body))
-        if not await asyncio.to_thread(hub.storage.delete, twin_id, name):
-            raise HubRefused(404, f"twin {twin_id} has no flist {name!r}")
+        if blake2b256(body) != credentials.body_hash:
+            raise _mismatch(credentials.body_hash)
+        if not await hub.in_writes(hub.storage.delete, twin_id, name):
+            raise RequestRefused(404, "not_found", f"twin {twin_id} has no flist {name!r}")
         return {"owner": twin_id, "name": name, "deleted": True}

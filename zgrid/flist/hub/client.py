@@ -1,7 +1,9 @@
 """HubClient: push flists and their blocks to a hub, pull them back, list and delete.
 
-Every request is retried on connection errors and 5xx answers, with backoff, for up to
-``retry_for`` seconds, so a long pull or push goes on across a restart of the hub.
+Every request is retried (tenacity) on connection errors, 429 and 5xx answers, with
+backoff, for up to ``retry_for`` seconds, so a long pull or push goes on across a restart
+of the hub; each attempt is signed afresh (a new nonce). A flist pulled by name is
+checked against its publisher's signature, with the key the ledger has for that twin.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -18,21 +22,31 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
+import tenacity
 
+from zgrid.chain import ChainClient, ChainError, NotFound
 from zgrid.flist.block import block_id
-from zgrid.flist.errors import BlockNotFound, HubError
-from zgrid.flist.hub.auth import authorization
+from zgrid.flist.errors import BlockNotFound, FormatError, HubError
+from zgrid.flist.hub.auth import FLIST_SIGNATURE_HEADER, authorization, sign_flist, verify_flist
 from zgrid.flist.hub.errors import HubRefused
+from zgrid.flist.hub.ingest import point_at_hub
 from zgrid.flist.hub.limits import MAX_BLOCK_BYTES, MAX_FLIST_BYTES, MAX_MISSING_IDS, NAME_PATTERN
-from zgrid.flist.hub.results import FlistEntry, OwnerEntry, Progress, PullReport, PushReport
+from zgrid.flist.hub.results import (
+    FlistEntry,
+    OwnerEntry,
+    PullReport,
+    PushReport,
+    TransferProgress,
+)
 from zgrid.flist.meta import FlistReader
 from zgrid.flist.stores import Router
-from zgrid.identity import Identity, blake2b256
+from zgrid.identity import Identity, InvalidKeyError, blake2b256, public_key_from_address
 
 __all__ = ["HubClient"]
 
 _T = TypeVar("_T")
 _MAX_DELAY = 2.0
+_RETRIED_STATUSES = (429,)  # and every 5xx
 
 
 class _Transient(Exception):
@@ -43,33 +57,44 @@ _FlistEntries = list[FlistEntry]
 _OwnerEntries = list[OwnerEntry]
 
 
-def _hub_message(response: httpx.Response) -> str:
+def _hub_error(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) of an error answer: ``{"error": {"code", "message"}}``."""
     with contextlib.suppress(ValueError):
         document = response.json()
-        message = document.get("error") if isinstance(document, dict) else None
-        if isinstance(message, str):
-            return message
-    return response.text[:200] or response.reason_phrase
+        error = document.get("error") if isinstance(document, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error.get("code", "")), error["message"]
+    return "", response.text[:200] or response.reason_phrase
+
+
+def _hub_message(response: httpx.Response) -> str:
+    return _hub_error(response)[1]
+
+
+def _refused(response: httpx.Response) -> HubRefused:
+    code, message = _hub_error(response)
+    return HubRefused(response.status_code, message, code=code)
 
 
 async def _run_bounded(
     items: Iterable[_T], work: Callable[[_T], Awaitable[None]], parallel: int
 ) -> None:
-    """``work`` on every item, ``parallel`` at a time; the first failure stops the rest."""
-    iterator = iter(items)
+    """``work`` on every item, ``parallel`` at a time; the first failure cancels the rest."""
+    slots = asyncio.Semaphore(max(1, parallel))
 
-    async def worker() -> None:
-        for item in iterator:  # shared: each item goes to exactly one worker
+    async def one(item: _T) -> None:
+        try:
             await work(item)
+        finally:
+            slots.release()
 
-    tasks = [asyncio.create_task(worker()) for _ in range(max(1, parallel))]
     try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                await slots.acquire()  # at most ``parallel`` tasks exist at once
+                group.create_task(one(item))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure is the one to report
 
 
 class HubClient:
@@ -81,6 +106,7 @@ class HubClient:
         *,
         identity: Identity | None = None,
         twin_id: int | None = None,
+        ledger: ChainClient | None = None,
         retry_for: float = 60.0,
         timeout: float = 30.0,
         parallel: int = 8,
@@ -89,9 +115,11 @@ class HubClient:
         self.url = url.rstrip("/")
         self.identity = identity
         self.twin_id = twin_id
+        self.ledger = ledger  # where publishers' keys come from; the caller closes it
         self.retry_for = retry_for
         self.parallel = parallel
         self._prefix = urlsplit(self.url).path
+        self._host = httpx.Request("GET", self.url).headers["host"]
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> HubClient:
@@ -114,24 +142,30 @@ class HubClient:
         if not signed:
             return {}
         identity, twin_id = self._signer()
-        header = authorization(
-            identity, twin_id, method, self._prefix + path, blake2b256(body), now=int(time.time())
+        return authorization(
+            identity,
+            twin_id,
+            method=method,
+            host=self._host,
+            path=self._prefix + path,
+            body_hash=blake2b256(body),
+            now=int(time.time()),
         )
-        return {"Authorization": header}
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.1
-        while True:
-            try:
-                return await attempt()
-            except _Transient as exc:
-                if time.monotonic() + delay > deadline:
-                    raise HubError(
-                        f"{exc} ({what}: still failing after {self.retry_for:g} s)"
-                    ) from exc
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_DELAY)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_delay(self.retry_for),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=_MAX_DELAY),
+            reraise=True,
+        )
+        try:
+            async for round_ in retrying:
+                with round_:
+                    return await attempt()
+        except _Transient as exc:
+            raise HubError(f"{exc} ({what}: still failing after {self.retry_for:g} s)") from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _request(
         self,
@@ -142,11 +176,13 @@ class HubClient:
         signed: bool = False,
         json_body: bool = False,
         accept: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """The hub's answer; 4xx (except ``accept``) raise HubRefused with the hub's message."""
+        extra = headers or {}
 
         async def attempt() -> httpx.Response:
-            headers = self._headers(method, path, body, signed)
+            headers = {**extra, **self._headers(method, path, body, signed)}
             if json_body:
                 headers["Content-Type"] = "application/json"
             try:
@@ -157,12 +193,12 @@ class HubClient:
                 ) from exc
             except httpx.HTTPError as exc:
                 raise HubError(f"{method} {self.url}{path}: {exc}") from exc
-            if response.status_code >= 500:
+            if response.status_code >= 500 or response.status_code in _RETRIED_STATUSES:
                 raise _Transient(
                     f"the hub answered {response.status_code}: {_hub_message(response)}"
                 )
             if response.status_code >= 400 and response.status_code not in accept:
-                raise HubRefused(response.status_code, _hub_message(response))
+                raise _refused(response)
             return response
 
         return await self._retrying(f"{method} {path}", attempt)
@@ -209,13 +245,18 @@ class HubClient:
         flist_path: Path,
         name: str,
         source_router: Router,
-        on_progress: Progress | None = None,
+        on_progress: TransferProgress | None = None,
     ) -> PushReport:
-        """Upload the blocks the hub lacks (read from ``source_router``), then the flist."""
-        _, twin_id = self._signer()
+        """Upload the blocks the hub lacks (read from ``source_router``), then the flist,
+        its blocks routed to the hub and signed by this client's twin."""
+        identity, twin_id = self._signer()
         if not NAME_PATTERN.match(name):
             raise HubError(f"bad flist name {name!r}: use 1 to 128 of A-Z a-z 0-9 . _ -")
-        body = await asyncio.to_thread(flist_path.read_bytes)
+        health = await self._json("GET", "/health")
+        blocks_url = health.get("blocks") if isinstance(health, dict) else None
+        if not isinstance(blocks_url, str):
+            raise HubError(f"the hub at {self.url} does not say where its blocks are")
+        body = await asyncio.to_thread(_as_published, flist_path, blocks_url)
         if len(body) > MAX_FLIST_BYTES:
             raise HubError(f"{flist_path} is {len(body)} bytes; a hub takes {MAX_FLIST_BYTES}")
         with FlistReader(flist_path) as reader:
@@ -233,7 +274,15 @@ class HubClient:
                 on_progress(done, len(ids))
 
         await _run_bounded(lacking, upload, self.parallel)
-        answer = await self._json("PUT", f"/flists/{twin_id}/{name}", body=body, signed=True)
+        flist_hash = blake2b256(body).hex()
+        signature = sign_flist(identity, twin_id, name, flist_hash)
+        answer = await self._json(
+            "PUT",
+            f"/flists/{twin_id}/{name}",
+            body=body,
+            signed=True,
+            headers={FLIST_SIGNATURE_HEADER: signature},
+        )
         return PushReport(
             owner=int(answer["owner"]),
             name=str(answer["name"]),
@@ -251,13 +300,40 @@ class HubClient:
         dest_path: Path,
         *,
         blocks_to: Router | None = None,
-        on_progress: Progress | None = None,
+        on_progress: TransferProgress | None = None,
     ) -> PullReport:
-        """Download ``owner``'s flist ``name`` to ``dest_path``, checked against its hash; with
-        ``blocks_to``, also copy every block it names from the hub into that router."""
+        """Download ``owner``'s flist ``name`` to ``dest_path``, checked against the signature
+        of ``owner`` (its key on the ledger) over the owner, the name and the content hash;
+        with ``blocks_to``, also copy every block it names from the hub into that router."""
         if not NAME_PATTERN.match(name):
             raise HubError(f"bad flist name {name!r}")
-        return await self._pull(f"/flists/{owner}/{name}", None, dest_path, blocks_to, on_progress)
+        if self.ledger is None:
+            raise HubError("pulling a flist by name checks its publisher's key: give a ledger")
+        key = await self._publisher_key(owner)
+
+        def check(flist_hash: str, headers: httpx.Headers) -> None:
+            signature = headers.get(FLIST_SIGNATURE_HEADER.lower(), "")
+            if not verify_flist(key, owner, name, flist_hash, signature):
+                raise HubError(
+                    f"the hub sent a flist for {owner}/{name} (hash {flist_hash}) that twin "
+                    f"{owner} did not sign: refused"
+                )
+
+        path = f"/flists/{owner}/{name}"
+        return await self._pull(path, check, dest_path, blocks_to, on_progress)
+
+    async def _publisher_key(self, owner: int) -> bytes:
+        assert self.ledger is not None
+        try:
+            twin = await self.ledger.twin(owner)
+        except NotFound as exc:
+            raise HubError(f"twin {owner} is not on the ledger") from exc
+        except ChainError as exc:
+            raise HubError(f"cannot read twin {owner}'s key from the ledger: {exc}") from exc
+        try:
+            return public_key_from_address(str(twin.get("account", "")))
+        except InvalidKeyError as exc:
+            raise HubError(f"twin {owner} has no usable key on the ledger") from exc
 
     async def pull_by_hash(
         self,
@@ -265,27 +341,31 @@ class HubClient:
         dest_path: Path,
         *,
         blocks_to: Router | None = None,
-        on_progress: Progress | None = None,
+        on_progress: TransferProgress | None = None,
     ) -> PullReport:
         """Like :meth:`pull`, for the flist with this content hash."""
         path = f"/flists/by-hash/{flist_hash}"
-        return await self._pull(path, flist_hash, dest_path, blocks_to, on_progress)
+
+        def check(received: str, headers: httpx.Headers) -> None:
+            if received != flist_hash:
+                raise HubError(f"the hub sent flist {received} for {flist_hash}")
+
+        return await self._pull(path, check, dest_path, blocks_to, on_progress)
 
     async def _pull(
         self,
         path: str,
-        expected: str | None,
+        check: Callable[[str, httpx.Headers], None],
         dest_path: Path,
         blocks_to: Router | None,
-        on_progress: Progress | None,
+        on_progress: TransferProgress | None,
     ) -> PullReport:
         partial = dest_path.with_name(f".{dest_path.name}.part")
         try:
-            flist_hash, size = await self._retrying(
+            flist_hash, size, headers = await self._retrying(
                 f"GET {path}", lambda: self._download(path, partial)
             )
-            if expected is not None and flist_hash != expected:
-                raise HubError(f"the hub sent flist {flist_hash} for {expected}")
+            check(flist_hash, headers)
             await asyncio.to_thread(os.replace, partial, dest_path)
         finally:
             with contextlib.suppress(OSError):
@@ -295,16 +375,18 @@ class HubClient:
         blocks, copied = await self._copy_blocks(dest_path, blocks_to, on_progress)
         return PullReport(dest_path, flist_hash, size, blocks=blocks, copied=copied)
 
-    async def _download(self, path: str, partial: Path) -> tuple[str, int]:
+    async def _download(self, path: str, partial: Path) -> tuple[str, int, httpx.Headers]:
+        """The content hash computed of the bytes received, their size, and the headers."""
         digest = hashlib.blake2b(digest_size=32)
         size = 0
         try:
             async with self._http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    if response.status_code >= 500:
+                    if response.status_code >= 500 or response.status_code in _RETRIED_STATUSES:
                         raise _Transient(f"the hub answered {response.status_code}")
-                    raise HubRefused(response.status_code, _hub_message(response))
+                    raise _refused(response)
+                headers = response.headers
                 claimed = response.headers.get("x-flist-hash", "")
                 with partial.open("wb") as handle:
                     async for chunk in response.aiter_bytes():
@@ -325,10 +407,10 @@ class HubClient:
             raise HubError(
                 f"the flist at {path} does not match its hash (X-Flist-Hash {claimed or 'missing'})"
             )
-        return claimed, size
+        return claimed, size, headers
 
     async def _copy_blocks(
-        self, flist: Path, blocks_to: Router, on_progress: Progress | None
+        self, flist: Path, blocks_to: Router, on_progress: TransferProgress | None
     ) -> tuple[int, int]:
         with FlistReader(flist) as reader:
             ids = [id_ for id_, _ in reader.all_blocks()]
@@ -379,3 +461,18 @@ class HubClient:
         if not NAME_PATTERN.match(name):
             raise HubError(f"bad flist name {name!r}")
         await self._request("DELETE", f"/flists/{twin_id}/{name}", signed=True)
+
+
+def _as_published(flist_path: Path, blocks_url: str) -> bytes:
+    """The bytes of ``flist_path`` with every block routed to ``blocks_url`` (the file is
+    served as pushed, so the route is set here, on a copy)."""
+    with tempfile.TemporaryDirectory(prefix="zgrid-push-") as scratch:
+        copy = Path(scratch) / "push.fl"
+        try:
+            shutil.copyfile(flist_path, copy)
+        except OSError as exc:
+            raise FormatError(f"cannot read {flist_path}: {exc.strerror}") from exc
+        with FlistReader(copy):
+            pass  # refuses what is not an flist, with a clear message
+        point_at_hub(copy, blocks_url)
+        return copy.read_bytes()

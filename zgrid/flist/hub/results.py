@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FlistEntry", "OwnerEntry", "Progress", "PullReport", "PushReport"]
+__all__ = ["FlistEntry", "OwnerEntry", "PullReport", "PushReport", "TransferProgress"]
 
-Progress = Callable[[int, int], None]
+TransferProgress = Callable[[int, int], None]
 """``on_progress(done, total)``, in blocks: after each block is handled (a push first
 reports the blocks the hub already has)."""
 

@@ -1,23 +1,28 @@
-"""Running a hub process: open its data, serve the API with uvicorn, stop cleanly on
-SIGINT/SIGTERM."""
+"""Running a hub process: open its data, bind its socket (a clear error when it cannot),
+serve the API, stop cleanly on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
+import httpx
 
 from zgrid.chain import ChainClient
 from zgrid.flist.errors import HubError, StoreUrlError
 from zgrid.flist.hub.app import Hub, create_app
 from zgrid.flist.hub.auth import Authenticator
+from zgrid.flist.hub.limits import UploadLimits
+from zgrid.flist.hub.nonces import NonceStore
 from zgrid.flist.hub.storage import FlistStorage
 from zgrid.flist.stores import open_store
+from zgrid.web import AppServer, ConnectionLimits, listen_address
 
 __all__ = ["DEFAULT_HUB_PORT", "HubOptions", "open_hub", "run_hub", "serve"]
 
@@ -36,6 +41,8 @@ class HubOptions:
     port: int = DEFAULT_HUB_PORT
     blocks: str | None = None
     public_url: str | None = None
+    uploads: UploadLimits = field(default_factory=UploadLimits)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def blocks_url(self) -> str:
         return self.blocks or f"dir://{self.data.resolve() / 'blocks'}"
@@ -48,22 +55,49 @@ class HubOptions:
                 "the hub listens on every address: pass --public-url, the URL consumers "
                 "reach it at (it is written into every flist pushed to it)"
             )
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{listen_address(self.host, self.port)}"
+
+    def hosts(self) -> frozenset[str]:
+        """The Host values signed requests may name: the public URL's, and the listening
+        address when it is one address."""
+        hosts = {httpx.Request("GET", self.resolved_public_url()).headers["host"]}
+        if self.host not in _ALL_ADDRESSES:
+            hosts.add(listen_address(self.host, self.port))
+        return frozenset(hosts)
 
 
-def open_hub(options: HubOptions) -> Hub:
-    """The hub's store, flists and authenticator; raises a FlistError naming what is wrong."""
+def open_hub(options: HubOptions, *, worker_processes: bool = True) -> Hub:
+    """The hub's store, flists and authenticator; raises a FlistError naming what is wrong.
+
+    With ``worker_processes`` pushed flists are checked in a pool of processes (one per
+    ``uploads.checks``), otherwise in threads.
+    """
     public_url = options.resolved_public_url()
     store = open_store(options.blocks_url())
     if store.read_only:
         raise StoreUrlError(f"the hub needs a block store it can write, not {store.url}")
     storage = FlistStorage(options.data)
+    nonces = NonceStore(options.data / "nonces.db")
+    writes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hub-writes")
+    checks: ProcessPoolExecutor | ThreadPoolExecutor
+    workers = max(1, options.uploads.checks)
+    if worker_processes:
+        checks = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+    else:
+        checks = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hub-checks")
     return Hub(
         store=store,
         storage=storage,
-        auth=Authenticator(ChainClient(options.ledger)),
+        auth=Authenticator(
+            ChainClient(options.ledger), nonces, hosts=options.hosts(), executor=writes
+        ),
+        nonces=nonces,
         public_url=public_url,
+        limits=options.uploads,
+        checks=checks,
+        writes=writes,
     )
 
 
@@ -73,36 +107,31 @@ async def serve(
     on_ready: Callable[[Hub], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Serve until uvicorn is told to stop (SIGINT/SIGTERM in the main thread) or ``stop``."""
+    """Serve until SIGINT/SIGTERM (in the main thread) or ``stop``. Raises ServeError when
+    the address cannot be listened on, before anything else is opened."""
     hub = open_hub(options)
-    config = uvicorn.Config(
-        create_app(hub),
-        host=options.host,
-        port=options.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    api = asyncio.create_task(server.serve(), name="hub-api")
-
-    async def watch_stop() -> None:
-        while stop is not None and not stop.is_set() and not api.done():
-            await asyncio.sleep(0.05)
-        server.should_exit = True
-
-    watcher = asyncio.create_task(watch_stop(), name="hub-stop")
     try:
-        while not server.started and not api.done():
-            await asyncio.sleep(0.01)
-        if server.started and on_ready is not None:
-            on_ready(hub)
-        await api
+        server = AppServer(
+            create_app(hub), host=options.host, port=options.port, limits=options.connections
+        )
+        server.bind()
+        api = asyncio.create_task(server.serve(), name="hub-api")
+
+        async def watch_stop() -> None:
+            while stop is not None and not stop.is_set() and not api.done():
+                await asyncio.sleep(0.05)
+            server.stop()
+
+        watcher = asyncio.create_task(watch_stop(), name="hub-stop")
+        try:
+            if await server.wait_started(api) and on_ready is not None:
+                on_ready(hub)
+            await api
+        finally:
+            server.stop()
+            watcher.cancel()
+            await asyncio.gather(api, watcher, return_exceptions=True)
     finally:
-        server.should_exit = True
-        watcher.cancel()
-        await asyncio.gather(api, watcher, return_exceptions=True)
         await hub.close()
 
 

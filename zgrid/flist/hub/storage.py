@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zgrid.flist.hub.errors import HubRefused
+from zgrid.atomic import fsync_directory
+from zgrid.flist.errors import HubError
 from zgrid.flist.hub.limits import NAME_PATTERN
+from zgrid.web import RequestRefused
 
 __all__ = ["FlistRecord", "FlistStorage", "check_name", "file_hash"]
 
@@ -27,12 +29,17 @@ CREATE TABLE IF NOT EXISTS flist (owner INTEGER NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (owner, name));
 CREATE INDEX IF NOT EXISTS flist_hash ON flist (hash);
 """
+# Stored records only gain fields: the publisher's signature came after the first hubs.
+_SIGNATURE_COLUMN = "ALTER TABLE flist ADD COLUMN signature TEXT NOT NULL DEFAULT ''"
+_COLUMNS = "owner, name, hash, size, updated, signature"
 
 
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name) or name in (".", ".."):
-        raise HubRefused(
-            400, f"bad flist name {name!r}: use 1 to 128 of A-Z a-z 0-9 . _ - (like base.fl)"
+        raise RequestRefused(
+            400,
+            "bad_name",
+            f"bad flist name {name!r}: use 1 to 128 of A-Z a-z 0-9 . _ - (like base.fl)",
         )
     return name
 
@@ -53,6 +60,7 @@ class FlistRecord:
     hash: str
     size: int
     updated: int  # unix seconds of the last push
+    signature: str = ""  # the publisher's, over owner, name and hash (hex; "" from old hubs)
 
 
 class FlistStorage:
@@ -75,15 +83,18 @@ class FlistStorage:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(flist)")}
+            if "signature" not in columns:
+                self._db.execute(_SIGNATURE_COLUMN)
         except (OSError, sqlite3.Error) as exc:
-            raise HubRefused(500, f"cannot open the hub's data in {root}: {exc}") from exc
+            raise HubError(f"cannot open the hub's data in {root}: {exc}") from exc
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
             with self._lock:
                 return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise HubRefused(500, f"the hub's index failed: {exc}") from exc
+            raise HubError(f"the hub's index failed: {exc}") from exc
 
     def temp_path(self) -> Path:
         """A fresh path for an upload in progress (removed again at the next start)."""
@@ -92,29 +103,36 @@ class FlistStorage:
     def path_of(self, flist_hash: str) -> Path:
         return self._files / flist_hash[:2] / f"{flist_hash}.fl"
 
-    def store(self, owner: int, name: str, prepared: Path) -> FlistRecord:
-        """Move a checked flist file into place and publish it as ``owner``/``name``."""
-        flist_hash = file_hash(prepared)
-        size = prepared.stat().st_size
+    def store(
+        self, owner: int, name: str, prepared: Path, *, flist_hash: str, signature: str
+    ) -> FlistRecord:
+        """Move a checked flist file (whose content hash is ``flist_hash``) into place,
+        durably, and publish it as ``owner``/``name`` with its publisher's signature."""
         path = self.path_of(flist_hash)
         updated = int(self._clock())
         try:
+            size = prepared.stat().st_size
+            fd = os.open(prepared, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # before the rename: never a torn file under a valid hash
+            finally:
+                os.close(fd)
             with self._lock:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(prepared, path)  # same bytes when it is already there
+                fsync_directory(path.parent)
                 replaced = self._db.execute(
                     "SELECT hash FROM flist WHERE owner = ? AND name = ?", (owner, name)
                 ).fetchone()
                 self._db.execute(
-                    "INSERT OR REPLACE INTO flist (owner, name, hash, size, updated)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (owner, name, flist_hash, size, updated),
+                    f"INSERT OR REPLACE INTO flist ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (owner, name, flist_hash, size, updated, signature),
                 )
                 if replaced is not None and replaced[0] != flist_hash:
                     self._drop_unused(str(replaced[0]))
         except (OSError, sqlite3.Error) as exc:
-            raise HubRefused(500, f"cannot store the flist: {exc}") from exc
-        return FlistRecord(owner, name, flist_hash, size, updated)
+            raise HubError(f"cannot store the flist: {exc}") from exc
+        return FlistRecord(owner, name, flist_hash, size, updated, signature)
 
     def _drop_unused(self, flist_hash: str) -> None:
         # Called with the lock held: the file goes once no name refers to it any more.
@@ -125,23 +143,25 @@ class FlistStorage:
 
     def get(self, owner: int, name: str) -> FlistRecord | None:
         rows = self._query(
-            "SELECT owner, name, hash, size, updated FROM flist WHERE owner = ? AND name = ?",
-            (owner, name),
+            f"SELECT {_COLUMNS} FROM flist WHERE owner = ? AND name = ?", (owner, name)
         )
         return _record(rows[0]) if rows else None
 
-    def by_hash(self, flist_hash: str) -> Path | None:
-        """The file of a published flist; None when no name refers to that hash."""
+    def by_hash(self, flist_hash: str) -> FlistRecord | None:
+        """A publication of this content hash; None when no name refers to it."""
         if not _HASH_PATTERN.match(flist_hash):
-            raise HubRefused(400, f"bad flist hash {flist_hash!r}: 64 lower-case hex digits")
-        if not self._query("SELECT 1 FROM flist WHERE hash = ? LIMIT 1", (flist_hash,)):
-            return None
-        path = self.path_of(flist_hash)
-        return path if path.is_file() else None
+            raise RequestRefused(
+                400, "bad_hash", f"bad flist hash {flist_hash!r}: 64 lower-case hex digits"
+            )
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM flist WHERE hash = ? ORDER BY owner, name LIMIT 1",
+            (flist_hash,),
+        )
+        return _record(rows[0]) if rows else None
 
     def flists_of(self, owner: int) -> list[FlistRecord]:
         rows = self._query(
-            "SELECT owner, name, hash, size, updated FROM flist WHERE owner = ? ORDER BY name",
+            f"SELECT {_COLUMNS} FROM flist WHERE owner = ? ORDER BY name",
             (owner,),
         )
         return [_record(row) for row in rows]
@@ -160,7 +180,7 @@ class FlistStorage:
                 if row is not None:
                     self._drop_unused(str(row[0]))
         except sqlite3.Error as exc:
-            raise HubRefused(500, f"the hub's index failed: {exc}") from exc
+            raise HubError(f"the hub's index failed: {exc}") from exc
         return row is not None
 
     def close(self) -> None:
@@ -169,11 +189,12 @@ class FlistStorage:
 
 
 def _record(row: tuple[object, ...]) -> FlistRecord:
-    owner, name, flist_hash, size, updated = row
+    owner, name, flist_hash, size, updated, signature = row
     return FlistRecord(
         owner=int(str(owner)),
         name=str(name),
         hash=str(flist_hash),
         size=int(str(size)),
         updated=int(str(updated)),
+        signature=str(signature),
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from zgrid.flist.errors import StoreError
-from zgrid.zdb import ClientError, ZdbClient
+from zgrid.zdb import ClientError, CommandError, ZdbClient
 
 __all__ = ["ZdbStore"]
 
@@ -41,10 +42,20 @@ class ZdbStore:
         client = await self._connected()
         try:
             return await client.execute(*args)
-        except ClientError as exc:
-            if "connection" in str(exc):
-                self._client = None
+        except CommandError as exc:  # an error reply: the connection is fine
             raise StoreError(f"{self.url}: {exc}") from exc
+        except ClientError as exc:
+            # Anything else the client raises may have left the connection unusable (lost,
+            # or out of step with its replies): make a new one for the next request.
+            await self._drop(client)
+            raise StoreError(f"{self.url}: {exc}") from exc
+
+    async def _drop(self, client: ZdbClient) -> None:
+        async with self._lock:
+            if self._client is client:
+                self._client = None
+        with contextlib.suppress(ClientError, OSError):
+            await client.close()
 
     async def get(self, id_: bytes) -> bytes | None:
         reply = await self._execute("GET", id_)
