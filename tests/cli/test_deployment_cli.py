@@ -217,3 +217,14 @@ def test_ledger_and_signer_together_is_wrong_usage(
     args = ["--ledger", twins.url, "--signer", f"1={twins.addresses[1]}"]
     assert main(["deployment", "check", str(EXAMPLE), *args]) == 2
     assert "either --ledger" in capsys.readouterr().err
+
+
+def test_a_document_that_is_not_json_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\x9d\xff\x00")
+    assert main(["deployment", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: not UTF-8")
+    assert "$" not in err

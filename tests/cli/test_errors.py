@@ -148,3 +148,14 @@ def test_emoji_codes_in_user_text_stay_literal(
     missing = tmp_path / ":smile: [bold]x[/bold]"
     assert main(["--home", str(missing), "identity", "show"]) == EXIT_ERROR
     assert f"no identity in {missing}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "notaurl", "ftp://x"])
+@pytest.mark.parametrize("command", [["chain", "status"], ["deployment", "check", "README.md"]])
+def test_a_malformed_ledger_url_is_wrong_usage(
+    url: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--ledger", url]) == EXIT_USAGE
+    stderr = capsys.readouterr().err
+    assert "--ledger" in stderr and url in stderr
+    assert "Traceback" not in stderr

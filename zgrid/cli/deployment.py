@@ -11,7 +11,7 @@ import typer
 
 from zgrid.chain import NotFound
 from zgrid.cli.context import settings
-from zgrid.cli.ledger_options import ledger_client
+from zgrid.cli.ledger_options import check_ledger_url, ledger_client
 from zgrid.cli.output import emit_json, out_console
 from zgrid.errors import ZgridError
 from zgrid.identity import load_identity, public_key_from_address
@@ -35,8 +35,15 @@ def _read(path: Path) -> Deployment:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InvalidDeployment.at("$", f"cannot read {path}: {exc.strerror or exc}") from exc
-    return parse_deployment(raw)
+        raise ZgridError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return parse_deployment(raw)
+    except InvalidDeployment as exc:
+        # "$" is the document itself: say which file instead.
+        shown = "; ".join(
+            reason if field == "$" else f"{field}: {reason}" for field, reason in exc.problems
+        )
+        raise ZgridError(f"{path}: {shown}") from exc
 
 
 def _signer_keys(signers: list[str]) -> dict[int, bytes]:
@@ -107,6 +114,8 @@ def check(
             "give either --ledger (the signers' keys on the ledger) or --signer (offline keys)",
             param_hint="--signer",
         )
+    if ledger is not None and not signer:
+        check_ledger_url(ledger)  # wrong usage comes before any work
     deployment = _read(path)
     capacity = deployment.capacity()
     requirement = deployment.signature_requirement
