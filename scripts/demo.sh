@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo of what runs today: a dev ledger on this machine, a farmer who funds an
-# account, creates a twin and a farm with a public IP, a deployer who signs a real
-# deployment, a Zero-DB server storing a value, and a replay of the whole chain. (It grows into a whole
-# local grid as components land.)
+# account, creates a twin and a farm with a public IP, signs a real deployment that is
+# checked against the keys on the ledger, a Zero-DB server storing a value, flists, and
+# a replay of the whole chain. (It grows into a whole local grid as components land.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 zgrid="$PWD/.venv/bin/zgrid"
@@ -43,22 +43,30 @@ $zgrid account faucet 500
 $zgrid account balance
 $zgrid twin create
 $zgrid farm create demo-farm
-$zgrid farm add-ip 1 185.69.166.7/24 185.69.166.1
+$zgrid farm add-ip 1 203.0.113.10/24 203.0.113.1   # a documentation range
 $zgrid farm show 1
 
-step "a deployer signs a deployment; a tampered copy is refused"
-export ZGRID_HOME="$work/deployer"
-$zgrid identity new
-address=$($zgrid identity show --json | json_field address)
+step "twin 1 signs a deployment; checked against twin 1's key on the ledger; a tampered copy is refused"
 cp examples/deployment.json "$work/deployment.json"
 $zgrid deployment sign "$work/deployment.json" --twin-id 1
-$zgrid deployment check "$work/deployment.json" --signer "1=$address"
+$zgrid deployment check "$work/deployment.json"   # against the ledger at $ZGRID_LEDGER
 sed -i 's/"memory": 2147483648/"memory": 4294967296/' "$work/deployment.json"
-if $zgrid deployment check "$work/deployment.json" --signer "1=$address" 2>/dev/null; then
+if $zgrid deployment check "$work/deployment.json" 2>/dev/null; then
   echo "tampered deployment verified: this is a bug" >&2
   exit 1
 fi
 echo "tampered copy refused, as it must be"
+export ZGRID_HOME="$work/deployer"
+$zgrid identity new
+address=$($zgrid identity show --json | json_field address)
+cp examples/deployment.json "$work/forged.json"
+$zgrid deployment sign "$work/forged.json" --twin-id 1   # someone else's key, claiming twin 1
+if $zgrid deployment check "$work/forged.json" 2>/dev/null; then
+  echo "a signature by the wrong key verified against the ledger: this is a bug" >&2
+  exit 1
+fi
+echo "a signature by a key that is not twin 1's is refused"
+$zgrid deployment check "$work/forged.json" --signer "1=$address" | tail -1   # offline, by hand
 
 step "Zero-DB: store and read a value through the Redis protocol, in 0-db's file format"
 zdb_port=$(free_port)

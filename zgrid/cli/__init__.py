@@ -11,22 +11,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
 from zgrid import __version__
 from zgrid.cli import account, chain, deployment, farm, flist, hub, identity, twin, zdb
 from zgrid.cli.context import CliSettings
-from zgrid.cli.output import err_console
+from zgrid.cli.output import err_console, one_line
 from zgrid.errors import ZgridError
 
-__all__ = ["EXIT_ERROR", "app", "main", "run"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="zgrid",
     help="zgrid: a decentralized cloud commanded only through its ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 app.add_typer(identity.app, name="identity")
 app.add_typer(deployment.app, name="deployment")
@@ -68,14 +72,30 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; errors become one line on stderr and an exit code."""
     try:
-        app(args=argv, prog_name="zgrid")
-    except SystemExit as exc:  # typer ends every run this way, with usage errors as 2
+        command = typer.main.get_command(app)
+        # Not standalone: click would print "Aborted!" and exit 1 on Ctrl-C at a prompt.
+        result = command.main(args=argv, prog_name="zgrid", standalone_mode=False)
+    except ZgridError as exc:
+        err_console.print(f"error: {one_line(str(exc))}")
+        return EXIT_ERROR
+    except typer.TyperException as exc:  # click's errors: wrong usage (2), a bad file (1)
+        if exc.exit_code == EXIT_USAGE:
+            exc.show()  # type: ignore[attr-defined]  # every usage error can show its usage
+            return EXIT_USAGE
+        err_console.print(f"error: {one_line(exc.format_message())}")
+        return exc.exit_code if isinstance(exc.exit_code, int) else EXIT_ERROR
+    except typer.Abort as exc:  # a prompt saw Ctrl-C or the end of its input
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return EXIT_INTERRUPTED
+        err_console.print("error: no input (the end of standard input came first)")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # typer's own exits (a closed stdout, shell completion)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
-    except ZgridError as exc:
-        err_console.print(f"error: {exc}")
-        return EXIT_ERROR
-    return 0
+    # An explicit exit (``--help``, ``typer.Exit``) returns its code; a command returns None.
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from zgrid.chain import NotFound
 from zgrid.cli.context import settings
+from zgrid.cli.ledger_options import check_ledger_url, ledger_client
 from zgrid.cli.output import emit_json, out_console
 from zgrid.errors import ZgridError
 from zgrid.identity import load_identity, public_key_from_address
@@ -33,8 +35,15 @@ def _read(path: Path) -> Deployment:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InvalidDeployment.at("$", f"cannot read {path}: {exc.strerror or exc}") from exc
-    return parse_deployment(raw)
+        raise ZgridError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return parse_deployment(raw)
+    except InvalidDeployment as exc:
+        # "$" is the document itself: say which file instead.
+        shown = "; ".join(
+            reason if field == "$" else f"{field}: {reason}" for field, reason in exc.problems
+        )
+        raise ZgridError(f"{path}: {shown}") from exc
 
 
 def _signer_keys(signers: list[str]) -> dict[int, bytes]:
@@ -49,24 +58,76 @@ def _signer_keys(signers: list[str]) -> dict[int, bytes]:
     return keys
 
 
+def _ledger_keys(ctx: typer.Context, url: str, deployment: Deployment) -> dict[int, bytes]:
+    """The key of every twin the signature requirement names, as the ledger has it now."""
+    keys: dict[int, bytes] = {}
+    with ledger_client(ctx, url, sign=False) as client:
+        for request in deployment.signature_requirement.requests:
+            try:
+                twin = client.twin(request.twin_id)
+            except NotFound as exc:
+                raise NotFound(
+                    f"twin {request.twin_id}, named in the deployment's signature requirement, "
+                    f"is not on the ledger at {url}"
+                ) from exc
+            keys[request.twin_id] = public_key_from_address(str(twin["account"]))
+    return keys
+
+
+def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)  # an enum of typer's own copy of click
+    return source is not None and source.name == "COMMANDLINE"
+
+
 @app.command()
 def check(
+    ctx: typer.Context,
     path: DeploymentFile,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            envvar="ZGRID_LEDGER",
+            metavar="URL",
+            help="Verify the signatures against the signers' keys on this ledger.",
+            show_default="not verified",
+        ),
+    ] = None,
     signer: Annotated[
         list[str] | None,
         typer.Option(
             "--signer",
-            help="TWIN_ID=ADDRESS of a signer; with any given, signatures are verified.",
+            metavar="TWIN_ID=ADDRESS",
+            help="Offline: verify against this key instead of the ledger's (repeat per signer).",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a deployment; print its hash, capacity and (optionally) signature weight."""
+    """Validate a deployment; print its hash and capacity, and verify its signatures.
+
+    With --ledger URL (or $ZGRID_LEDGER) every twin in the signature requirement is
+    looked up on the ledger and each signature is checked against that twin's key, as
+    the node will. --signer checks offline against keys you give instead.
+    """
+    if signer and ledger is not None and _given_on_command_line(ctx, "ledger"):
+        raise typer.BadParameter(
+            "give either --ledger (the signers' keys on the ledger) or --signer (offline keys)",
+            param_hint="--signer",
+        )
+    if ledger is not None and not signer:
+        check_ledger_url(ledger)  # wrong usage comes before any work
     deployment = _read(path)
     capacity = deployment.capacity()
+    requirement = deployment.signature_requirement
+    signed_by = [signature.twin_id for signature in requirement.signatures]
+    verified_against: str | None = None
     weight: int | None = None
     if signer:
+        verified_against = "offline"
         weight = verify_signatures(deployment, _signer_keys(signer))
+    elif ledger is not None:
+        verified_against = "ledger"
+        weight = verify_signatures(deployment, _ledger_keys(ctx, ledger, deployment))
     document = {
         "hash": deployment.hash_hex(),
         "version": deployment.version,
@@ -75,6 +136,10 @@ def check(
         "cu": str(compute_units(capacity)),
         "su": str(storage_units(capacity)),
         "signature_weight": weight,
+        "weight_required": requirement.weight_required,
+        "signed_by": signed_by,
+        "verified_against": verified_against,
+        "ledger": ledger if verified_against == "ledger" else None,
     }
     if as_json:
         emit_json(document)
@@ -84,10 +149,20 @@ def check(
     out_console.print(
         "capacity: " + ", ".join(f"{key}={value}" for key, value in capacity.to_dict().items())
     )
-    if weight is not None:
+    twins = ", ".join(str(twin) for twin in signed_by) or "nobody"
+    if verified_against == "ledger":
         out_console.print(
-            f"signatures verified: weight {weight} of "
-            f"{deployment.signature_requirement.weight_required} required"
+            f"signatures verified against the ledger at {ledger}: twin(s) {twins}, "
+            f"weight {weight} of {requirement.weight_required} required"
+        )
+    elif verified_against == "offline":
+        out_console.print(
+            f"signatures verified OFFLINE against the --signer keys (not the ledger's): "
+            f"twin(s) {twins}, weight {weight} of {requirement.weight_required} required"
+        )
+    else:
+        out_console.print(
+            f"signatures NOT verified (signed by {twins}): give --ledger URL or set $ZGRID_LEDGER"
         )
 
 

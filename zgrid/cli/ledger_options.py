@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -12,7 +13,7 @@ from zgrid.chain import SyncChainClient
 from zgrid.cli.context import settings
 from zgrid.identity import load_identity
 
-__all__ = ["DEFAULT_LEDGER", "JsonOption", "LedgerOption", "ledger_client"]
+__all__ = ["DEFAULT_LEDGER", "JsonOption", "LedgerOption", "check_ledger_url", "ledger_client"]
 
 DEFAULT_LEDGER = "http://127.0.0.1:8700"
 
@@ -28,9 +29,21 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 @contextmanager
 def ledger_client(ctx: typer.Context, url: str, *, sign: bool) -> Iterator[SyncChainClient]:
     """A client for ``url``; with ``sign`` it signs as this machine's identity."""
+    check_ledger_url(url)
     identity = load_identity(settings(ctx).home).identity if sign else None
     client = SyncChainClient(url, identity=identity)
     try:
         yield client
     finally:
         client.close()
+
+
+def check_ledger_url(url: str) -> None:
+    """Refuse, as wrong usage, a ledger URL that is not http(s)://HOST[:PORT][/...]."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # reading the port parses it: a bad one raises here
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a URL: {url!r} ({exc})", param_hint="--ledger") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(f"expected http://HOST:PORT, got {url!r}", param_hint="--ledger")
