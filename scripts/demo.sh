@@ -91,7 +91,7 @@ hub_port=$(free_port)
 $zgrid hub run --data "$work/hub" --listen "127.0.0.1:$hub_port" &
 hub_pid=$!
 export ZGRID_HUB="http://127.0.0.1:$hub_port"
-for _ in $(seq 100); do $zgrid flist ls --retry-for 0 >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do $zgrid flist ls --owners --retry-for 0 >/dev/null 2>&1 && break; sleep 0.1; done
 ZGRID_HOME="$work/farmer" $zgrid flist push "$work/busybox.fl" busybox.fl
 $zgrid flist ls 1
 ZGRID_HOME="$work/someone" $zgrid flist pull 1/busybox.fl -o "$work/pulled.fl"

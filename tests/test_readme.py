@@ -39,7 +39,6 @@ PENDING: dict[str, str] = {
     "redis-cli -p 9900 SET": ZDB_DUAL_STACK,
     "redis-cli -p 9900 NSNEW": ZDB_DUAL_STACK,
     "zgrid flist pack ./rootfs -o sharded.fl": ZDB_DUAL_STACK,
-    "zgrid flist pull app.fl": "pending merge: `zgrid flist pull NAME` meaning your own flist",
     "zgrid chain verify": "pending merge: `zgrid chain verify` in one read snapshot of a live ledger",
 }
 

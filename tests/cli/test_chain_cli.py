@@ -50,24 +50,24 @@ def test_a_farmer_session(tmp_path: Path) -> None:
         )
         assert (
             run(
-                "farm", "add-ip", "1", "185.69.166.7/24", "185.69.166.1", home=home, ledger=url
+                "farm", "add-ip", "1", "203.0.113.7/24", "203.0.113.1", home=home, ledger=url
             ).returncode
             == 0
         )
         farm = json.loads(run("farm", "show", "1", "--json", home=home, ledger=url).stdout)
         assert farm["public_ips"] == [
-            {"ip": "185.69.166.7/24", "gateway": "185.69.166.1", "contract_id": 0}
+            {"ip": "203.0.113.7/24", "gateway": "203.0.113.1", "contract_id": 0}
         ]
 
         duplicate = run(
-            "farm", "add-ip", "1", "185.69.166.7/24", "185.69.166.1", home=home, ledger=url
+            "farm", "add-ip", "1", "203.0.113.7/24", "203.0.113.1", home=home, ledger=url
         )
         assert duplicate.returncode == 1
-        assert duplicate.stderr.strip() == "error: conflict: farm 1 already has 185.69.166.7"
+        assert duplicate.stderr.strip() == "error: conflict: farm 1 already has 203.0.113.7"
 
         too_much = run("account", "transfer", "ab" * 32, "1000", home=home, ledger=url)
         assert too_much.returncode == 1
-        assert "free balance 250.5 is less than the 1000 tokens needed" in too_much.stderr
+        assert "free balance 250.497 is less than the 1000.001 tokens needed" in too_much.stderr
 
         status = json.loads(run("chain", "status", "--json", home=home, ledger=url).stdout)
         assert status["height"] >= 4

@@ -69,7 +69,7 @@ class Twin(Record):
 
 
 class FarmIP(Record):
-    ip: str = Field(description="IPv4 address with prefix, e.g. 185.69.166.7/24")
+    ip: str = Field(description="IPv4 address with prefix, e.g. 203.0.113.7/24")
     gateway: str
     contract_id: int = 0
 

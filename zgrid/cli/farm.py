@@ -57,7 +57,7 @@ def show(
 def add_ip(
     ctx: typer.Context,
     farm_id: Annotated[int, typer.Argument(help="Farm id.")],
-    ip: Annotated[str, typer.Argument(help="IPv4 with prefix, e.g. 185.69.166.7/24.")],
+    ip: Annotated[str, typer.Argument(help="IPv4 with prefix, e.g. 203.0.113.7/24.")],
     gateway: Annotated[str, typer.Argument(help="Gateway of that network.")],
     *,
     ledger: LedgerOption = DEFAULT_LEDGER,

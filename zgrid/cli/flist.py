@@ -55,6 +55,7 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         "-s",
+        metavar="[xx-yy=]URL",
         help="Block store, [xx-yy=]URL: dir:///path, zdb://[user:pass@]host[:port]/ns, "
         "http(s)://... Repeat to shard by id range or replicate.",
     ),
@@ -130,7 +131,8 @@ def pack(
     output: Annotated[Path, typer.Option("--output", "-o", help="The .fl file to write.")],
     store: StoreOption = None,
     tag: Annotated[
-        list[str] | None, typer.Option("--tag", "-t", help="key=value to record in the flist.")
+        list[str] | None,
+        typer.Option("--tag", "-t", metavar="KEY=VALUE", help="key=value to record in the flist."),
     ] = None,
     parallel: Annotated[int, typer.Option("--parallel", min=1, help="Files at a time.")] = 8,
     as_json: JsonOption = False,
@@ -377,7 +379,11 @@ def pull(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .fl.")],
     blocks: Annotated[
         list[str] | None,
-        typer.Option("--blocks", help="Also copy every block into this store ([xx-yy=]URL)."),
+        typer.Option(
+            "--blocks",
+            metavar="[xx-yy=]URL",
+            help="Also copy every block into this store ([xx-yy=]URL).",
+        ),
     ] = None,
     hub: HubOption = DEFAULT_HUB,
     ledger: LedgerOption = DEFAULT_LEDGER,

@@ -72,10 +72,10 @@ class AddIPArgs(Args):
             interface = ipaddress.IPv4Interface(value)
         except ValueError as exc:
             raise ValueError(
-                f"must be an IPv4 address with its prefix, like 185.69.166.7/24: {exc}"
+                f"must be an IPv4 address with its prefix, like 203.0.113.7/24: {exc}"
             ) from exc
         if "/" not in value or interface.network.prefixlen >= 31:
-            raise ValueError("must carry a prefix of /30 or wider, like 185.69.166.7/24")
+            raise ValueError("must carry a prefix of /30 or wider, like 203.0.113.7/24")
         return str(interface)
 
     @field_validator("gateway")
