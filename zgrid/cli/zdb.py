@@ -57,7 +57,7 @@ def run(
         str | None, typer.Option("--hook", help="Executable run on events (0-db's hook names).")
     ] = None,
 ) -> None:
-    """Serve 0-db's protocol until SIGINT/SIGTERM; everything written is flushed on the way out."""
+    """Serve 0-db's protocol until SIGINT/SIGTERM; everything written reaches the files on the way out."""
     options = ServerOptions(
         data=data,
         index=index,

@@ -517,7 +517,7 @@ class Namespace:
 
     def _read_item(self, fileid: int, offset: int, idlength: int | None = None) -> IndexItem:
         """The index item at (file, offset); its key length is read from disk unless given."""
-        self.files.flush()
+        self.files.write_out()
         try:
             with self.files.index_path(fileid).open("rb") as handle:
                 handle.seek(offset)
@@ -546,7 +546,7 @@ class Namespace:
         return fileid, offset, item
 
     def _walk_forward(self, fileid: int, offset: int) -> Iterator[tuple[int, int, IndexItem]]:
-        self.files.flush()
+        self.files.write_out()
         while self.files.index_exists(fileid):
             with self.files.index_path(fileid).open("rb") as handle:
                 handle.seek(offset)
@@ -661,7 +661,7 @@ class Namespace:
     def data_raw(self, fileid: int, offset: int) -> tuple[bytes, int, int, int, int, bytes]:
         """The data entry at (file, offset): key, previous, crc, flags, timestamp, payload."""
         path = self.files.data_path(fileid)
-        self.files.flush()
+        self.files.write_out()
         try:
             size = path.stat().st_size
         except OSError:
@@ -684,8 +684,8 @@ class Namespace:
 
     # -- life -----------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        self.files.flush()
+    def write_out(self) -> None:
+        self.files.write_out()
 
     def close(self) -> None:
         self.files.close()

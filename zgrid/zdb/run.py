@@ -70,7 +70,7 @@ def instance_id(options: ServerOptions) -> str:
 def run_server(
     options: ServerOptions, *, on_ready: Callable[[list[str]], None] | None = None
 ) -> None:
-    """Serve until SIGINT/SIGTERM or STOP; the store is flushed and synced on the way out."""
+    """Serve until SIGINT/SIGTERM or STOP; the store is written out and synced on the way out."""
     if options.protect and not options.admin:
         raise ZdbError("--protect needs an --admin password")
     if options.mode is not None and options.mode not in MODES:

@@ -2,7 +2,7 @@
 
 Each read is parsed into every complete request it holds; the requests run one
 after the other; the writes of all clients served in one event-loop pass are
-flushed to the files once (data first, then the index, fsync with --sync), and
+written out to the files once (data first, then the index, fsync with --sync), and
 only then are their replies sent, one write per client. A client that does not read its replies stops being read from, and its
 requests already read wait until its replies drain: it cannot make the server
 buffer without bound, and other clients go on.
@@ -36,11 +36,11 @@ _OWNER_MAX = 32
 
 
 class GroupCommit:
-    """Replies wait here until the writes of every client served in this loop pass are flushed.
+    """Replies wait here until the writes of every client served in this loop pass are written out.
 
-    One flush (one write per file, one fsync with --sync) then covers all of
+    One write-out (one write per file, one fsync with --sync) then covers all of
     them, instead of one per client; only after it are the replies sent. If the
-    flush fails, none of them is acknowledged: those connections are dropped.
+    write-out fails, none of them is acknowledged: those connections are dropped.
     """
 
     def __init__(self, context: ServerContext) -> None:
@@ -58,7 +58,7 @@ class GroupCommit:
         self.scheduled = False
         waiting, self.waiting = self.waiting, []
         try:
-            self.context.store.flush()
+            self.context.store.write_out()
         except StorageError:
             log.exception("cannot write to disk; dropping connections without replies")
             for protocol, _, _ in waiting:
@@ -285,7 +285,7 @@ async def serve_forever(
     on_ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Listen on TCP and/or a unix socket until ``stop`` is set; then flush and close the store."""
+    """Listen on TCP and/or a unix socket until ``stop`` is set; then write out and close the store."""
     loop = asyncio.get_running_loop()
     handlers = build_handlers()
     commit = GroupCommit(context)

@@ -163,9 +163,9 @@ class Store:
                     path.unlink()
         namespace.load(fixed_mode=self.fixed_mode)
 
-    def flush(self) -> None:
+    def write_out(self) -> None:
         for namespace in self.namespaces.values():
-            namespace.flush()
+            namespace.write_out()
 
     def close(self) -> None:
         if not self._locks:
