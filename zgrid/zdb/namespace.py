@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from zgrid.atomic import write_atomic
 from zgrid.zdb.entry import Entry, pack_cursor, unpack_cursor
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.files import NamespaceFiles, PayloadCache, SyncPolicy
@@ -29,7 +30,6 @@ from zgrid.zdb.formats import (
     MODE_SEQ,
     MODE_USER,
     NAMESPACE_FILE,
-    NS_HEADER,
     DataEntry,
     IndexItem,
     NamespaceDescriptor,
@@ -108,18 +108,17 @@ class Namespace:
         return self.descriptor.maxsize
 
     def update_descriptor(self, descriptor: NamespaceDescriptor) -> None:
-        self.descriptor = descriptor
-        self._write_descriptor()
-
-    def _write_descriptor(self) -> None:
-        path = self.index_dir / NAMESPACE_FILE
+        """Store ``descriptor`` (atomically: the old file stays whole if this fails), then use it."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, self.descriptor.pack())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            raw = descriptor.pack()
+        except ValueError as exc:
+            raise CommandError("Invalid value") from exc  # nothing written, nothing changed
+        self._write_descriptor(raw)
+        self.descriptor = descriptor
+
+    def _write_descriptor(self, raw: bytes) -> None:
+        try:
+            write_atomic(self.index_dir / NAMESPACE_FILE, raw, mode=0o600)
         except OSError as exc:
             raise StorageError(
                 f"cannot write the descriptor of {self.name}: {exc.strerror or exc}"
@@ -145,23 +144,27 @@ class Namespace:
         self.files.open(last, self.mode)
 
     def _load_descriptor(self) -> None:
+        """Read ``zdb-namespace``; only a missing one means "new namespace, defaults".
+
+        A short or damaged one is an error: falling back to defaults would serve a
+        password-protected namespace to everybody.
+        """
         path = self.index_dir / NAMESPACE_FILE
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raw = b""
+            descriptor = NamespaceDescriptor(name=self.name)
+            self._write_descriptor(descriptor.pack())
+            self.descriptor = descriptor
+            return
         except OSError as exc:
             raise StorageError(
                 f"cannot read the descriptor of {self.name}: {exc.strerror or exc}"
             ) from exc
-        if len(raw) < NS_HEADER.size:
-            self.descriptor = NamespaceDescriptor(name=self.name)
-            self._write_descriptor()
-            return
         try:
             stored = NamespaceDescriptor.unpack(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StorageError(f"namespace {self.name}: {exc}") from exc
+        except ValueError as exc:
+            raise StorageError(f"namespace {self.name}: damaged {path}: {exc}") from exc
         # The directory name is the namespace's name; the stored one is informational.
         self.descriptor = NamespaceDescriptor(
             name=self.name,

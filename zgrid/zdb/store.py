@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from zgrid.zdb.hooks import Hooks
 from zgrid.zdb.namespace import Namespace
 
 __all__ = ["DEFAULT_NAMESPACE", "MAX_NAMESPACE_LENGTH", "Store"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "default"
 MAX_NAMESPACE_LENGTH = 128
@@ -49,6 +52,8 @@ class Store:
         self.cache_bytes = cache_bytes
         self.hooks = hooks or Hooks(None, "")
         self.namespaces: dict[str, Namespace] = {}
+        # Namespaces on disk that failed to load, with the reason: never served.
+        self.unavailable: dict[str, str] = {}
         self._locks: list[int] = []
 
     # -- opening --------------------------------------------------------------------------
@@ -64,10 +69,15 @@ class Store:
         for root in (self.index_root, self.data_root):
             self._lock(root)
         self.hooks.fire("namespaces-init", str(self.index_root), str(self.data_root), wait=True)
-        self._load(DEFAULT_NAMESPACE)
+        self._load(DEFAULT_NAMESPACE)  # without it nothing can be served: its errors are fatal
         for entry in sorted(os.scandir(self.index_root), key=lambda e: e.name):
             if entry.is_dir() and valid_name(entry.name) and entry.name != DEFAULT_NAMESPACE:
-                self._load(entry.name)
+                try:
+                    self._load(entry.name)
+                except StorageError as exc:
+                    # Not served, and its name stays taken so NSNEW cannot write over it.
+                    log.error("namespace %s not served: %s", entry.name, exc)
+                    self.unavailable[entry.name] = str(exc)
 
     def _lock(self, root: Path) -> None:
         fd = os.open(root / ".lockfile", os.O_RDWR | os.O_CREAT, 0o664)
@@ -134,7 +144,7 @@ class Store:
     def create(self, name: str) -> Namespace:
         if not valid_name(name) or name == DEFAULT_NAMESPACE:
             raise CommandError("This name is not allowed")
-        if name in self.namespaces:
+        if name in self.namespaces or name in self.unavailable:
             raise CommandError("This namespace is not available")
         try:
             namespace = self._load(name)
@@ -190,5 +200,5 @@ def valid_name(name: str) -> bool:
         bool(name)
         and name not in (".", "..")
         and "/" not in name
-        and len(name.encode()) <= MAX_NAMESPACE_LENGTH
+        and len(name.encode("utf-8", "surrogateescape")) <= MAX_NAMESPACE_LENGTH
     )
