@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from zgrid.cli.output import err_console
-from zgrid.zdb import ServerOptions, parse_size, run_server
+from zgrid.zdb import ServerOptions, ZdbError, parse_size, run_server
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ZdbError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
 
 app = typer.Typer(help="Zero-DB: the grid's key-value storage server.", no_args_is_help=True)
 
@@ -31,9 +39,14 @@ def run(
         typer.Option("--mode", help="user or seq for every namespace (default: per namespace)."),
     ] = None,
     datasize: Annotated[
-        str,
-        typer.Option("--datasize", help="Rotate data files at this size (k, M, G, T suffixes)."),
-    ] = "256M",
+        int,
+        typer.Option(
+            "--datasize",
+            parser=_size,
+            metavar="SIZE",
+            help="Rotate data files at this size (k, M, G, T suffixes).",
+        ),
+    ] = "256M",  # type: ignore[assignment]  # typer runs the default through the parser
     maxsize: Annotated[
         int, typer.Option("--maxsize", min=0, help="Size limit of the default namespace in bytes.")
     ] = 0,
@@ -66,7 +79,7 @@ def run(
         socket=socket,
         dualnet=dualnet,
         mode=mode,
-        datasize=parse_size(datasize),
+        datasize=datasize,
         maxsize=maxsize,
         admin=admin,
         protect=protect,

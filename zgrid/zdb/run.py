@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,18 +29,19 @@ MODES = {"user": MODE_USER, "seq": MODE_SEQ, "direct": MODE_SEQ}
 
 def parse_size(text: str) -> int:
     """0-db's size syntax: a number with an optional k, M, G or T suffix (powers of 1024)."""
+    original = text
     multiplier = 1
     if text and text[-1] in _SUFFIXES:
         multiplier = _SUFFIXES[text[-1]]
         text = text[:-1]
     try:
         value = float(text)
-    except ValueError as exc:
-        raise ZdbError(
-            f"not a size: {text!r} (a number, optionally followed by k, M, G or T)"
-        ) from exc
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):  # also "nan", "inf" and "1e400", which float() accepts
+        raise ZdbError(f"not a size: {original!r} (a number, optionally followed by k, M, G or T)")
     if value < 0:
-        raise ZdbError(f"a size cannot be negative: {text!r}")
+        raise ZdbError(f"a size cannot be negative: {original!r}")
     return int(value * multiplier)
 
 

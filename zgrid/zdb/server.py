@@ -222,6 +222,10 @@ class ZdbProtocol(asyncio.Protocol):
         except StorageError:
             log.exception("storage failure in %s", name)
             reply = b"-Internal Error\r\n"
+        except Exception:
+            # A bug, not the client's fault: answered, logged, and the connection goes on.
+            log.exception("%s failed", name)
+            reply = b"-Internal Error\r\n"
         if context.listening:  # someone WAITs or mirrors: tell them (rare, so tested first)
             self._after(session, name, args, owner)
         return reply
