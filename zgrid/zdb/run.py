@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import math
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import uvloop
 
 from zgrid import __version__
+from zgrid.web import ServeError, bind_socket
 from zgrid.zdb.context import ServerContext, Settings
 from zgrid.zdb.errors import ZdbError
 from zgrid.zdb.formats import MODE_SEQ, MODE_USER
@@ -77,48 +79,60 @@ def run_server(
         raise ZdbError("--protect needs an --admin password")
     if options.mode is not None and options.mode not in MODES:
         raise ZdbError(f"--mode must be user or seq, got {options.mode!r}")
-    hooks = Hooks(options.hook, instance_id(options))
-    store = Store(
-        data_root=options.data,
-        index_root=options.index,
-        mode=None if options.mode is None else MODES[options.mode],
-        datasize=options.datasize,
-        sync=options.sync,
-        synctime=options.synctime,
-        hooks=hooks,
-    )
-    store.open()
-    # Like 0-db: in memory only (NSSET on default would write them to its descriptor).
-    default = store.default
-    if options.protect and options.admin:
-        default.descriptor = dataclasses.replace(default.descriptor, password=options.admin)
-    if options.maxsize:
-        default.descriptor = dataclasses.replace(default.descriptor, maxsize=options.maxsize)
-    context = ServerContext(
-        store=store,
-        settings=Settings(
-            admin_password=options.admin, protect=options.protect, revision=f"v{__version__}"
-        ),
-    )
+    tcp = listen(options)  # a port in use fails here, before the data is loaded
+    try:
+        hooks = Hooks(options.hook, instance_id(options))
+        store = Store(
+            data_root=options.data,
+            index_root=options.index,
+            mode=None if options.mode is None else MODES[options.mode],
+            datasize=options.datasize,
+            sync=options.sync,
+            synctime=options.synctime,
+            hooks=hooks,
+        )
+        store.open()
+        # Like 0-db: in memory only (NSSET on default would write them to its descriptor).
+        default = store.default
+        if options.protect and options.admin:
+            default.descriptor = dataclasses.replace(default.descriptor, password=options.admin)
+        if options.maxsize:
+            default.descriptor = dataclasses.replace(default.descriptor, maxsize=options.maxsize)
+        context = ServerContext(
+            store=store,
+            settings=Settings(
+                admin_password=options.admin, protect=options.protect, revision=f"v{__version__}"
+            ),
+        )
+    except BaseException:
+        if tcp is not None:
+            tcp.close()
+        raise
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        use_tcp = options.socket is None or options.dualnet
         await serve_forever(
-            context,
-            host=options.listen if use_tcp else None,
-            port=options.port if use_tcp else None,
-            socket_path=options.socket,
-            on_ready=on_ready,
-            stop=stop,
+            context, tcp=tcp, socket_path=options.socket, on_ready=on_ready, stop=stop
         )
         hooks.wait_all()
 
     try:
         uvloop.run(main())
     finally:
+        if tcp is not None:
+            tcp.close()
         with contextlib.suppress(ZdbError):
             store.close()  # also after a failed start; closing twice is harmless
+
+
+def listen(options: ServerOptions) -> socket.socket | None:
+    """The TCP socket to serve on, bound before anything else starts: '::' is both families."""
+    if options.socket is not None and not options.dualnet:
+        return None
+    try:
+        return bind_socket(options.listen, options.port)
+    except ServeError as exc:
+        raise ZdbError(str(exc)) from exc

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from zgrid.web import listen_address
 from zgrid.zdb.commands import NO_REPLY, build_handlers, match
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError, StorageError
@@ -283,13 +284,12 @@ async def _expire_waits(context: ServerContext) -> None:
 async def serve_forever(
     context: ServerContext,
     *,
-    host: str | None,
-    port: int | None,
+    tcp: socket.socket | None = None,
     socket_path: Path | None = None,
     on_ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Listen on TCP and/or a unix socket until ``stop`` is set; then write out and close the store."""
+    """Serve on a bound TCP socket and/or a unix socket until ``stop`` is set; then write out and close the store."""
     loop = asyncio.get_running_loop()
     handlers = build_handlers()
     commit = GroupCommit(context)
@@ -314,14 +314,14 @@ async def serve_forever(
                 )
             )
             addresses.append(f"unix://{socket_path}")
-        if port is not None:
+        if tcp is not None:
             server = await loop.create_server(
-                lambda: ZdbProtocol(context, handlers, commit), host, port, reuse_address=True
+                lambda: ZdbProtocol(context, handlers, commit), sock=tcp
             )
             servers.append(server)
             for sock in server.sockets:
-                address = sock.getsockname()
-                addresses.append(f"tcp://{address[0]}:{address[1]}")
+                host, port = sock.getsockname()[:2]
+                addresses.append(f"tcp://{listen_address(host, port)}")
         if context.store.hooks.fire("ready", wait=True) != 0:
             return
         if on_ready is not None:
