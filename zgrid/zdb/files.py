@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from zgrid.atomic import fsync_directory
 from zgrid.zdb.errors import StorageError
 from zgrid.zdb.formats import (
     DATA_ENTRY,
@@ -113,6 +114,11 @@ class SyncPolicy:
         self.synctime = synctime
         self._last = time.monotonic()
 
+    @property
+    def durable(self) -> bool:
+        """Whether writes are meant to survive a power loss (then new directory entries too)."""
+        return self.sync or bool(self.synctime)
+
     def due(self) -> bool:
         if self.sync:
             return True
@@ -163,15 +169,20 @@ class NamespaceFiles:
         self.close()
         self.fileid = fileid
         try:
-            self._index_fd = _open_with_header(
+            self._index_fd, index_created = _open_with_header(
                 self.index_path(fileid),
                 INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, 0, 0, fileid, mode),
             )
-            self._data_fd = _open_with_header(
+            self._data_fd, data_created = _open_with_header(
                 self.data_path(fileid), DATA_HEADER.pack(DATA_MAGIC, DATA_VERSION, 0, 0, fileid)
             )
             self.index_size = self._index_written = os.fstat(self._index_fd).st_size
             self.data_size = self._data_written = os.fstat(self._data_fd).st_size
+            if self.policy.durable and (index_created or data_created):
+                # A new (rotated) file is only reachable after a power loss if the
+                # directory entry naming it is on disk too (its bytes: at write-out).
+                fsync_directory(self.data_dir)
+                fsync_directory(self.index_dir)
         except OSError as exc:
             raise StorageError(
                 f"cannot open files {fileid} of {self.index_dir.name}: {exc.strerror or exc}"
@@ -367,7 +378,8 @@ class NamespaceFiles:
         return self.index_path(fileid).is_file()
 
 
-def _open_with_header(path: Path, header: bytes) -> int:
+def _open_with_header(path: Path, header: bytes) -> tuple[int, bool]:
+    """The file's descriptor, and whether it was new (its header just written)."""
     # Not O_APPEND: on Linux pwrite() to an O_APPEND file ignores the offset, and the
     # index needs in-place patches. Appends are written at the tracked end instead.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -377,7 +389,7 @@ def _open_with_header(path: Path, header: bytes) -> int:
     elif size < len(header):
         os.close(fd)
         raise OSError(f"{path.name} is shorter than its header ({size} bytes)")
-    return fd
+    return fd, size == 0
 
 
 def _write_all(fd: int, data: bytes | bytearray, offset: int) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zgrid.atomic import write_atomic
+from zgrid.atomic import fsync_directory, write_atomic
 from zgrid.zdb.entry import Entry, pack_cursor, unpack_cursor
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.files import NamespaceFiles, PayloadCache, SyncPolicy
@@ -129,8 +129,11 @@ class Namespace:
     def load(self, *, fixed_mode: int | None = None) -> None:
         """Read the descriptor and replay the files; create what is missing."""
         try:
-            self.index_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for directory in (self.index_dir, self.data_dir):
+                if not directory.is_dir():
+                    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    if self.files.policy.durable:  # the new namespace survives a power loss
+                        fsync_directory(directory.parent)
         except OSError as exc:
             raise StorageError(
                 f"cannot create the directories of {self.name}: {exc.strerror or exc}"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from zgrid.atomic import fsync_directory
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.files import PayloadCache, SyncPolicy
 from zgrid.zdb.formats import MODE_USER, NAMESPACE_FILE, index_file_name
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "default"
 MAX_NAMESPACE_LENGTH = 128
 _MIN_DATASIZE = 512 * 1024
+# What a deleted namespace's directories are renamed to before removal: too long to be a name.
+_TOMBSTONE = ".zdb-deleted-"
 
 
 class Store:
@@ -68,6 +73,10 @@ class Store:
             raise StorageError("--index and --data must be different directories")
         for root in (self.index_root, self.data_root):
             self._lock(root)
+        for root in (self.index_root, self.data_root):
+            for entry in os.scandir(root):
+                if entry.name.startswith(_TOMBSTONE) and entry.is_dir(follow_symlinks=False):
+                    _remove_tombstone(Path(entry.path))  # a namespace deleted before a stop
         self.hooks.fire("namespaces-init", str(self.index_root), str(self.data_root), wait=True)
         self._load(DEFAULT_NAMESPACE)  # without it nothing can be served: its errors are fatal
         for entry in sorted(os.scandir(self.index_root), key=lambda e: e.name):
@@ -154,10 +163,33 @@ class Store:
         return namespace
 
     def delete(self, name: str) -> None:
-        namespace = self.namespaces.pop(name)
+        """Delete a namespace at once: both directories become tombstones, then go.
+
+        The renames are the deletion (a tombstone is never loaded and is removed at
+        the next start); if one fails, the namespace stays as it was and this raises.
+        """
+        namespace = self.namespaces[name]
+        tombstone = _TOMBSTONE + secrets.token_hex(60)  # longer than any namespace name
+        index_tomb, data_tomb = self.index_root / tombstone, self.data_root / tombstone
+        try:
+            os.rename(namespace.index_dir, index_tomb)
+        except OSError as exc:
+            raise StorageError(f"cannot delete namespace {name}: {exc.strerror or exc}") from exc
+        try:
+            os.rename(namespace.data_dir, data_tomb)
+        except OSError as exc:
+            try:
+                os.rename(index_tomb, namespace.index_dir)
+            except OSError as back:
+                log.error("namespace %s: cannot restore its index directory: %s", name, back)
+            raise StorageError(f"cannot delete namespace {name}: {exc.strerror or exc}") from exc
+        for root in (self.index_root, self.data_root):
+            with contextlib.suppress(OSError):
+                fsync_directory(root)
+        del self.namespaces[name]
         namespace.close()
-        for directory in (namespace.index_dir, namespace.data_dir):
-            shutil.rmtree(directory, ignore_errors=True)
+        for tomb in (index_tomb, data_tomb):
+            _remove_tombstone(tomb)
         self.hooks.fire("namespace-deleted", name)
 
     def reload(self, namespace: Namespace) -> None:
@@ -193,6 +225,19 @@ class Store:
         for fd in self._locks:
             os.close(fd)
         self._locks.clear()
+
+
+def _remove_tombstone(path: Path) -> None:
+    def failed(
+        function: object, where: str, exc_info: tuple[object, BaseException, object]
+    ) -> None:
+        log.warning(
+            "cannot remove %s of a deleted namespace (tried again at the next start): %s",
+            where,
+            exc_info[1],
+        )
+
+    shutil.rmtree(path, onerror=failed)
 
 
 def valid_name(name: str) -> bool:
