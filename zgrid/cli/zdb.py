@@ -69,6 +69,43 @@ def run(
     hook: Annotated[
         str | None, typer.Option("--hook", help="Executable run on events (0-db's hook names).")
     ] = None,
+    max_clients: Annotated[
+        int,
+        typer.Option(
+            "--max-clients",
+            min=1,
+            help="Clients connected at once; more are refused with an error reply"
+            " (lowered to what the descriptor limit allows).",
+        ),
+    ] = 10_000,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="Close clients that sent nothing for this long (0: never, as 0-db).",
+        ),
+    ] = 0.0,
+    max_reply: Annotated[
+        int,
+        typer.Option(
+            "--max-reply",
+            parser=_size,
+            metavar="SIZE",
+            help="Largest single reply (an MGET, a KSCAN); larger ones are refused.",
+        ),
+    ] = "32M",  # type: ignore[assignment]  # typer runs the default through the parser
+    max_pending: Annotated[
+        int,
+        typer.Option(
+            "--max-pending",
+            parser=_size,
+            metavar="SIZE",
+            help="Reply bytes all clients together may leave unread; beyond it, large"
+            " replies wait until clients read.",
+        ),
+    ] = "256M",  # type: ignore[assignment]
 ) -> None:
     """Serve 0-db's protocol until SIGINT/SIGTERM; everything written reaches the files on the way out."""
     options = ServerOptions(
@@ -86,6 +123,10 @@ def run(
         sync=sync,
         synctime=synctime,
         hook=hook,
+        max_clients=max_clients,
+        idle_timeout=idle_timeout,
+        max_reply=max_reply,
+        max_pending=max_pending,
     )
 
     def ready(addresses: list[str]) -> None:

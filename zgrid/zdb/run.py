@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import math
+import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -16,16 +18,18 @@ import uvloop
 
 from zgrid import __version__
 from zgrid.web import ServeError, bind_socket
-from zgrid.zdb.context import ServerContext, Settings
+from zgrid.zdb.context import Limits, ServerContext, Settings
 from zgrid.zdb.errors import ZdbError
 from zgrid.zdb.formats import MODE_SEQ, MODE_USER
 from zgrid.zdb.hooks import Hooks
+from zgrid.zdb.resp import MAX_ARGUMENT_SIZE
 from zgrid.zdb.server import serve_forever
 from zgrid.zdb.store import Store
 
 __all__ = ["ServerOptions", "parse_size", "run_server"]
 
 _SUFFIXES = {"k": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+log = logging.getLogger(__name__)
 MODES = {"user": MODE_USER, "seq": MODE_SEQ, "direct": MODE_SEQ}
 
 
@@ -63,6 +67,10 @@ class ServerOptions:
     sync: bool = False
     synctime: int = 0
     hook: str | None = None
+    max_clients: int = Limits.max_clients
+    idle_timeout: float = Limits.idle_timeout
+    max_reply: int = Limits.max_reply
+    max_pending: int = Limits.max_pending
 
 
 def instance_id(options: ServerOptions) -> str:
@@ -79,6 +87,7 @@ def run_server(
         raise ZdbError("--protect needs an --admin password")
     if options.mode is not None and options.mode not in MODES:
         raise ZdbError(f"--mode must be user or seq, got {options.mode!r}")
+    limits = _limits(options)
     tcp = listen(options)  # a port in use fails here, before the data is loaded
     try:
         hooks = Hooks(options.hook, instance_id(options))
@@ -101,7 +110,10 @@ def run_server(
         context = ServerContext(
             store=store,
             settings=Settings(
-                admin_password=options.admin, protect=options.protect, revision=f"v{__version__}"
+                admin_password=options.admin,
+                protect=options.protect,
+                revision=f"v{__version__}",
+                limits=limits,
             ),
         )
     except BaseException:
@@ -126,6 +138,40 @@ def run_server(
             tcp.close()
         with contextlib.suppress(ZdbError):
             store.close()  # also after a failed start; closing twice is harmless
+
+
+_RESERVED_DESCRIPTORS = 256  # data and index files, hooks, the listening sockets
+
+
+def _limits(options: ServerOptions) -> Limits:
+    """The connection and reply limits, with room for every client's descriptor."""
+    if options.max_clients < 1:
+        raise ZdbError(f"--max-clients must be at least 1, got {options.max_clients}")
+    if not math.isfinite(options.idle_timeout) or options.idle_timeout < 0:
+        raise ZdbError(
+            f"--idle-timeout must be 0 (never) or more seconds, got {options.idle_timeout}"
+        )
+    if options.max_reply < MAX_ARGUMENT_SIZE + 64:
+        raise ZdbError(f"--max-reply must hold one value of {MAX_ARGUMENT_SIZE} bytes")
+    if options.max_pending < options.max_reply:
+        raise ZdbError("--max-pending must be at least --max-reply")
+    wanted = options.max_clients + _RESERVED_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    max_clients = options.max_clients
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        max_clients = max(1, soft - _RESERVED_DESCRIPTORS)
+        log.warning("at most %d clients: the descriptor limit (ulimit -n) is %d", max_clients, soft)
+    return Limits(
+        max_clients=max_clients,
+        idle_timeout=options.idle_timeout,
+        max_reply=options.max_reply,
+        max_pending=options.max_pending,
+    )
 
 
 def listen(options: ServerOptions) -> socket.socket | None:
