@@ -55,29 +55,35 @@ def test_a_password_that_is_not_utf8_is_kept_byte_for_byte(zdb: ZdbProcess) -> N
     _still_protected(zdb, "vault", b"\xff\xfe-pw")
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [lambda raw: b"", lambda raw: raw[:10], lambda raw: raw[:-3], lambda raw: b"\x09" + raw[1:]],
-    ids=["empty", "short-header", "cut-password", "other-version"],
-)
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "empty": lambda raw: b"",
+    "short-header": lambda raw: raw[:10],
+    "cut-password": lambda raw: raw[:-3],
+    "other-version": lambda raw: b"\x09" + raw[1:],
+}
+
+
 def test_a_damaged_descriptor_is_a_load_error_and_the_namespace_is_not_served(
-    zdb_factory: Callable[..., ZdbProcess], damage: Callable[[bytes], bytes]
+    zdb: ZdbProcess,
 ) -> None:
-    server = zdb_factory()
-    _protected(server, "vault", b"hunter2")
-    _protected(server, "other", b"pw")
-    server.stop()
-    path = server.index / "vault" / NAMESPACE_FILE
-    path.write_bytes(damage(path.read_bytes()))
-    server.start()
-    with RawSocket(server.port) as sock:
-        assert sock.call("SELECT", "vault") == ReplyError("Namespace not found")
-        assert sock.call("NSNEW", "vault") == ReplyError("This namespace is not available")
-        assert b"vault" not in sock.call("NSLIST")  # type: ignore[operator]
+    for name in DAMAGE:
+        _protected(zdb, name, b"hunter2")
+    _protected(zdb, "other", b"pw")
+    zdb.stop()
+    for name, damage in DAMAGE.items():
+        path = zdb.index / name / NAMESPACE_FILE
+        path.write_bytes(damage(path.read_bytes()))
+    zdb.start()
+    with RawSocket(zdb.port) as sock:
+        for name in DAMAGE:
+            assert sock.call("SELECT", name) == ReplyError("Namespace not found"), name
+            assert sock.call("NSNEW", name) == ReplyError("This namespace is not available")
+            assert name.encode() not in sock.call("NSLIST")  # type: ignore[operator]
         assert sock.call("SELECT", "other", "pw") == b"OK"  # the others are served
         assert sock.call("GET", "secret-key") == b"secret-value"
-    log = server.log.read_text()
-    assert "namespace vault not served" in log
+    log = zdb.log.read_text()
+    for name in DAMAGE:
+        assert f"namespace {name} not served" in log
     assert "Traceback" not in log
 
 
