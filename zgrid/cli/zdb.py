@@ -26,7 +26,12 @@ def run(
     *,
     data: Annotated[Path, typer.Option("--data", help="Data files root.")] = Path("./zdb-data"),
     index: Annotated[Path, typer.Option("--index", help="Index files root.")] = Path("./zdb-index"),
-    listen: Annotated[str, typer.Option("--listen", help="TCP address to listen on.")] = "::",
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen", help="TCP address to listen on (:: is every IPv4 and IPv6 address)."
+        ),
+    ] = "::",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 9900,
     socket: Annotated[
         Path | None, typer.Option("--socket", help="Unix socket (then no TCP unless --dualnet).")
