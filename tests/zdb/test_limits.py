@@ -67,18 +67,18 @@ def test_mget_of_one_huge_key_many_times_is_refused_before_it_costs_memory(
         three = sock.call("MGET", "big", "big", "big")  # 24 MiB: under the 32 MiB default
         assert isinstance(three, list) and [len(v) for v in three] == [8 * MIB] * 3  # type: ignore[arg-type]
     assert seen["rss"] - before < 150 * MIB, (seen, before)
-    assert seen["ping"] < 1.0, seen
+    assert seen["ping"] < 0.3, seen
 
 
 def test_clients_that_never_read_hold_at_most_the_pending_budget(
     zdb_factory: Callable[..., ZdbProcess],
 ) -> None:
-    server = zdb_factory("--max-pending", "32M", "--max-reply", "16M")
-    _store(server, "big", 4 * MIB)
+    server = zdb_factory("--max-pending", "64M", "--max-reply", "16M")
+    _store(server, "big", 8 * MIB)
     before = rss(server)
-    requests = encode("GET", "big") * 10
+    requests = encode("GET", "big") * 5
     with watching(server) as seen, ExitStack() as stack:
-        for _ in range(60):  # each asks for 40 MiB and reads nothing
+        for _ in range(50):  # each asks for 40 MiB and reads nothing
             hostile = stack.enter_context(socket.create_connection(("127.0.0.1", server.port)))
             hostile.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
             hostile.sendall(requests)
@@ -87,9 +87,9 @@ def test_clients_that_never_read_hold_at_most_the_pending_budget(
             assert sock.call("SET", "small", "v") == b"small"
             assert sock.call("GET", "small") == b"v"
     assert seen["rss"] - before < 150 * MIB, (seen["rss"] - before) / MIB
-    assert seen["ping"] < 1.0, seen
+    assert seen["ping"] < 0.3, seen
     with RawSocket(server.port, timeout=30) as sock:  # and large ones again once they are gone
-        assert len(sock.call("GET", "big")) == 4 * MIB  # type: ignore[arg-type]
+        assert len(sock.call("GET", "big")) == 8 * MIB  # type: ignore[arg-type]
 
 
 def _refused(port: int) -> bytes:

@@ -30,7 +30,7 @@ class ReplyBudget:
         self.limit = limit
         self.total = 0
         self._held: dict[Budgeted, int] = {}
-        self._waiting: set[Budgeted] = set()
+        self._waiting: dict[Budgeted, int] = {}  # and the size of the reply each waits with
         self._timer: asyncio.TimerHandle | None = None
 
     def hold(self, connection: Budgeted, size: int) -> None:
@@ -42,7 +42,7 @@ class ReplyBudget:
 
     def forget(self, connection: Budgeted) -> None:
         self.hold(connection, 0)
-        self._waiting.discard(connection)
+        self._waiting.pop(connection, None)
 
     def room(self, size: int, extra: int = 0) -> bool:
         """Whether a reply of ``size`` fits, beside ``extra`` bytes not yet written anywhere."""
@@ -52,9 +52,9 @@ class ReplyBudget:
         # With nothing buffered anywhere, one reply always goes: someone must progress.
         return self.total + extra + size <= self.limit or self.total + extra == 0
 
-    def wait(self, connection: Budgeted) -> None:
-        """Wake ``connection`` once bytes have drained."""
-        self._waiting.add(connection)
+    def wait(self, connection: Budgeted, size: int) -> None:
+        """Wake ``connection`` once enough bytes have drained for its reply of ``size``."""
+        self._waiting[connection] = size
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(_RECHECK, self._wake)
 
@@ -63,11 +63,17 @@ class ReplyBudget:
             self.hold(connection, connection.buffered())
 
     def _wake(self) -> None:
+        # Only those whose reply now fits: waking the others would only rebuild their
+        # replies to hold them again, over and over.
         self._timer = None
         self._refresh()
-        if self.total < self.limit:
-            waiting, self._waiting = self._waiting, set()
-            for connection in waiting:
+        room = self.limit - self.total
+        for connection, size in list(self._waiting.items()):
+            if size <= room or self.total == 0:
+                room -= size
+                del self._waiting[connection]
                 connection.wake()
+                if room <= 0:
+                    break
         if self._waiting:
             self._timer = asyncio.get_running_loop().call_later(_RECHECK, self._wake)

@@ -105,6 +105,7 @@ class ZdbProtocol(asyncio.Protocol):
         self.reading_paused = False
         self.scheduled = False
         self.held = False  # a large reply waits for room in the server's reply budget
+        self.held_size = 0
 
     # -- connection -----------------------------------------------------------------------
 
@@ -232,7 +233,7 @@ class ZdbProtocol(asyncio.Protocol):
             reply = self._run(session, queue[0], size + self.commit.waiting_bytes)
             if reply is _HELD:
                 self.held = True
-                self.commit.budget.wait(self)
+                self.commit.budget.wait(self, self.held_size)
                 break
             queue.popleft()
             replies.append(reply)
@@ -284,6 +285,7 @@ class ZdbProtocol(asyncio.Protocol):
             elif not self.commit.budget.room(len(reply), unread):
                 # Only reads make large replies: running it again once there is room is safe.
                 context.stats.commands_executed -= 1
+                self.held_size = len(reply)
                 return _HELD
         if context.listening:  # someone WAITs or mirrors: tell them (rare, so tested first)
             self._after(session, name, args, owner)
