@@ -4,9 +4,13 @@
 # SET and GET, 50 clients, 100-byte values, 100k random keys, 200k requests, at
 # pipeline 1 and 16; prints requests/s of each server and the ratio zgrid/redis
 # with the targets (pipeline 1: >= 0.8, pipeline 16: >= 0.4). Each server gets
-# a fresh data directory. Usage: bash bench/zdb.sh [requests]
+# a fresh data directory. Then bench/zdb_binary.py: SET and GET of random binary
+# values (4 KiB, 64 KiB, 512 KiB) against both, in MB/s with the ratio.
+# Usage: bash bench/zdb.sh [--json] [requests]  (--json: one JSON object on stdout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+json=""
+if [ "${1:-}" = "--json" ]; then json="--json"; shift; fi
 requests="${1:-200000}"
 zgrid="$PWD/.venv/bin/zgrid"
 python="$PWD/.venv/bin/python"
@@ -57,18 +61,34 @@ for pipeline in 1 16; do
   done
 done
 
-printf '\n%-5s %-8s %14s %14s %7s %7s %s\n' test pipeline zgrid redis ratio target result
+rows=()
 for pipeline in 1 16; do
   target=$([ "$pipeline" = 1 ] && echo 0.8 || echo 0.4)
   for test in set get; do
-    ours=${result[zgrid,$test,$pipeline]}
-    theirs=${result[redis,$test,$pipeline]}
-    "$python" - "$test" "$pipeline" "$ours" "$theirs" "$target" <<'PY'
-import sys
-test, pipeline, ours, theirs, target = sys.argv[1:]
-ratio = float(ours) / float(theirs)
-verdict = "met" if ratio >= float(target) else "MISSED"
-print(f"{test.upper():<5} {pipeline:<8} {float(ours):14,.0f} {float(theirs):14,.0f} {ratio:7.2f} {target:>7} {verdict}")
-PY
+    rows+=("$test $pipeline ${result[zgrid,$test,$pipeline]} ${result[redis,$test,$pipeline]} $target")
   done
 done
+small=$("$python" - "$json" "${rows[@]}" <<'PY'
+import json, sys
+as_json, rows = sys.argv[1] == "--json", [row.split() for row in sys.argv[2:]]
+results = []
+for test, pipeline, ours, theirs, target in rows:
+    ratio = float(ours) / float(theirs)
+    results.append({"command": test.upper(), "pipeline": int(pipeline), "zgrid_rps": float(ours),
+                    "redis_rps": float(theirs), "ratio": round(ratio, 2), "target": float(target),
+                    "met": ratio >= float(target)})
+if as_json:
+    print(json.dumps(results))
+else:
+    print(f"\n{'test':<5} {'pipeline':<8} {'zgrid':>14} {'redis':>14} {'ratio':>7} {'target':>7} result")
+    for r in results:
+        print(f"{r['command']:<5} {r['pipeline']:<8} {r['zgrid_rps']:14,.0f} {r['redis_rps']:14,.0f}"
+              f" {r['ratio']:7.2f} {r['target']:>7} {'met' if r['met'] else 'MISSED'}")
+PY
+)
+binary=$("$python" bench/zdb_binary.py $json)
+if [ -n "$json" ]; then
+  printf '{"small_values": %s, "binary_values": %s}\n' "$small" "$binary"
+else
+  printf '%s\n\nRandom binary values, pipeline 16, MB/s of payload:%s\n' "$small" "$binary"
+fi

@@ -29,9 +29,9 @@ PUBLIC = {
         "walk_directory",
     ],
     zgrid.zdb: [
-        "DEFAULT_NAMESPACE", "MODE_SEQ", "MODE_USER", "ClientError", "CommandError", "ProtocolError",
-        "ServerOptions", "StorageError", "Store", "ZdbClient", "ZdbError", "crc32c", "parse_size",
-        "run_server",
+        "DEFAULT_NAMESPACE", "MODE_SEQ", "MODE_USER", "ClientError", "CommandError", "ConnectionLost",
+        "ProtocolError", "ServerOptions", "StorageError", "Store", "ZdbClient", "ZdbError", "crc32c",
+        "parse_size", "run_server",
     ],
     zgrid.chain: [
         "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "Genesis", "GenesisError", "JoinToken",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from tests.processes import free_port
 from tests.zdb.conftest import ZdbProcess
-from zgrid.zdb import ClientError, ZdbClient
+from zgrid.zdb import ClientError, ConnectionLost, ZdbClient
 
 
 def test_client_round_trip(zdb: ZdbProcess) -> None:
@@ -45,11 +46,55 @@ def test_client_sees_a_lost_connection(zdb: ZdbProcess) -> None:
         client = await ZdbClient.connect("127.0.0.1", zdb.port)
         assert await client.ping()
         await asyncio.to_thread(zdb.stop)
-        with pytest.raises(ClientError, match="connection to zdb lost"):
+        with pytest.raises(ConnectionLost, match=f"connection to zdb at 127.0.0.1:{zdb.port} lost"):
             for _ in range(50):  # the close reaches the reader soon after the stop
                 await client.ping()
                 await asyncio.sleep(0.05)
         await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_calls_waiting_and_later_raise_connection_lost_naming_the_server(
+    zdb: ZdbProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        client = await ZdbClient.connect("127.0.0.1", zdb.port)
+        waiting = asyncio.create_task(client.execute("WAIT", "SET", "60000"))
+        assert await client.ping()  # the WAIT is in flight, its reply still to come
+        await asyncio.to_thread(zdb.kill9)
+        where = f"connection to zdb at 127.0.0.1:{zdb.port} lost"
+        with pytest.raises(ConnectionLost, match=where):
+            await asyncio.wait_for(waiting, 10)
+        with pytest.raises(ConnectionLost, match=where):
+            await client.ping()
+        await client.close()
+        with pytest.raises(ConnectionLost):
+            await client.ping()
+
+    with caplog.at_level(logging.WARNING, logger="zgrid.zdb.client"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"connection to zdb at 127.0.0.1:{zdb.port} lost: closed by the server"
+    ]
+
+
+def test_a_reply_nobody_asked_for_ends_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(100)
+            writer.write(b"+PONG\r\n+EXTRA\r\n")
+            await reader.read(100)
+
+        server = await asyncio.start_server(chatty, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = await ZdbClient.connect("127.0.0.1", port)
+        with pytest.raises(ConnectionLost, match="a reply nobody asked for"):
+            for _ in range(100):
+                await client.ping()
+                await asyncio.sleep(0.01)
+        await client.close()
+        server.close()
 
     asyncio.run(scenario())
 

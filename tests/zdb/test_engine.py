@@ -41,7 +41,7 @@ def open_namespace(
 
 
 def reopen(namespace: Namespace, root: Path) -> Namespace:
-    namespace.flush()
+    namespace.write_out()
     namespace.close()
     return open_namespace(root, namespace.name, namespace.mode, namespace.datasize)
 
@@ -152,7 +152,7 @@ def test_seq_fixture_written_by_0db(tmp_path: Path) -> None:
 def test_our_files_have_0db_layout(tmp_path: Path) -> None:
     namespace = open_namespace(tmp_path)
     namespace.set(b"key", b"value", 1234)
-    namespace.flush()
+    namespace.write_out()
     data = (tmp_path / "data" / "default" / "d0").read_bytes()
     index = (tmp_path / "index" / "default" / "i0").read_bytes()
     assert data[: DATA_HEADER.size] == b"DAT0" + struct.pack("<IQQI", 3, 0, 0, 0)
@@ -182,7 +182,7 @@ def test_torn_index_entry_is_cut_and_data_replayed(tmp_path: Path) -> None:
     namespace = open_namespace(tmp_path)
     namespace.set(b"kept", b"1", 1)
     namespace.set(b"torn", b"2", 2)
-    namespace.flush()
+    namespace.write_out()
     namespace.close()
     index = tmp_path / "index" / "default" / "i0"
     os.truncate(index, index.stat().st_size - 3)  # the last index entry lost its tail
@@ -196,10 +196,10 @@ def test_torn_index_entry_is_cut_and_data_replayed(tmp_path: Path) -> None:
 def test_torn_data_entry_is_dropped_nothing_else(tmp_path: Path) -> None:
     namespace = open_namespace(tmp_path)
     namespace.set(b"kept", b"1" * 100, 1)
-    namespace.flush()
+    namespace.write_out()
     size = (tmp_path / "data" / "default" / "d0").stat().st_size
     namespace.set(b"torn", b"2" * 100, 2)
-    namespace.flush()
+    namespace.write_out()
     namespace.close()
     data = tmp_path / "data" / "default" / "d0"
     index = tmp_path / "index" / "default" / "i0"
@@ -220,7 +220,7 @@ def test_missing_index_is_rebuilt_from_data(tmp_path: Path) -> None:
         namespace.set(f"k{number}".encode(), b"v" * 50_000, number)
     namespace.set(b"k3", b"changed", 99)
     namespace.delete(b"k4", 100)
-    namespace.flush()
+    namespace.write_out()
     namespace.close()
     for index in (tmp_path / "index" / "default").glob("i*"):
         index.unlink()
@@ -273,7 +273,7 @@ class FsyncRecorder:
             self.paths.append(name)
 
 
-def test_sync_fsyncs_data_and_index_at_every_flush(
+def test_sync_fsyncs_data_and_index_at_every_write_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = FsyncRecorder()
@@ -288,9 +288,9 @@ def test_sync_fsyncs_data_and_index_at_every_flush(
     )
     namespace.load()
     namespace.set(b"a", b"1", 1)
-    namespace.flush()
+    namespace.write_out()
     assert recorder.paths == ["d0", "i0"]  # the data before the index that points at it
-    namespace.flush()  # nothing new: nothing to sync
+    namespace.write_out()  # nothing new: nothing to sync
     assert recorder.paths == ["d0", "i0"]
 
 
@@ -306,12 +306,12 @@ def test_synctime_keeps_a_clock_per_namespace(
     second = store.create("second")
     for namespace in (store.default, second):
         namespace.set(b"k", b"v", 1)
-    store.flush()
+    store.write_out()
     assert recorder.paths == []  # 5 s have not passed for either
     now[0] += 6
     for namespace in (store.default, second):
         namespace.set(b"k", b"w", 2)
-    store.flush()
+    store.write_out()
     assert sorted(recorder.paths) == ["d0", "d0", "i0", "i0"]  # both, not only the first one
     store.close()
 
@@ -328,7 +328,7 @@ def test_check_reads_the_disk_not_the_cache(tmp_path: Path) -> None:
     )
     namespace.load()
     namespace.set(b"key", b"payload", 1)
-    namespace.flush()
+    namespace.write_out()
     entry = namespace.keys[b"key"]
     assert namespace.check(entry) == 1
     data = tmp_path / "data" / "default" / "d0"
@@ -342,7 +342,7 @@ def test_check_reads_the_disk_not_the_cache(tmp_path: Path) -> None:
 def test_zero_filled_tail_is_not_replayed(tmp_path: Path) -> None:
     namespace = open_namespace(tmp_path)
     namespace.set(b"kept", b"1", 1)
-    namespace.flush()
+    namespace.write_out()
     namespace.close()
     data = tmp_path / "data" / "default" / "d0"
     size = data.stat().st_size
@@ -364,18 +364,20 @@ def test_payload_cache_stays_within_its_budget() -> None:
 
 
 @pytest.mark.parametrize("mode", [MODE_USER, MODE_SEQ])
-def test_an_unflushed_overwrite_never_hides_the_flushed_value(tmp_path: Path, mode: int) -> None:
-    # What kill -9 leaves when it strikes before a flush: the files as they are now,
+def test_an_overwrite_not_written_out_never_hides_the_written_value(
+    tmp_path: Path, mode: int
+) -> None:
+    # What kill -9 leaves when it strikes before a write-out: the files as they are now,
     # read by a new process. The old value was acknowledged; it must still be there.
     namespace = open_namespace(tmp_path, mode=mode)
     key = namespace.set(b"" if mode == MODE_SEQ else b"key", b"acknowledged", 1)
     assert key is not None
-    namespace.flush()
+    namespace.write_out()
     namespace.set(key, b"in flight", 2)
     namespace.delete(key, 3) if mode == MODE_USER else namespace.set(key, b"in flight again", 3)
     after_crash = open_namespace(tmp_path, mode=mode)
     assert after_crash.get(key) == b"acknowledged"
-    namespace.flush()
+    namespace.write_out()
     assert open_namespace(tmp_path, mode=mode).get(key) == (
         None if mode == MODE_USER else b"in flight again"
     )

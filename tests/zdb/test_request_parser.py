@@ -6,6 +6,8 @@ import random
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zgrid.zdb.resp import RequestFault, RequestParser
 
@@ -167,3 +169,51 @@ def test_each_fault_keeps_the_commands_before_it(tail: bytes) -> None:
     with pytest.raises(RequestFault) as caught:
         parser.feed(data)
     assert caught.value.before == [[b"PING"]]
+
+
+def _request(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+@pytest.mark.parametrize("size", [4096, 65536, 512 * 1024])
+def test_random_binary_payloads_stay_on_the_fast_path(size: int) -> None:
+    rng = random.Random(size)
+    values = [rng.randbytes(size) for _ in range(200 if size <= 65536 else 20)]
+    # Payloads full of what RESP3 headers look like, on purpose.
+    values.append(b"\n+OK\r\n\n=3\r\n\n(12\r\n\n|1\r\n*1\r\n$1\r\n" * (size // 32))
+    parser = RequestParser()
+    data = b"".join(_request(b"SET", b"key-%d" % n, value) for n, value in enumerate(values))
+    commands = parser.feed(data)
+    assert commands == [[b"SET", b"key-%d" % n, value] for n, value in enumerate(values)]
+    assert parser.slow_commands == 0
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [b"*2\r\n+SET\r\n$1\r\nx\r\n", b"*2\r\n$3\r\nGET\r\n|1\r\n+a\r\n+b\r\n$1\r\nx\r\n"],
+    ids=["simple-string", "attribute"],
+)
+def test_headers_0db_refuses_are_not_taken_by_the_fast_path(odd: bytes) -> None:
+    parser = RequestParser()
+    with pytest.raises(RequestFault, match="Malformed query string") as caught:
+        parser.feed(_request(b"PING") + odd + _request(b"PING"))
+    assert caught.value.before == [[b"PING"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.binary(max_size=3000), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=40000), max_size=6),
+)
+def test_any_binary_values_cut_anywhere_parse_exactly(values: list[bytes], cuts: list[int]) -> None:
+    expected = [[b"SET", b"k%d" % n, value] for n, value in enumerate(values)]
+    data = b"".join(_request(*command) for command in expected)
+    parser = RequestParser()
+    got: list[list[bytes]] = []
+    start = 0
+    for cut in sorted(c for c in cuts if c < len(data)):
+        got += parser.feed(data[start:cut])
+        start = cut
+    got += parser.feed(data[start:])
+    assert got == expected
+    assert reference(data) == (expected, None)

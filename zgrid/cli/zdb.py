@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from zgrid.cli.output import err_console
-from zgrid.zdb import ServerOptions, parse_size, run_server
+from zgrid.zdb import ServerOptions, ZdbError, parse_size, run_server
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ZdbError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
 
 app = typer.Typer(help="Zero-DB: the grid's key-value storage server.", no_args_is_help=True)
 
@@ -18,7 +26,12 @@ def run(
     *,
     data: Annotated[Path, typer.Option("--data", help="Data files root.")] = Path("./zdb-data"),
     index: Annotated[Path, typer.Option("--index", help="Index files root.")] = Path("./zdb-index"),
-    listen: Annotated[str, typer.Option("--listen", help="TCP address to listen on.")] = "::",
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen", help="TCP address to listen on (:: is every IPv4 and IPv6 address)."
+        ),
+    ] = "::",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 9900,
     socket: Annotated[
         Path | None, typer.Option("--socket", help="Unix socket (then no TCP unless --dualnet).")
@@ -31,9 +44,14 @@ def run(
         typer.Option("--mode", help="user or seq for every namespace (default: per namespace)."),
     ] = None,
     datasize: Annotated[
-        str,
-        typer.Option("--datasize", help="Rotate data files at this size (k, M, G, T suffixes)."),
-    ] = "256M",
+        int,
+        typer.Option(
+            "--datasize",
+            parser=_size,
+            metavar="SIZE",
+            help="Rotate data files at this size (k, M, G, T suffixes).",
+        ),
+    ] = "256M",  # type: ignore[assignment]  # typer runs the default through the parser
     maxsize: Annotated[
         int, typer.Option("--maxsize", min=0, help="Size limit of the default namespace in bytes.")
     ] = 0,
@@ -56,8 +74,45 @@ def run(
     hook: Annotated[
         str | None, typer.Option("--hook", help="Executable run on events (0-db's hook names).")
     ] = None,
+    max_clients: Annotated[
+        int,
+        typer.Option(
+            "--max-clients",
+            min=1,
+            help="Clients connected at once; more are refused with an error reply"
+            " (lowered to what the descriptor limit allows).",
+        ),
+    ] = 10_000,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="Close clients that sent nothing for this long (0: never, as 0-db).",
+        ),
+    ] = 0.0,
+    max_reply: Annotated[
+        int,
+        typer.Option(
+            "--max-reply",
+            parser=_size,
+            metavar="SIZE",
+            help="Largest single reply (an MGET, a KSCAN); larger ones are refused.",
+        ),
+    ] = "32M",  # type: ignore[assignment]  # typer runs the default through the parser
+    max_pending: Annotated[
+        int,
+        typer.Option(
+            "--max-pending",
+            parser=_size,
+            metavar="SIZE",
+            help="Reply bytes all clients together may leave unread; beyond it, large"
+            " replies wait until clients read.",
+        ),
+    ] = "256M",  # type: ignore[assignment]
 ) -> None:
-    """Serve 0-db's protocol until SIGINT/SIGTERM; everything written is flushed on the way out."""
+    """Serve 0-db's protocol until SIGINT/SIGTERM; everything written reaches the files on the way out."""
     options = ServerOptions(
         data=data,
         index=index,
@@ -66,13 +121,17 @@ def run(
         socket=socket,
         dualnet=dualnet,
         mode=mode,
-        datasize=parse_size(datasize),
+        datasize=datasize,
         maxsize=maxsize,
         admin=admin,
         protect=protect,
         sync=sync,
         synctime=synctime,
         hook=hook,
+        max_clients=max_clients,
+        idle_timeout=idle_timeout,
+        max_reply=max_reply,
+        max_pending=max_pending,
     )
 
     def ready(addresses: list[str]) -> None:

@@ -6,7 +6,14 @@ socket; :func:`run_server` serves it with 0-db's commands and replies, and
 """
 
 from zgrid.zdb.client import ZdbClient
-from zgrid.zdb.errors import ClientError, CommandError, ProtocolError, StorageError, ZdbError
+from zgrid.zdb.errors import (
+    ClientError,
+    CommandError,
+    ConnectionLost,
+    ProtocolError,
+    StorageError,
+    ZdbError,
+)
 from zgrid.zdb.formats import MODE_SEQ, MODE_USER, crc32c
 from zgrid.zdb.run import ServerOptions, parse_size, run_server
 from zgrid.zdb.store import DEFAULT_NAMESPACE, Store
@@ -17,6 +24,7 @@ __all__ = [
     "MODE_USER",
     "ClientError",
     "CommandError",
+    "ConnectionLost",
     "ProtocolError",
     "ServerOptions",
     "StorageError",

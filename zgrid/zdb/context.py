@@ -11,7 +11,17 @@ from typing import Protocol
 from zgrid.zdb.namespace import Namespace
 from zgrid.zdb.store import Store
 
-__all__ = ["Connection", "ServerContext", "Session", "Settings", "Stats"]
+__all__ = ["Connection", "Limits", "ServerContext", "Session", "Settings", "Stats"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client, and all of them together, may make the server hold."""
+
+    max_clients: int = 10_000  # connections at once; more are refused with an error reply
+    idle_timeout: float = 0.0  # seconds without a request before a client is closed; 0: never
+    max_reply: int = 32 * 1024 * 1024  # bytes of one reply (MGET, KSCAN); more is refused
+    max_pending: int = 256 * 1024 * 1024  # reply bytes all clients have not read yet
 
 
 @dataclass(frozen=True)
@@ -19,6 +29,7 @@ class Settings:
     admin_password: str | None = None
     protect: bool = False
     revision: str = "zgrid"
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Session:
     master: bool = False
     detached: bool = False
     waiting: tuple[str, float] | None = None  # command table name, deadline (monotonic)
+    last_request: float = field(default_factory=time.monotonic)  # for the idle timeout
 
 
 @dataclass(eq=False)

@@ -5,13 +5,21 @@ ZdbError
 ├── CommandError        a command was refused; the message is the reply sent to the client
 ├── StorageError        a data or index file cannot be read or written
 └── ClientError         the zdb client got an error reply or lost the connection
+    └── ConnectionLost  the connection to the server ended; every call on it raises this
 """
 
 from __future__ import annotations
 
 from zgrid.errors import ZgridError
 
-__all__ = ["ClientError", "CommandError", "ProtocolError", "StorageError", "ZdbError"]
+__all__ = [
+    "ClientError",
+    "CommandError",
+    "ConnectionLost",
+    "ProtocolError",
+    "StorageError",
+    "ZdbError",
+]
 
 
 class ZdbError(ZgridError):
@@ -32,3 +40,7 @@ class StorageError(ZdbError):
 
 class ClientError(ZdbError):
     """An error reply, or a broken connection, seen by the client."""
+
+
+class ConnectionLost(ClientError):
+    """The connection to the server ended (closed, reset, or a reply that makes no sense)."""

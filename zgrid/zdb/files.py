@@ -1,6 +1,6 @@
 """One namespace's data and index files: buffered appends, in-place index patches, reads, rotation.
 
-Appends collect in memory and reach the files at :meth:`NamespaceFiles.flush`,
+Appends collect in memory and reach the files at :meth:`NamespaceFiles.write_out`,
 which the server calls once per batch of pipelined requests, before it
 replies: one ``write`` per file per batch, and with ``sync`` one ``fsync``.
 Data always reaches disk before the index that points at it.
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from zgrid.atomic import fsync_directory
 from zgrid.zdb.errors import StorageError
 from zgrid.zdb.formats import (
     DATA_ENTRY,
@@ -101,7 +102,7 @@ class DiskStats:
 
 
 class SyncPolicy:
-    """``sync``: fsync at every flush; ``synctime``: fsync when that many seconds have passed.
+    """``sync``: fsync at every write-out; ``synctime``: fsync when that many seconds have passed.
 
     One per namespace: its clock is that namespace's last fsync.
     """
@@ -112,6 +113,11 @@ class SyncPolicy:
         self.sync = sync
         self.synctime = synctime
         self._last = time.monotonic()
+
+    @property
+    def durable(self) -> bool:
+        """Whether writes are meant to survive a power loss (then new directory entries too)."""
+        return self.sync or bool(self.synctime)
 
     def due(self) -> bool:
         if self.sync:
@@ -146,12 +152,12 @@ class NamespaceFiles:
         self._index_fd = -1
         self.data_size = 0  # bytes of the active data file, buffered ones included
         self.index_size = 0
-        self._data_flushed = 0
-        self._index_flushed = 0
+        self._data_written = 0
+        self._index_written = 0
         self._data_pending = bytearray()
         self._index_pending = bytearray()
         # In-place changes to index bytes already on disk (file id, offset, bytes), applied
-        # at flush after the records they belong with: flagging an old version deleted
+        # at write-out after the records they belong with: flagging an old version deleted
         # before its replacement is on disk would lose the key in a crash.
         self._patches: list[tuple[int, int, bytes]] = []
         self._readers: dict[int, int] = {}  # data file id -> read-only fd of older files
@@ -163,30 +169,35 @@ class NamespaceFiles:
         self.close()
         self.fileid = fileid
         try:
-            self._index_fd = _open_with_header(
+            self._index_fd, index_created = _open_with_header(
                 self.index_path(fileid),
                 INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, 0, 0, fileid, mode),
             )
-            self._data_fd = _open_with_header(
+            self._data_fd, data_created = _open_with_header(
                 self.data_path(fileid), DATA_HEADER.pack(DATA_MAGIC, DATA_VERSION, 0, 0, fileid)
             )
-            self.index_size = self._index_flushed = os.fstat(self._index_fd).st_size
-            self.data_size = self._data_flushed = os.fstat(self._data_fd).st_size
+            self.index_size = self._index_written = os.fstat(self._index_fd).st_size
+            self.data_size = self._data_written = os.fstat(self._data_fd).st_size
+            if self.policy.durable and (index_created or data_created):
+                # A new (rotated) file is only reachable after a power loss if the
+                # directory entry naming it is on disk too (its bytes: at write-out).
+                fsync_directory(self.data_dir)
+                fsync_directory(self.index_dir)
         except OSError as exc:
             raise StorageError(
                 f"cannot open files {fileid} of {self.index_dir.name}: {exc.strerror or exc}"
             ) from exc
 
     def rotate(self, mode: int) -> int:
-        """Move to the next file id, after flushing the current pair."""
-        self.flush()
+        """Move to the next file id, after writing out the current pair."""
+        self.write_out()
         self.open(self.fileid + 1, mode)
         return self.fileid
 
     def close(self) -> None:
         with contextlib.suppress(StorageError):
-            self.flush()
-        # After a failed flush these bytes must not land ahead of the next file's records.
+            self.write_out()
+        # After a failed write-out these bytes must not land ahead of the next file's records.
         self._data_pending.clear()
         self._index_pending.clear()
         self._patches.clear()
@@ -199,9 +210,9 @@ class NamespaceFiles:
 
     def rewrite_mode(self, mode: int) -> None:
         """Record a new namespace mode in the header of index file 0 (fresh namespaces only)."""
-        self.flush()
+        self.write_out()
         self.patch_index(0, INDEX_HEADER.size - 1, bytes([mode]))
-        self.flush()
+        self.write_out()
 
     def data_path(self, fileid: int) -> Path:
         return self.data_dir / data_file_name(fileid)
@@ -226,8 +237,8 @@ class NamespaceFiles:
 
     def patch_index(self, fileid: int, offset: int, record: bytes) -> None:
         """Overwrite bytes of an index file in place (a deleted flag, a seq slot)."""
-        if fileid == self.fileid and offset >= self._index_flushed:
-            start = offset - self._index_flushed
+        if fileid == self.fileid and offset >= self._index_written:
+            start = offset - self._index_written
             self._index_pending[start : start + len(record)] = record
             return
         self._patches.append((fileid, offset, record))
@@ -261,7 +272,7 @@ class NamespaceFiles:
             raise StorageError(f"cannot update index file {fileid}: {exc}") from exc
         self.stats.index_write_bytes += len(record)
 
-    def flush(self) -> None:
+    def write_out(self) -> None:
         """Write what is queued: data, then new index entries, then in-place index changes.
 
         With the policy's fsync, all of it is synced before this returns.
@@ -272,9 +283,9 @@ class NamespaceFiles:
         stats = self.stats
         try:
             if self._data_pending:
-                _write_all(self._data_fd, self._data_pending, self._data_flushed)
+                _write_all(self._data_fd, self._data_pending, self._data_written)
                 stats.data_write_bytes += len(self._data_pending)
-                self._data_flushed += len(self._data_pending)
+                self._data_written += len(self._data_pending)
                 self._data_pending.clear()
             if sync:
                 os.fsync(self._data_fd)
@@ -285,9 +296,9 @@ class NamespaceFiles:
             ) from exc
         try:
             if self._index_pending:
-                _write_all(self._index_fd, self._index_pending, self._index_flushed)
+                _write_all(self._index_fd, self._index_pending, self._index_written)
                 stats.index_write_bytes += len(self._index_pending)
-                self._index_flushed += len(self._index_pending)
+                self._index_written += len(self._index_pending)
                 self._index_pending.clear()
             if self._patches:
                 self._apply_patches(sync)
@@ -306,7 +317,7 @@ class NamespaceFiles:
                 os.fsync(fd)
 
     def sync(self) -> None:
-        self.flush()
+        self.write_out()
         self._fsync()
         self.policy.done()
 
@@ -314,11 +325,11 @@ class NamespaceFiles:
 
     def read_data(self, fileid: int, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` of data file ``fileid`` (pending bytes included)."""
-        if fileid == self.fileid and offset + length > self._data_flushed:
-            if offset >= self._data_flushed:
-                start = offset - self._data_flushed
+        if fileid == self.fileid and offset + length > self._data_written:
+            if offset >= self._data_written:
+                start = offset - self._data_written
                 return bytes(self._data_pending[start : start + length])
-            self.flush()
+            self.write_out()
         fd = self._data_fd if fileid == self.fileid else self._reader(fileid)
         try:
             chunk = os.pread(fd, length, offset)
@@ -367,7 +378,8 @@ class NamespaceFiles:
         return self.index_path(fileid).is_file()
 
 
-def _open_with_header(path: Path, header: bytes) -> int:
+def _open_with_header(path: Path, header: bytes) -> tuple[int, bool]:
+    """The file's descriptor, and whether it was new (its header just written)."""
     # Not O_APPEND: on Linux pwrite() to an O_APPEND file ignores the offset, and the
     # index needs in-place patches. Appends are written at the tracked end instead.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -377,7 +389,7 @@ def _open_with_header(path: Path, header: bytes) -> int:
     elif size < len(header):
         os.close(fd)
         raise OSError(f"{path.name} is shorter than its header ({size} bytes)")
-    return fd
+    return fd, size == 0
 
 
 def _write_all(fd: int, data: bytes | bytearray, offset: int) -> None:

@@ -157,8 +157,16 @@ class NamespaceDescriptor:
     worm: bool = False
 
     def pack(self) -> bytes:
-        name = self.name.encode()
-        password = self.password.encode()
+        """The descriptor's bytes; ValueError when a field does not fit 0-db's format."""
+        # Names and passwords are the client's bytes (kept through surrogateescape).
+        name = self.name.encode("utf-8", "surrogateescape")
+        password = self.password.encode("utf-8", "surrogateescape")
+        if len(name) > 255:
+            raise ValueError("namespace name longer than 255 bytes")
+        if len(password) > 255:
+            raise ValueError("password longer than 255 bytes")
+        if not 0 <= self.maxsize < 1 << 64:
+            raise ValueError(f"maxsize {self.maxsize} is not a 64-bit unsigned number")
         flags = (
             NS_FLAG_EXTENDED
             | (NS_FLAG_PUBLIC if self.public else 0)
@@ -172,15 +180,23 @@ class NamespaceDescriptor:
 
     @classmethod
     def unpack(cls, raw: bytes) -> NamespaceDescriptor:
+        """Read a descriptor; ValueError when it is short, of another version, or cut."""
+        if len(raw) < NS_HEADER.size:
+            raise ValueError(f"descriptor is {len(raw)} bytes, shorter than its header")
         version, namelength, passlength, maxsize, flags = NS_HEADER.unpack_from(raw)
         if version != NS_VERSION:
             raise ValueError(f"unsupported namespace descriptor version {version}")
         start = NS_HEADER.size
-        name = raw[start : start + namelength].decode()
-        password = raw[start + namelength : start + namelength + passlength].decode()
+        if len(raw) < start + namelength + passlength:
+            raise ValueError(
+                f"descriptor is {len(raw)} bytes, its name and password need"
+                f" {start + namelength + passlength}"
+            )
+        name = raw[start : start + namelength].decode("utf-8", "surrogateescape")
+        password = raw[start + namelength : start + namelength + passlength]
         return cls(
             name=name,
-            password=password,
+            password=password.decode("utf-8", "surrogateescape"),
             maxsize=maxsize,
             public=bool(flags & NS_FLAG_PUBLIC),
             worm=bool(flags & NS_FLAG_WORM),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from zgrid.atomic import fsync_directory, write_atomic
 from zgrid.zdb.entry import Entry, pack_cursor, unpack_cursor
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.files import NamespaceFiles, PayloadCache, SyncPolicy
@@ -29,7 +30,6 @@ from zgrid.zdb.formats import (
     MODE_SEQ,
     MODE_USER,
     NAMESPACE_FILE,
-    NS_HEADER,
     DataEntry,
     IndexItem,
     NamespaceDescriptor,
@@ -108,18 +108,17 @@ class Namespace:
         return self.descriptor.maxsize
 
     def update_descriptor(self, descriptor: NamespaceDescriptor) -> None:
-        self.descriptor = descriptor
-        self._write_descriptor()
-
-    def _write_descriptor(self) -> None:
-        path = self.index_dir / NAMESPACE_FILE
+        """Store ``descriptor`` (atomically: the old file stays whole if this fails), then use it."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, self.descriptor.pack())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            raw = descriptor.pack()
+        except ValueError as exc:
+            raise CommandError("Invalid value") from exc  # nothing written, nothing changed
+        self._write_descriptor(raw)
+        self.descriptor = descriptor
+
+    def _write_descriptor(self, raw: bytes) -> None:
+        try:
+            write_atomic(self.index_dir / NAMESPACE_FILE, raw, mode=0o600)
         except OSError as exc:
             raise StorageError(
                 f"cannot write the descriptor of {self.name}: {exc.strerror or exc}"
@@ -130,8 +129,11 @@ class Namespace:
     def load(self, *, fixed_mode: int | None = None) -> None:
         """Read the descriptor and replay the files; create what is missing."""
         try:
-            self.index_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for directory in (self.index_dir, self.data_dir):
+                if not directory.is_dir():
+                    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    if self.files.policy.durable:  # the new namespace survives a power loss
+                        fsync_directory(directory.parent)
         except OSError as exc:
             raise StorageError(
                 f"cannot create the directories of {self.name}: {exc.strerror or exc}"
@@ -145,23 +147,27 @@ class Namespace:
         self.files.open(last, self.mode)
 
     def _load_descriptor(self) -> None:
+        """Read ``zdb-namespace``; only a missing one means "new namespace, defaults".
+
+        A short or damaged one is an error: falling back to defaults would serve a
+        password-protected namespace to everybody.
+        """
         path = self.index_dir / NAMESPACE_FILE
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raw = b""
+            descriptor = NamespaceDescriptor(name=self.name)
+            self._write_descriptor(descriptor.pack())
+            self.descriptor = descriptor
+            return
         except OSError as exc:
             raise StorageError(
                 f"cannot read the descriptor of {self.name}: {exc.strerror or exc}"
             ) from exc
-        if len(raw) < NS_HEADER.size:
-            self.descriptor = NamespaceDescriptor(name=self.name)
-            self._write_descriptor()
-            return
         try:
             stored = NamespaceDescriptor.unpack(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StorageError(f"namespace {self.name}: {exc}") from exc
+        except ValueError as exc:
+            raise StorageError(f"namespace {self.name}: damaged {path}: {exc}") from exc
         # The directory name is the namespace's name; the stored one is informational.
         self.descriptor = NamespaceDescriptor(
             name=self.name,
@@ -517,7 +523,7 @@ class Namespace:
 
     def _read_item(self, fileid: int, offset: int, idlength: int | None = None) -> IndexItem:
         """The index item at (file, offset); its key length is read from disk unless given."""
-        self.files.flush()
+        self.files.write_out()
         try:
             with self.files.index_path(fileid).open("rb") as handle:
                 handle.seek(offset)
@@ -546,7 +552,7 @@ class Namespace:
         return fileid, offset, item
 
     def _walk_forward(self, fileid: int, offset: int) -> Iterator[tuple[int, int, IndexItem]]:
-        self.files.flush()
+        self.files.write_out()
         while self.files.index_exists(fileid):
             with self.files.index_path(fileid).open("rb") as handle:
                 handle.seek(offset)
@@ -661,7 +667,7 @@ class Namespace:
     def data_raw(self, fileid: int, offset: int) -> tuple[bytes, int, int, int, int, bytes]:
         """The data entry at (file, offset): key, previous, crc, flags, timestamp, payload."""
         path = self.files.data_path(fileid)
-        self.files.flush()
+        self.files.write_out()
         try:
             size = path.stat().st_size
         except OSError:
@@ -684,8 +690,8 @@ class Namespace:
 
     # -- life -----------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        self.files.flush()
+    def write_out(self) -> None:
+        self.files.write_out()
 
     def close(self) -> None:
         self.files.close()

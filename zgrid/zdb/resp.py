@@ -29,9 +29,6 @@ _HEADROOM = 64 * 1024  # the other arguments of a command carrying one maximal p
 NIL = b"$-1\r\n"
 OK = b"+OK\r\n"
 
-# Lines hiredis turns into bytes too (simple, verbatim, big number; attributes), where
-# 0-db wants "$" only: hiredis is not given the data from the first of them on.
-_LENIENT = re.compile(rb"\n[+=(|]")
 _LEADING_NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 
@@ -60,14 +57,25 @@ class RequestParser:
     arguments, a negative or too large length, each end the connection with
     0-db's error (a header line longer than 0-db's buffer: without one).
 
-    hiredis parses the well-formed commands, which is nearly all of them; where it
-    stops (a command cut by the end of the data, or anything unusual) this class
-    reads that one command itself, with 0-db's rules, then hands over again. The
+    hiredis parses the well-formed commands, which is nearly all of them; each one it
+    returns is checked to have been written as 0-db requires ("*" and "$" headers at
+    the places the lengths give: hiredis also takes "+", "|" and other RESP3 types,
+    and refuses numbers that are not canonical), without looking inside payloads,
+    so binary values of any content stay on this path. Where it stops (a command
+    cut by the end of the data, or anything unusual) this class reads that one
+    command itself, with 0-db's rules, then hands over again. The
     bytes waiting for one command are capped at one maximal argument plus headroom
     for the others, so a client cannot make memory run away.
     """
 
-    __slots__ = ("_buffer", "_limit", "_reader", "max_argument_size", "max_arguments")
+    __slots__ = (
+        "_buffer",
+        "_limit",
+        "_reader",
+        "max_argument_size",
+        "max_arguments",
+        "slow_commands",
+    )
 
     def __init__(
         self, *, max_arguments: int = MAX_ARGUMENTS, max_argument_size: int = MAX_ARGUMENT_SIZE
@@ -77,6 +85,7 @@ class RequestParser:
         self.max_arguments = max_arguments
         self.max_argument_size = max_argument_size
         self._limit = max_argument_size + _HEADROOM
+        self.slow_commands = 0  # commands this class had to read itself (cut or unusual)
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Add ``data``; return the commands it completed, or raise RequestFault."""
@@ -110,26 +119,32 @@ class RequestParser:
 
     def _fast(self, data: bytes, start: int, commands: list[list[bytes]]) -> int:
         """Let hiredis parse from ``start``; return where the commands it could take end."""
-        lenient = _LENIENT.search(data, start)
-        stop = len(data) if lenient is None else lenient.start() + 1
         reader = self._reader
-        reader.feed(data, start, stop - start)
-        taken = len(commands)
+        reader.feed(data, start)
         max_arguments = self.max_arguments
-        # Only data longer than one argument may hold an argument too long.
-        sizes = stop - start > self.max_argument_size
+        max_size = self.max_argument_size
+        position = start  # where the next command must begin, from the lengths alone
         valid = False
         try:
             while (command := reader.gets()) is not False:
-                if type(command) is not list or not 0 < len(command) <= max_arguments:
+                # hiredis starts each feed between commands: all of this one is in ``data``.
+                if (
+                    type(command) is not list
+                    or not 0 < len(command) <= max_arguments
+                    or data[position] != 0x2A  # "*"
+                ):
                     break
+                end = position + 3 + len(str(len(command)))
                 for argument in command:
-                    if type(argument) is not bytes:
+                    if type(argument) is not bytes or data[end] != 0x24:  # "$"
                         break
+                    length = len(argument)
+                    if length > max_size:
+                        break
+                    end += 5 + len(str(length)) + length
                 else:
-                    if sizes and max(map(len, command)) > self.max_argument_size:
-                        break
                     commands.append(command)
+                    position = end
                     continue
                 break
             else:
@@ -137,15 +152,10 @@ class RequestParser:
         except hiredis.ProtocolError:
             pass
         if valid:
-            return stop
-        # hiredis stopped inside a command: resume after the last whole one.
+            return len(data)
+        # hiredis stopped inside a command, or took one 0-db would not: resume after the
+        # last whole one, with a fresh reader.
         self._reader = hiredis.Reader()
-        position = start
-        for command in commands[taken:]:
-            # hiredis only accepts canonical headers: "*<n>\r\n", then "$<len>\r\n<payload>\r\n".
-            position += 3 + len(str(len(command)))
-            for argument in command:
-                position += 5 + len(str(len(argument))) + len(argument)
         return position
 
     def _one(
@@ -162,6 +172,7 @@ class RequestParser:
             return None
         command, end = parsed
         commands.append(command)
+        self.slow_commands += 1
         return end
 
     # The messages are 0-db's replies for the same faults.

@@ -2,7 +2,7 @@
 
 Each read is parsed into every complete request it holds; the requests run one
 after the other; the writes of all clients served in one event-loop pass are
-flushed to the files once (data first, then the index, fsync with --sync), and
+written out to the files once (data first, then the index, fsync with --sync), and
 only then are their replies sent, one write per client. A client that does not read its replies stops being read from, and its
 requests already read wait until its replies drain: it cannot make the server
 buffer without bound, and other clients go on.
@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from zgrid.web import listen_address
+from zgrid.zdb.budget import LARGE_REPLY, ReplyBudget
 from zgrid.zdb.commands import NO_REPLY, build_handlers, match
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError, StorageError
@@ -31,25 +33,32 @@ log = logging.getLogger(__name__)
 
 _DETACHED = b"-Your active namespace is not available anymore (probably removed).\r\n"
 _UNSUPPORTED = b"-Command not supported\r\n"
+_TOO_MANY = b"-Too many clients connected, try again later\r\n"
+_TOO_LARGE = b"-Reply too large\r\n"
+# Compared by identity (a fresh object, never a handler's reply): "wait for room in the budget".
+_HELD = bytes(bytearray(b"held"))
 _HIGH_WATER = 4 * 1024 * 1024
 _OWNER_MAX = 32
 
 
 class GroupCommit:
-    """Replies wait here until the writes of every client served in this loop pass are flushed.
+    """Replies wait here until the writes of every client served in this loop pass are written out.
 
-    One flush (one write per file, one fsync with --sync) then covers all of
+    One write-out (one write per file, one fsync with --sync) then covers all of
     them, instead of one per client; only after it are the replies sent. If the
-    flush fails, none of them is acknowledged: those connections are dropped.
+    write-out fails, none of them is acknowledged: those connections are dropped.
     """
 
-    def __init__(self, context: ServerContext) -> None:
+    def __init__(self, context: ServerContext, budget: ReplyBudget) -> None:
         self.context = context
+        self.budget = budget
         self.waiting: list[tuple[ZdbProtocol, bytes, bool]] = []
+        self.waiting_bytes = 0
         self.scheduled = False
 
     def add(self, protocol: ZdbProtocol, payload: bytes, close: bool) -> None:
         self.waiting.append((protocol, payload, close))
+        self.waiting_bytes += len(payload)
         if not self.scheduled:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self.run)
@@ -57,8 +66,9 @@ class GroupCommit:
     def run(self) -> None:
         self.scheduled = False
         waiting, self.waiting = self.waiting, []
+        self.waiting_bytes = 0
         try:
-            self.context.store.flush()
+            self.context.store.write_out()
         except StorageError:
             log.exception("cannot write to disk; dropping connections without replies")
             for protocol, _, _ in waiting:
@@ -74,6 +84,7 @@ class GroupCommit:
             if payload:
                 stats.network_tx_bytes += len(payload)
                 transport.write(payload)
+                self.budget.hold(protocol, transport.get_write_buffer_size())
             if close:
                 transport.close()
 
@@ -93,6 +104,8 @@ class ZdbProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.reading_paused = False
         self.scheduled = False
+        self.held = False  # a large reply waits for room in the server's reply budget
+        self.held_size = 0
 
     # -- connection -----------------------------------------------------------------------
 
@@ -105,13 +118,44 @@ class ZdbProtocol(asyncio.Protocol):
             # Replies are small and written once per batch: do not let Nagle hold them.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.context.sessions) >= self.context.settings.limits.max_clients:
+            # Refused before it costs anything more than this socket, and told why.
+            log.warning("refusing a client: %d connected", len(self.context.sessions))
+            transport.write(_TOO_MANY)
+            transport.close()
+            return
         transport.set_write_buffer_limits(high=_HIGH_WATER)
         self.session = self.context.new_session(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.session is not None:
             self.context.sessions.discard(self.session)
+        self.commit.budget.forget(self)
         self.transport = None
+
+    def buffered(self) -> int:
+        """Reply bytes written but not yet taken by the client's socket."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def wake(self) -> None:
+        """The reply budget has room again: go on with the requests read."""
+        self.held = False
+        if self.queue and not self.writing_paused:
+            self._schedule()
+        self._update_reading()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing read waits to run, nothing is being waited for (WAIT, MIRROR)."""
+        session = self.session
+        return (
+            session is not None
+            and not self.queue
+            and not self.held
+            and not session.mirror
+            and session.waiting is None
+        )
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -128,7 +172,7 @@ class ZdbProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        pause = self.writing_paused or bool(self.queue) or self.fault is not None
+        pause = self.writing_paused or bool(self.queue) or self.fault is not None or self.held
         if pause != self.reading_paused:
             self.reading_paused = pause
             if pause:
@@ -156,8 +200,10 @@ class ZdbProtocol(asyncio.Protocol):
     # -- requests -------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.fault is not None:
-            return  # the connection ends after the requests before the fault
+        session = self.session
+        if self.fault is not None or session is None:
+            return  # the connection ends after the requests before the fault, or was refused
+        session.last_request = time.monotonic()
         self.context.stats.network_rx_bytes += len(data)
         try:
             self.queue.extend(self.parser.feed(data))
@@ -184,7 +230,12 @@ class ZdbProtocol(asyncio.Protocol):
         replies: list[bytes] = []
         size = transport.get_write_buffer_size()
         while queue:
-            reply = self._run(session, queue.popleft())
+            reply = self._run(session, queue[0], size + self.commit.waiting_bytes)
+            if reply is _HELD:
+                self.held = True
+                self.commit.budget.wait(self, self.held_size)
+                break
+            queue.popleft()
             replies.append(reply)
             size += len(reply)
             if size > _HIGH_WATER:
@@ -197,11 +248,12 @@ class ZdbProtocol(asyncio.Protocol):
         self.commit.add(self, b"".join(replies), close)
         if close:
             return
-        if queue and not self.writing_paused:
+        if queue and not self.writing_paused and not self.held:
             self._schedule()  # the others get their turn first
         self._update_reading()
 
-    def _run(self, session: Session, args: list[bytes]) -> bytes:
+    def _run(self, session: Session, args: list[bytes], unread: int) -> bytes:
+        """The reply to ``args``, or _HELD: a large reply with no room (``unread``: bytes ahead)."""
         context = self.context
         owner = session.ident
         if session.master:
@@ -209,7 +261,8 @@ class ZdbProtocol(asyncio.Protocol):
                 return b"-Missing arguments\r\n"
             if len(args[-1]) > _OWNER_MAX:
                 return NO_REPLY
-            owner = c_atoll(args.pop()) % (1 << 64)  # strtoul: the leading number, wrapped
+            owner = c_atoll(args[-1]) % (1 << 64)  # strtoul: the leading number, wrapped
+            args = args[:-1]
         name = match(args[0])
         if name is None:
             context.stats.commands_failed += 1
@@ -222,6 +275,18 @@ class ZdbProtocol(asyncio.Protocol):
         except StorageError:
             log.exception("storage failure in %s", name)
             reply = b"-Internal Error\r\n"
+        except Exception:
+            # A bug, not the client's fault: answered, logged, and the connection goes on.
+            log.exception("%s failed", name)
+            reply = b"-Internal Error\r\n"
+        if len(reply) > LARGE_REPLY:
+            if len(reply) > context.settings.limits.max_reply:
+                reply = _TOO_LARGE
+            elif not self.commit.budget.room(len(reply), unread):
+                # Only reads make large replies: running it again once there is room is safe.
+                context.stats.commands_executed -= 1
+                self.held_size = len(reply)
+                return _HELD
         if context.listening:  # someone WAITs or mirrors: tell them (rare, so tested first)
             self._after(session, name, args, owner)
         return reply
@@ -262,6 +327,8 @@ def _mirror_message(session: Session, args: list[bytes], owner: int) -> bytes:
 
 
 async def _expire_waits(context: ServerContext) -> None:
+    idle_timeout = context.settings.limits.idle_timeout
+    next_idle_sweep = time.monotonic()
     while True:
         await asyncio.sleep(0.1)
         now = time.monotonic()
@@ -273,22 +340,35 @@ async def _expire_waits(context: ServerContext) -> None:
             ):
                 session.waiting = None
                 session.connection.push(b"-Timeout\r\n")
+        if idle_timeout and now >= next_idle_sweep:
+            next_idle_sweep = now + min(1.0, idle_timeout / 4)
+            _close_idle(context, now - idle_timeout)
         context.store.hooks.reap()
+
+
+def _close_idle(context: ServerContext, quiet_since: float) -> None:
+    for session in list(context.sessions):
+        connection = session.connection
+        if (
+            session.last_request < quiet_since
+            and isinstance(connection, ZdbProtocol)
+            and connection.idle
+        ):
+            connection.close()
 
 
 async def serve_forever(
     context: ServerContext,
     *,
-    host: str | None,
-    port: int | None,
+    tcp: socket.socket | None = None,
     socket_path: Path | None = None,
     on_ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Listen on TCP and/or a unix socket until ``stop`` is set; then flush and close the store."""
+    """Serve on a bound TCP socket and/or a unix socket until ``stop`` is set; then write out and close the store."""
     loop = asyncio.get_running_loop()
     handlers = build_handlers()
-    commit = GroupCommit(context)
+    commit = GroupCommit(context, ReplyBudget(context.settings.limits.max_pending))
     stop = stop or asyncio.Event()
     stopped_by_command = False
 
@@ -310,14 +390,14 @@ async def serve_forever(
                 )
             )
             addresses.append(f"unix://{socket_path}")
-        if port is not None:
+        if tcp is not None:
             server = await loop.create_server(
-                lambda: ZdbProtocol(context, handlers, commit), host, port, reuse_address=True
+                lambda: ZdbProtocol(context, handlers, commit), sock=tcp
             )
             servers.append(server)
             for sock in server.sockets:
-                address = sock.getsockname()
-                addresses.append(f"tcp://{address[0]}:{address[1]}")
+                host, port = sock.getsockname()[:2]
+                addresses.append(f"tcp://{listen_address(host, port)}")
         if context.store.hooks.fire("ready", wait=True) != 0:
             return
         if on_ready is not None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from zgrid.atomic import fsync_directory
 from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.files import PayloadCache, SyncPolicy
 from zgrid.zdb.formats import MODE_USER, NAMESPACE_FILE, index_file_name
@@ -16,9 +20,13 @@ from zgrid.zdb.namespace import Namespace
 
 __all__ = ["DEFAULT_NAMESPACE", "MAX_NAMESPACE_LENGTH", "Store"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_NAMESPACE = "default"
 MAX_NAMESPACE_LENGTH = 128
 _MIN_DATASIZE = 512 * 1024
+# What a deleted namespace's directories are renamed to before removal: too long to be a name.
+_TOMBSTONE = ".zdb-deleted-"
 
 
 class Store:
@@ -49,6 +57,8 @@ class Store:
         self.cache_bytes = cache_bytes
         self.hooks = hooks or Hooks(None, "")
         self.namespaces: dict[str, Namespace] = {}
+        # Namespaces on disk that failed to load, with the reason: never served.
+        self.unavailable: dict[str, str] = {}
         self._locks: list[int] = []
 
     # -- opening --------------------------------------------------------------------------
@@ -63,11 +73,20 @@ class Store:
             raise StorageError("--index and --data must be different directories")
         for root in (self.index_root, self.data_root):
             self._lock(root)
+        for root in (self.index_root, self.data_root):
+            for entry in os.scandir(root):
+                if entry.name.startswith(_TOMBSTONE) and entry.is_dir(follow_symlinks=False):
+                    _remove_tombstone(Path(entry.path))  # a namespace deleted before a stop
         self.hooks.fire("namespaces-init", str(self.index_root), str(self.data_root), wait=True)
-        self._load(DEFAULT_NAMESPACE)
+        self._load(DEFAULT_NAMESPACE)  # without it nothing can be served: its errors are fatal
         for entry in sorted(os.scandir(self.index_root), key=lambda e: e.name):
             if entry.is_dir() and valid_name(entry.name) and entry.name != DEFAULT_NAMESPACE:
-                self._load(entry.name)
+                try:
+                    self._load(entry.name)
+                except StorageError as exc:
+                    # Not served, and its name stays taken so NSNEW cannot write over it.
+                    log.error("namespace %s not served: %s", entry.name, exc)
+                    self.unavailable[entry.name] = str(exc)
 
     def _lock(self, root: Path) -> None:
         fd = os.open(root / ".lockfile", os.O_RDWR | os.O_CREAT, 0o664)
@@ -134,7 +153,7 @@ class Store:
     def create(self, name: str) -> Namespace:
         if not valid_name(name) or name == DEFAULT_NAMESPACE:
             raise CommandError("This name is not allowed")
-        if name in self.namespaces:
+        if name in self.namespaces or name in self.unavailable:
             raise CommandError("This namespace is not available")
         try:
             namespace = self._load(name)
@@ -144,10 +163,33 @@ class Store:
         return namespace
 
     def delete(self, name: str) -> None:
-        namespace = self.namespaces.pop(name)
+        """Delete a namespace at once: both directories become tombstones, then go.
+
+        The renames are the deletion (a tombstone is never loaded and is removed at
+        the next start); if one fails, the namespace stays as it was and this raises.
+        """
+        namespace = self.namespaces[name]
+        tombstone = _TOMBSTONE + secrets.token_hex(60)  # longer than any namespace name
+        index_tomb, data_tomb = self.index_root / tombstone, self.data_root / tombstone
+        try:
+            os.rename(namespace.index_dir, index_tomb)
+        except OSError as exc:
+            raise StorageError(f"cannot delete namespace {name}: {exc.strerror or exc}") from exc
+        try:
+            os.rename(namespace.data_dir, data_tomb)
+        except OSError as exc:
+            try:
+                os.rename(index_tomb, namespace.index_dir)
+            except OSError as back:
+                log.error("namespace %s: cannot restore its index directory: %s", name, back)
+            raise StorageError(f"cannot delete namespace {name}: {exc.strerror or exc}") from exc
+        for root in (self.index_root, self.data_root):
+            with contextlib.suppress(OSError):
+                fsync_directory(root)
+        del self.namespaces[name]
         namespace.close()
-        for directory in (namespace.index_dir, namespace.data_dir):
-            shutil.rmtree(directory, ignore_errors=True)
+        for tomb in (index_tomb, data_tomb):
+            _remove_tombstone(tomb)
         self.hooks.fire("namespace-deleted", name)
 
     def reload(self, namespace: Namespace) -> None:
@@ -163,9 +205,9 @@ class Store:
                     path.unlink()
         namespace.load(fixed_mode=self.fixed_mode)
 
-    def flush(self) -> None:
+    def write_out(self) -> None:
         for namespace in self.namespaces.values():
-            namespace.flush()
+            namespace.write_out()
 
     def close(self) -> None:
         if not self._locks:
@@ -185,10 +227,23 @@ class Store:
         self._locks.clear()
 
 
+def _remove_tombstone(path: Path) -> None:
+    def failed(
+        function: object, where: str, exc_info: tuple[object, BaseException, object]
+    ) -> None:
+        log.warning(
+            "cannot remove %s of a deleted namespace (tried again at the next start): %s",
+            where,
+            exc_info[1],
+        )
+
+    shutil.rmtree(path, onerror=failed)
+
+
 def valid_name(name: str) -> bool:
     return (
         bool(name)
         and name not in (".", "..")
         and "/" not in name
-        and len(name.encode()) <= MAX_NAMESPACE_LENGTH
+        and len(name.encode("utf-8", "surrogateescape")) <= MAX_NAMESPACE_LENGTH
     )

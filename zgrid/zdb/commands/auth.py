@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from zgrid.zdb.commands.base import OK, c_string, check_namespace_name
+from zgrid.zdb.commands.base import OK, check_namespace_name
 from zgrid.zdb.context import ServerContext, Session
 from zgrid.zdb.errors import CommandError
 from zgrid.zdb.resp import simple
@@ -16,7 +16,14 @@ __all__ = ["auth", "secure_hash", "select"]
 
 def secure_hash(nonce: str, password: str) -> str:
     """What a client sends after a challenge: hex SHA-1 of "<nonce>:<password>"."""
-    return hashlib.sha1(f"{nonce}:{password}".encode(), usedforsecurity=False).hexdigest()
+    text = f"{nonce}:{password}".encode("utf-8", "surrogateescape")
+    return hashlib.sha1(text, usedforsecurity=False).hexdigest()
+
+
+def _same_password(argument: bytes, password: str) -> bool:
+    """Compare as bytes, as 0-db does: any byte may be in a password, in constant time."""
+    given = argument.split(b"\0", 1)[0]
+    return hmac.compare_digest(given, password.encode("utf-8", "surrogateescape"))
 
 
 def _is_prefix(argument: bytes, word: bytes) -> bool:
@@ -32,7 +39,7 @@ def auth(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
             raise CommandError("Invalid argument")
         if len(args[1]) > 128:
             raise CommandError("Password too long")
-        if not hmac.compare_digest(c_string(args[1]), admin):
+        if not _same_password(args[1], admin):
             raise CommandError("Access denied")
         session.admin = True
         return OK
@@ -76,7 +83,7 @@ def select(context: ServerContext, session: Session, args: list[bytes]) -> bytes
         elif len(args) == 3:
             if len(args[2]) > 255:
                 raise CommandError("Password too long")
-            if not hmac.compare_digest(c_string(args[2]), namespace.password):
+            if not _same_password(args[2], namespace.password):
                 raise CommandError("Access denied")
         else:
             if not _is_prefix(args[2], b"SECURE"):

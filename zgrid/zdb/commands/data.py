@@ -66,6 +66,13 @@ def mget(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     for key in args[1:]:
         check_key(key)
     not_frozen(session)
+    # Sized before any payload is read: one key asked 100 times must not cost 100 copies.
+    size = 0
+    for key in args[1:]:
+        entry = session.namespace.lookup(key)
+        size += 16 + (0 if entry is None else entry.length)
+    if size > context.settings.limits.max_reply:
+        raise CommandError("Reply too large")
     return array([_payload_reply(session, key) for key in args[1:]])
 
 

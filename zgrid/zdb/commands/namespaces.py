@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 from zgrid.zdb.commands.base import OK, c_atoll, check_args, check_namespace_name, need_admin
 from zgrid.zdb.context import ServerContext, Session
-from zgrid.zdb.errors import CommandError
+from zgrid.zdb.errors import CommandError, StorageError
 from zgrid.zdb.formats import MODE_SEQ, MODE_USER, data_file_name, index_file_name
 from zgrid.zdb.namespace import Namespace
 from zgrid.zdb.resp import array, bulk, integer
 from zgrid.zdb.store import DEFAULT_NAMESPACE
 
 __all__ = ["dbsize", "flush", "nsdel", "nsinfo", "nsjump", "nslist", "nsnew", "nsset", "reload"]
+
+log = logging.getLogger(__name__)
 
 
 def _named(context: ServerContext, args: list[bytes]) -> Namespace:
@@ -49,10 +52,14 @@ def nsdel(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
         raise CommandError("This namespace doesn't exists")
     if session.namespace is namespace:
         raise CommandError("Cannot remove namespace you're currently using.")
+    try:
+        context.store.delete(name)
+    except StorageError as exc:
+        log.error("%s", exc)
+        raise CommandError("Could not remove namespace") from None
     for other in context.sessions:
         if other.namespace is namespace:
             other.detached = True
-    context.store.delete(name)
     return OK
 
 

@@ -61,6 +61,8 @@ def kscan(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     keys = [key for key in namespace.keys if key.startswith(prefix)]
     if not keys:
         raise CommandError("No keys match")
+    if sum(len(key) + 16 for key in keys) > context.settings.limits.max_reply:
+        raise CommandError("Reply too large")
     keys.sort(key=lambda key: crc32c(key) & 0xFFFFFF)
     return b"*2\r\n$1\r\n0\r\n*%d\r\n" % len(keys) + b"".join(bulk(key) for key in keys)
 
