@@ -34,11 +34,7 @@ LINE_TIMEOUT = 60  # the ledger's, the hub's and Zero-DB's in the README
 
 # README lines (by prefix) that need a change another part of the work is making. Each
 # is skipped with its reason until that change is merged; then delete its entry here.
-ZDB_DUAL_STACK = "pending merge: Zero-DB listening on IPv4 and IPv6 by default"
 PENDING: dict[str, str] = {
-    "redis-cli -p 9900 SET": ZDB_DUAL_STACK,
-    "redis-cli -p 9900 NSNEW": ZDB_DUAL_STACK,
-    "zgrid flist pack ./rootfs -o sharded.fl": ZDB_DUAL_STACK,
     "zgrid chain verify": "pending merge: `zgrid chain verify` in one read snapshot of a live ledger",
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except socket.gaierror as exc:
         raise ServeError(f"cannot listen on {where}: unknown address ({exc.strerror})") from exc
     except OSError as exc:
-        raise ServeError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        # create_server appends "(while attempting to bind ...)" to strerror: say only why.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ServeError(f"cannot listen on {where}: {reason}") from exc
     sock.set_inheritable(True)
     return sock
 
