@@ -34,8 +34,9 @@ PUBLIC = {
         "run_server",
     ],
     zgrid.chain: [
-        "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "Genesis", "GenesisError", "Ledger",
-        "LedgerUnavailable", "NotFound", "RejectCode", "SignedTransaction", "StorageError", "SyncChainClient",
+        "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "ChainStorageError", "Genesis",
+        "GenesisError", "Ledger", "LedgerUnavailable", "NotFound", "RejectCode", "SignedTransaction",
+        "SyncChainClient",
         "TransactionBody", "TransactionRejected", "TxStatus", "VerificationFailed", "VerifyReport", "create_app",
         "format_tokens", "init_dev_chain", "load_genesis", "parse_listen", "parse_tokens", "serve",
         "sign_transaction", "verify_chain",

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from zgrid.chain.client import ChainClient
 from zgrid.chain.errors import (
     ChainError,
+    ChainStorageError,
     GenesisError,
     LedgerUnavailable,
     NotFound,
     RejectCode,
-    StorageError,
     TransactionRejected,
     VerificationFailed,
 )
@@ -52,6 +52,7 @@ __all__ = [
     "ChainClient",
     "ChainError",
     "ChainEvent",
+    "ChainStorageError",
     "Genesis",
     "GenesisError",
     "Ledger",
@@ -59,7 +60,6 @@ __all__ = [
     "NotFound",
     "RejectCode",
     "SignedTransaction",
-    "StorageError",
     "SyncChainClient",
     "TransactionBody",
     "TransactionRejected",

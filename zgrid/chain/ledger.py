@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from zgrid.chain.block import BlockHeader, SignedHeader, events_root, transactions_root
-from zgrid.chain.errors import GenesisError, NotFound, RejectCode, StorageError, TransactionRejected
+from zgrid.chain.errors import (
+    ChainStorageError,
+    GenesisError,
+    NotFound,
+    RejectCode,
+    TransactionRejected,
+)
 from zgrid.chain.genesis import Genesis, load_genesis, load_validator_key
 from zgrid.chain.machine import StateMachine
 from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import GENESIS_PARENT, WriteSet, next_commitment
-from zgrid.chain.store import BlockStore
+from zgrid.chain.store import BlockLog
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
 from zgrid.identity import Identity, canonical_dumps
@@ -74,7 +80,7 @@ class Ledger:
     def __init__(
         self,
         *,
-        store: BlockStore,
+        store: BlockLog,
         genesis: Genesis,
         validator: Identity,
         block_time: float = 1.0,
@@ -108,7 +114,7 @@ class Ledger:
         genesis = load_genesis(data_dir)
         validator = load_validator_key(data_dir)
         return cls(
-            store=BlockStore(data_dir / STORE_FILE), genesis=genesis, validator=validator, **options
+            store=BlockLog(data_dir / STORE_FILE), genesis=genesis, validator=validator, **options
         )
 
     # -- start-up ----------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class Ledger:
     def submit(self, tx: SignedTransaction) -> TxStatus:
         """Apply ``tx`` to the open block, or raise TransactionRejected with nothing changed."""
         if self._failure is not None:
-            raise StorageError(f"the ledger stopped after a storage failure: {self._failure}")
+            raise ChainStorageError(f"the ledger stopped after a storage failure: {self._failure}")
         block = self._open
         if len(block.transactions) >= self.max_block_transactions:
             raise TransactionRejected(

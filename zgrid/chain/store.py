@@ -1,4 +1,4 @@
-"""The block store: blocks, transactions, events and the current state in one SQLite file.
+"""The block log: blocks, transactions, events and the current state in one SQLite file.
 
 A block and everything it changed are written in one SQLite transaction in WAL
 mode with ``synchronous=FULL``, so once ``commit_block`` returns the block
@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from zgrid.chain.block import SignedHeader
-from zgrid.chain.errors import StorageError
+from zgrid.chain.errors import ChainStorageError
 from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import State, WriteSet
 from zgrid.identity import canonical_dumps, canonical_loads
 
-__all__ = ["AFTER_ALL_EVENTS", "BlockStore", "StoredTransaction"]
+__all__ = ["AFTER_ALL_EVENTS", "BlockLog", "StoredTransaction"]
 
 # An event index greater than any real one: the position (h, AFTER_ALL_EVENTS) is
 # "after every event of block h", which is how followers resume at a block boundary.
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS state (
 StoredTransaction = tuple[int, int, dict[str, Any]]  # height, index, result
 
 
-class BlockStore:
+class BlockLog:
     """SQLite storage; one writer connection, and one reader connection per thread."""
 
     def __init__(self, path: Path) -> None:
@@ -72,7 +72,7 @@ class BlockStore:
             self._writer = self._connect()
             self._writer.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the block store {path}: {exc}") from exc
+            raise ChainStorageError(f"cannot open the block store {path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -94,7 +94,7 @@ class BlockStore:
         try:
             yield self._reader
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot read the block store {self.path}: {exc}") from exc
+            raise ChainStorageError(f"cannot read the block store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._writer.close()
@@ -163,7 +163,9 @@ class BlockStore:
                 cursor.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write block {header.height} to {self.path}: {exc}") from exc
+            raise ChainStorageError(
+                f"cannot write block {header.height} to {self.path}: {exc}"
+            ) from exc
 
     # -- reading ---------------------------------------------------------------------------
 

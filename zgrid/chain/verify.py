@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zgrid.chain.block import events_root, transactions_root
-from zgrid.chain.errors import StorageError, TransactionRejected, VerificationFailed
+from zgrid.chain.errors import ChainStorageError, TransactionRejected, VerificationFailed
 from zgrid.chain.genesis import Genesis, load_genesis
 from zgrid.chain.ledger import STORE_FILE
 from zgrid.chain.machine import StateMachine
 from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import GENESIS_PARENT, next_commitment
-from zgrid.chain.store import AFTER_ALL_EVENTS, BlockStore
+from zgrid.chain.store import AFTER_ALL_EVENTS, BlockLog
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
 from zgrid.identity import canonical_dumps
@@ -44,8 +44,8 @@ def verify_chain(
     genesis = load_genesis(data_dir)
     path = data_dir / STORE_FILE
     if not path.exists():
-        raise StorageError(f"no block store in {data_dir}")
-    store = BlockStore(path)
+        raise ChainStorageError(f"no block store in {data_dir}")
+    store = BlockLog(path)
     try:
         return _replay(store, genesis, progress)
     finally:
@@ -53,7 +53,7 @@ def verify_chain(
 
 
 def _replay(
-    store: BlockStore, genesis: Genesis, progress: Callable[[int, int], None] | None
+    store: BlockLog, genesis: Genesis, progress: Callable[[int, int], None] | None
 ) -> VerifyReport:
     head = store.head()
     if head is None:
@@ -134,7 +134,7 @@ def _replay(
     )
 
 
-def _compare_state(store: BlockStore, state: LedgerState) -> None:
+def _compare_state(store: BlockLog, state: LedgerState) -> None:
     replayed = state.dump()
     stored = store.state_rows()
     if replayed != stored:
