@@ -57,7 +57,7 @@ def test_unknown_ids_are_404_with_a_message(shared_ledger: LedgerProcess) -> Non
 def test_bad_query_parameters_are_400(shared_ledger: LedgerProcess) -> None:
     response = httpx.get(f"{shared_ledger.url}/nodes", params={"status": "sleeping"})
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["code"] == "bad_request"
     assert "status" in response.json()["error"]["message"]
 
 
@@ -117,11 +117,11 @@ def test_blocks_link_and_are_signed(shared_ledger: LedgerProcess) -> None:
 def test_oversized_bodies_are_refused(shared_ledger: LedgerProcess) -> None:
     huge = b"[" + b" " * (MAX_TRANSACTION_BYTES + 10) + b"]"
     response = httpx.post(f"{shared_ledger.url}/transactions", content=huge)
-    assert response.status_code == 400
-    assert (
-        response.json()["error"]["message"]
-        == f"request body larger than {MAX_TRANSACTION_BYTES} bytes"
-    )
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "too_large",
+        "message": f"the request body is larger than {MAX_TRANSACTION_BYTES} bytes",
+    }
 
 
 def test_an_address_that_is_not_one_is_400(shared_ledger: LedgerProcess) -> None:

@@ -99,7 +99,7 @@ class Ledger:
         self.machine = StateMachine(genesis, self.state)
         self._waiters: dict[str, list[asyncio.Future[TxStatus]]] = {}
         self._sealing: _OpenBlock | None = None  # signed, being written to the store
-        self._head_changed: asyncio.Condition | None = None
+        self._head_changed = asyncio.Event()  # set (and replaced) when the head moves
         self._failure: BaseException | None = None
         self.closing = False
         # ``head`` is the last block committed to the store; ``_sealed`` the last one signed,
@@ -230,30 +230,32 @@ class Ledger:
 
     # -- blocks ----------------------------------------------------------------------------------
 
-    def _condition(self) -> asyncio.Condition:
-        if self._head_changed is None:
-            self._head_changed = asyncio.Condition()
-        return self._head_changed
-
     async def wait_for_height(self, height: int, timeout: float) -> bool:
-        """Wait until a block at ``height`` or above is committed; False on timeout or shutdown."""
-        condition = self._condition()
-        async with condition:
+        """Wait until a block at ``height`` or above is committed; False on timeout or shutdown.
+
+        Waiters only watch an event the producer sets; there is no lock between them, so
+        a waiter that is cancelled or times out can never hold up block production.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.closing and self.head.header.height < height:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
             try:
-                await asyncio.wait_for(
-                    condition.wait_for(lambda: self.closing or self.head.header.height >= height),
-                    timeout,
-                )
+                await asyncio.wait_for(self._head_changed.wait(), left)
             except TimeoutError:
                 return False
         return not self.closing
 
-    async def close_streams(self) -> None:
+    def close_streams(self) -> None:
         """Tell event followers the server is going away, so their streams end now."""
         self.closing = True
-        condition = self._condition()
-        async with condition:
-            condition.notify_all()
+        self._announce_head()
+
+    def _announce_head(self) -> None:
+        # Wake every waiter of the old event and give later waiters a fresh one.
+        changed, self._head_changed = self._head_changed, asyncio.Event()
+        changed.set()
 
     async def produce_block(self) -> SignedHeader:
         """Seal the open block, commit it, then acknowledge its transactions."""
@@ -280,9 +282,7 @@ class Ledger:
             for future in self._waiters.pop(tx_hash):
                 if not future.done():
                     future.set_result(status)
-        condition = self._condition()
-        async with condition:
-            condition.notify_all()
+        self._announce_head()
         return signed
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -7,6 +7,7 @@ survives a kill -9 or a power cut, and a crash before that leaves no trace of it
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -242,6 +243,29 @@ class BlockLog:
         with self._reading() as db:
             rows = db.execute(query, params).fetchall()
         return _events(rows)
+
+    def event_documents(
+        self, *, after: tuple[int, int], until_height: int, limit: int
+    ) -> list[tuple[int, int, str]]:
+        """Like :meth:`events`, as (height, index, the event's JSON): what the stream sends."""
+        height, index = after
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT height, idx, tx_hash, name, data FROM events"
+                " WHERE (height > ? OR (height = ? AND idx > ?)) AND height <= ?"
+                " ORDER BY height, idx LIMIT ?",
+                (height, height, index, until_height, limit),
+            ).fetchall()
+        # ``data`` is stored as canonical JSON already; only the envelope is written here.
+        return [
+            (
+                h,
+                i,
+                f'{{"height":{h},"index":{i},"tx_hash":{json.dumps(t)},'
+                f'"name":{json.dumps(n)},"data":{d}}}',
+            )
+            for h, i, t, n, d in rows
+        ]
 
     def transaction_events(self, tx_hash: str) -> list[ChainEvent]:
         with self._reading() as db:

@@ -64,14 +64,16 @@ def run(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--listen") from exc
 
-    def ready(ledger: Ledger) -> None:
+    def ready(ledger: Ledger, bound_port: int) -> None:
+        from zgrid.web import listen_address  # loaded with the server by now
+
         head = ledger.head.header
         err_console.print(
-            f"ledger {ledger.chain_id!r} at height {head.height} listening on http://{host}:{port} "
-            f"(block time {block_time} s)"
+            f"ledger {ledger.chain_id!r} at height {head.height} listening on "
+            f"http://{listen_address(host, bound_port)} (block time {block_time} s)"
         )
 
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
+    # The server shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
     # by then every accepted transaction is in a block, so it is a clean stop.
     signal.signal(signal.SIGTERM, _interrupt)
     try:

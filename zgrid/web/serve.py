@@ -97,7 +97,10 @@ def _guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def data_received(self, data: bytes) -> None:
             if self._header_deadline is not None:
-                self._header_bytes += len(data)
+                # Only the bytes up to the end of the headers count: the body often
+                # arrives in the same read.
+                end = data.find(b"\r\n\r\n")
+                self._header_bytes += len(data) if end < 0 else end + 4
                 if self._header_bytes > limits.max_header_bytes:
                     self._disarm()
                     self.transport.write(
