@@ -65,12 +65,11 @@ def run(
         raise typer.BadParameter(str(exc), param_hint="--listen") from exc
 
     def ready(ledger: Ledger, bound_port: int) -> None:
-        from zgrid.web import listen_address  # loaded with the server by now
-
         head = ledger.head.header
+        address = f"[{host}]:{bound_port}" if ":" in host else f"{host}:{bound_port}"
         err_console.print(
             f"ledger {ledger.chain_id!r} at height {head.height} listening on "
-            f"http://{listen_address(host, bound_port)} (block time {block_time} s)"
+            f"http://{address} (block time {block_time} s)"
         )
 
     # The server shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
