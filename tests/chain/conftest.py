@@ -28,9 +28,12 @@ class LedgerProcess(ServerProcess):
 
     name = "ledger"
 
-    def __init__(self, data: Path, block_time: float = BLOCK_TIME) -> None:
+    def __init__(
+        self, data: Path, block_time: float = BLOCK_TIME, extra: tuple[str, ...] = ()
+    ) -> None:
         self.data = data
         self.block_time = block_time
+        self.extra = extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(data.parent / f"ledger-{self.port}.log")
@@ -46,6 +49,7 @@ class LedgerProcess(ServerProcess):
             f"127.0.0.1:{self.port}",
             "--block-time",
             str(self.block_time),
+            *self.extra,
         ]
 
     def answers(self) -> bool:

@@ -30,17 +30,21 @@ async def serve(
     host: str,
     port: int,
     block_time: float = 1.0,
-    limits: ConnectionLimits | None = None,
+    max_connections: int = 1024,
+    header_timeout: float = 10.0,
     on_ready: Callable[[Ledger, int], None] | None = None,
 ) -> None:
     """Serve the chain in ``data_dir`` until SIGINT/SIGTERM; raise if block storage fails.
 
     The ledger is opened and the socket bound before anything runs, so a bad data
     directory or a busy port is a ChainError or ServeError with one clear line.
+    At most ``max_connections`` are served at once, and a connection that takes longer
+    than ``header_timeout`` to send a request's headers (idle, or slowloris) is closed.
     ``on_ready`` gets the ledger and the port listened on.
     """
     ledger = Ledger.open(data_dir, block_time=block_time)
     try:
+        limits = ConnectionLimits(max_connections=max_connections, header_timeout=header_timeout)
         server = AppServer(create_app(ledger), host=host, port=port, limits=limits)
         server.bind()
     except BaseException:
