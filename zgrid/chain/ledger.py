@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,12 @@ from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
 from zgrid.identity import Identity, canonical_dumps
 
-__all__ = ["STORE_FILE", "Ledger", "TxStatus"]
+__all__ = ["GENESIS_META", "STORE_FILE", "Ledger", "TxStatus"]
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "chain.sqlite"
-_GENESIS_META = "genesis"
+GENESIS_META = "genesis"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class Ledger:
         self.machine = StateMachine(genesis, self.state)
         self._waiters: dict[str, list[asyncio.Future[TxStatus]]] = {}
         self._sealing: _OpenBlock | None = None  # signed, being written to the store
+        # Blocks are written by a thread of their own: never queued behind readers' work.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-writer")
         self._head_changed = asyncio.Event()  # set (and replaced) when the head moves
         self._failure: BaseException | None = None
         self.closing = False
@@ -124,7 +128,7 @@ class Ledger:
         head = self.store.head()
         if head is None:
             return self._write_genesis_block(genesis_json)
-        if self.store.meta(_GENESIS_META) != genesis_json:
+        if self.store.meta(GENESIS_META) != genesis_json:
             raise GenesisError(f"{self.store.path} holds a different chain than this genesis")
         self.store.load_state(self.state)
         return head
@@ -134,7 +138,7 @@ class Ledger:
         writes = self.state.take_writes()
         genesis = _OpenBlock(height=0, timestamp=self.genesis.genesis_time)
         signed = self._seal(genesis, GENESIS_PARENT.hex(), GENESIS_PARENT, writes)
-        self.store.commit_block(signed, [], [], writes, meta={_GENESIS_META: genesis_json})
+        self.store.commit_block(signed, [], [], writes, meta={GENESIS_META: genesis_json})
         return signed
 
     def _seal(
@@ -268,8 +272,11 @@ class Ledger:
         self._sealed = signed
         self._open = self._open_block()
         try:
-            await asyncio.to_thread(
-                self.store.commit_block, signed, block.transactions, block.events, writes
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer,
+                functools.partial(
+                    self.store.commit_block, signed, block.transactions, block.events, writes
+                ),
             )
         except BaseException as exc:
             self._failure = exc
@@ -302,4 +309,5 @@ class Ledger:
                 await self.produce_block()
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.store.close()

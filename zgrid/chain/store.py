@@ -66,19 +66,34 @@ StoredTransaction = tuple[int, int, dict[str, Any]]  # height, index, result
 class BlockLog:
     """SQLite storage; one writer connection, and one reader connection per thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (and create) the log at ``path``; ``readonly`` only reads one that exists,
+        also while a ledger writes to it."""
         self.path = path
+        self.readonly = readonly
         self._local = threading.local()
+        self._writer: sqlite3.Connection | None = None
         try:
-            self._writer = self._connect()
-            self._writer.executescript(_SCHEMA)
+            if readonly:
+                self._reader.execute("SELECT 1 FROM blocks LIMIT 1")
+            else:
+                self._writer = self._connect()
+                self._writer.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise ChainStorageError(f"cannot open the block store {path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
+        if self.readonly:
+            connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+        else:
+            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=10000")
         return connection
 
@@ -97,8 +112,22 @@ class BlockLog:
         except sqlite3.Error as exc:
             raise ChainStorageError(f"cannot read the block store {self.path}: {exc}") from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside the block sees the log as it was at its start,
+        whatever a writer commits meanwhile (one SQLite read transaction)."""
+        with self._reading() as db:
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM blocks LIMIT 1")  # the snapshot is taken at the first read
+        try:
+            yield
+        finally:
+            with self._reading() as db:
+                db.execute("ROLLBACK")
+
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
@@ -116,6 +145,8 @@ class BlockLog:
     ) -> None:
         """Persist one block atomically. ``transactions`` holds (hash, tx JSON, result JSON)."""
         header = signed.header
+        if self._writer is None:
+            raise ChainStorageError(f"{self.path} is open read-only")
         try:
             cursor = self._writer.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -192,6 +223,11 @@ class BlockLog:
             ).fetchone()
         return None if row is None else _signed(row)
 
+    def head_height(self) -> int | None:
+        with self._reading() as db:
+            row = db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def block(self, height: int) -> SignedHeader | None:
         with self._reading() as db:
             row = db.execute(
@@ -206,6 +242,16 @@ class BlockLog:
                 (start, limit),
             ).fetchall()
         return [_signed(row) for row in rows]
+
+    def block_rows(self, start: int, limit: int) -> list[tuple[int, str, str, str]]:
+        """(height, header JSON, hash, signature) as stored, unchecked: what verify reads."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT height, header, hash, signature FROM blocks WHERE height >= ?"
+                " ORDER BY height LIMIT ?",
+                (start, limit),
+            ).fetchall()
+        return [(int(h), str(header), str(digest), str(sig)) for h, header, digest, sig in rows]
 
     def block_transactions(self, height: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         with self._reading() as db:
