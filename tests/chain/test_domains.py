@@ -6,8 +6,8 @@ import base64
 import re
 import secrets
 
-from tests.chain.conftest import ClientFactory, refused
-from zgrid.chain import RejectCode, SyncChainClient
+from tests.chain.conftest import ClientFactory, SigningClient, refused
+from zgrid.chain import RejectCode
 from zgrid.types import GIB
 
 SEALED = base64.b64encode(b"sealed deployment bytes").decode()
@@ -16,7 +16,7 @@ HASH = "ab" * 32
 
 def farm_with_node(
     clients: ClientFactory, ips: int = 0
-) -> tuple[SyncChainClient, int, SyncChainClient, int]:
+) -> tuple[SigningClient, int, SigningClient, int]:
     farmer = clients(5)
     farmer.create_twin()
     farm_id = farmer.create_farm(f"farm-{secrets.token_hex(4)}")

@@ -6,8 +6,9 @@ shape) with 400 for a refused transaction or bad request, 404 for an unknown id,
 events: each event's id is ``<height>-<index>``; reconnecting with ``Last-Event-ID``
 (or ``?from_height=``) resumes with no gap and no duplicate.
 
-Nothing slow runs on the event loop the block producer shares: SQLite reads, JSON
-parsing of batches and their signature checks run in a bounded thread pool; at
+Nothing slow runs on the event loop the block producer shares: SQLite reads run in a
+bounded thread pool, parsing batches and checking their signatures in worker
+processes; at
 most ``MAX_REPLAYS`` followers read history at once, and a follower that does not
 take what it is sent within ``SEND_TIMEOUT`` is dropped.
 """
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import multiprocessing
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
@@ -116,22 +119,38 @@ def _parse_transaction(document: Any) -> SignedTransaction:
     return tx
 
 
-def _prepare_batch(body: bytes, chain_id: str) -> list[SignedTransaction | TransactionRejected]:
-    """Parse a batch and check its signatures (run in a worker thread; PyNaCl drops the GIL)."""
-    documents = load_document(body)
-    if not isinstance(documents, list):
-        raise _malformed("a batch is a JSON list of transactions")
-    prepared: list[SignedTransaction | TransactionRejected] = []
+def check_batch(body: bytes, chain_id: str) -> list[Any] | tuple[str, str]:
+    """Parse a batch and check its signatures, in a worker process.
+
+    Each item comes back as the transaction's document when its signature holds (or
+    it names another chain, which the ledger refuses in its own words), or as the
+    refusal's answer already written as JSON bytes (a document is never bytes); a
+    batch refused whole comes back as (code, message). A
+    process, not a thread: parsing holds the GIL, which would stall the event loop
+    for as long as a batch takes.
+    """
+    try:
+        documents = load_document(body)
+        if not isinstance(documents, list):
+            raise _malformed("a batch is a JSON list of transactions")
+    except TransactionRejected as exc:
+        # Sent back as a value: the exception itself does not survive the trip between processes.
+        return (str(exc.code), exc.message)
+    checked: list[Any] = []
     for document in documents:
         try:
             tx = _parse_transaction(document)
             # The state machine checks the chain before the signature; keep that order.
             if tx.body.chain_id == chain_id:
                 tx.check_signature()
-            prepared.append(tx)
+            checked.append(document)
         except TransactionRejected as exc:
-            prepared.append(exc)
-    return prepared
+            checked.append(_answer_json({"error": {"code": exc.code, "message": exc.message}}))
+    return checked
+
+
+def _answer_json(answer: dict[str, Any]) -> bytes:
+    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class _EventStream(EventSourceResponse):
@@ -144,17 +163,33 @@ class _EventStream(EventSourceResponse):
             log.info("dropped an event-stream reader that did not keep up")
 
 
-class _Workers:
-    """The API's thread pool, and how many replays and batches may use it at once."""
+class Workers:
+    """The API's thread pool (SQLite reads), its process pool (batch checks), and how
+    many replays and batches may use them at once."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chain-api")
+        self._processes: ProcessPoolExecutor | None = None
         self.replays = asyncio.Semaphore(MAX_REPLAYS)
         self.batches = asyncio.Semaphore(MAX_BATCHES)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(function, *args))
+
+    async def run_apart(self, function: Callable[..., T], *args: Any) -> T:
+        """``function`` in a worker process (started on first use)."""
+        if self._processes is None:
+            self._processes = ProcessPoolExecutor(
+                max_workers=MAX_BATCHES, mp_context=multiprocessing.get_context("spawn")
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._processes, functools.partial(function, *args))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)
 
 
 def create_app(ledger: Ledger) -> FastAPI:
@@ -177,7 +212,8 @@ def create_app(ledger: Ledger) -> FastAPI:
     async def _chain_error(_: Request, exc: ChainError) -> JSONResponse:
         return error_response(503, "unavailable", str(exc))
 
-    workers = _Workers()
+    workers = Workers()
+    app.state.workers = workers  # closed by whoever serves the app (zgrid.chain.server)
     _chain_routes(app, ledger, workers)
     _transaction_routes(app, ledger, workers)
     _state_routes(app, ledger)
@@ -185,7 +221,7 @@ def create_app(ledger: Ledger) -> FastAPI:
     return app
 
 
-def _chain_routes(app: FastAPI, ledger: Ledger, workers: _Workers) -> None:
+def _chain_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
     @app.get("/chain/head", tags=["chain"])
     async def head() -> dict[str, Any]:
@@ -222,7 +258,7 @@ def _chain_routes(app: FastAPI, ledger: Ledger, workers: _Workers) -> None:
         return [signed.model_dump() for signed in found]
 
 
-def _transaction_routes(app: FastAPI, ledger: Ledger, workers: _Workers) -> None:
+def _transaction_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
     @app.get("/transactions/{tx_hash}", tags=["transactions"])
     async def transaction(
@@ -252,23 +288,28 @@ def _transaction_routes(app: FastAPI, ledger: Ledger, workers: _Workers) -> None
             return (await ledger.wait_included(accepted.hash, timeout)).to_json()
         return accepted.to_json()
 
-    @app.post("/transactions/batch", tags=["transactions"])
-    async def submit_batch(request: Request) -> list[dict[str, Any]]:
+    @app.post("/transactions/batch", tags=["transactions"], response_model=list[dict[str, Any]])
+    async def submit_batch(request: Request) -> Response:
         """Submit a list of signed transactions, applied in order; one answer per transaction."""
         async with workers.batches:
             body = await read_body(request, limit=MAX_BATCH_BYTES)
-            prepared = await workers.run(_prepare_batch, body, ledger.chain_id)
-        answers: list[dict[str, Any]] = []
-        for number, item in enumerate(prepared, start=1):
+            checked = await workers.run_apart(check_batch, body, ledger.chain_id)
+        if isinstance(checked, tuple):
+            raise TransactionRejected(RejectCode(checked[0]), checked[1])
+        answers: list[bytes] = []
+        for number, item in enumerate(checked, start=1):
+            if isinstance(item, bytes):
+                answers.append(item)
+                continue
             try:
-                if isinstance(item, TransactionRejected):
-                    raise item
-                answers.append({"hash": ledger.submit(item).hash})
+                answer: dict[str, Any] = {"hash": ledger.submit(_parse_transaction(item)).hash}
             except TransactionRejected as exc:
-                answers.append({"error": {"code": exc.code, "message": exc.message}})
+                answer = {"error": {"code": exc.code, "message": exc.message}}
+            answers.append(_answer_json(answer))
             if number % _PARSED_PER_TURN == 0:
                 await asyncio.sleep(0)  # let the head, reads and the producer run between turns
-        return answers
+        # Joined from answers written apart: encoding 16,000 of them here takes 0.1-0.5 s.
+        return Response(b"[" + b",".join(answers) + b"]", media_type="application/json")
 
 
 def _state_routes(app: FastAPI, ledger: Ledger) -> None:
@@ -384,7 +425,7 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         return page(rows, page_number, size)
 
 
-def _event_routes(app: FastAPI, ledger: Ledger, workers: _Workers) -> None:
+def _event_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
     @app.get("/events", tags=["events"])
     async def events(after: str = "0--1", limit: Size = 1000) -> list[dict[str, Any]]:

@@ -45,7 +45,8 @@ async def serve(
     ledger = Ledger.open(data_dir, block_time=block_time)
     try:
         limits = ConnectionLimits(max_connections=max_connections, header_timeout=header_timeout)
-        server = AppServer(create_app(ledger), host=host, port=port, limits=limits)
+        app = create_app(ledger)
+        server = AppServer(app, host=host, port=port, limits=limits)
         server.bind()
     except BaseException:
         ledger.close()
@@ -73,6 +74,7 @@ async def serve(
         try:
             await producer
         finally:
+            app.state.workers.close()
             ledger.close()
         if isinstance(served, Exception):
             raise served
