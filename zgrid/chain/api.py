@@ -177,8 +177,12 @@ class Workers:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(function, *args))
 
+    async def start(self) -> None:
+        """Start the worker processes now (importing zgrid there takes a second)."""
+        await self.run_apart(check_batch, b"[]", "")
+
     async def run_apart(self, function: Callable[..., T], *args: Any) -> T:
-        """``function`` in a worker process (started on first use)."""
+        """``function`` in a worker process (started on first use unless ``start``ed)."""
         if self._processes is None:
             self._processes = ProcessPoolExecutor(
                 max_workers=MAX_BATCHES, mp_context=multiprocessing.get_context("spawn")

@@ -51,6 +51,12 @@ async def serve(
     except BaseException:
         ledger.close()
         raise
+    try:
+        await app.state.workers.start()
+    except BaseException:
+        app.state.workers.close()
+        ledger.close()
+        raise
     stop = asyncio.Event()
     producer = asyncio.create_task(ledger.run(stop), name="block-producer")
     api = asyncio.create_task(server.serve(), name="http-api")
