@@ -34,11 +34,11 @@ PUBLIC = {
         "parse_size", "run_server",
     ],
     zgrid.chain: [
-        "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "Genesis", "GenesisError", "JoinToken",
-        "Ledger", "LedgerUnavailable", "NotFound", "RejectCode", "SignedTransaction", "StorageError",
-        "SyncChainClient", "TransactionBody", "TransactionRejected", "TxStatus", "VerificationFailed",
-        "VerifyReport", "create_app", "format_tokens", "init_dev_chain", "issue_join_token", "load_genesis",
-        "parse_listen", "parse_tokens", "serve",
+        "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "ChainStorageError", "Genesis",
+        "GenesisError", "JoinToken", "Ledger", "LedgerUnavailable", "NotFound", "RejectCode",
+        "SignedTransaction", "SyncChainClient", "TransactionBody", "TransactionRejected", "TxStatus",
+        "VerificationFailed", "VerifyReport", "create_app", "format_tokens", "init_dev_chain",
+        "issue_join_token", "load_genesis", "parse_listen", "parse_tokens", "serve",
         "sign_transaction", "verify_chain",
     ],
     zgrid.identity: [

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,9 +29,12 @@ class LedgerProcess(ServerProcess):
 
     name = "ledger"
 
-    def __init__(self, data: Path, block_time: float = BLOCK_TIME) -> None:
+    def __init__(
+        self, data: Path, block_time: float = BLOCK_TIME, extra: tuple[str, ...] = ()
+    ) -> None:
         self.data = data
         self.block_time = block_time
+        self.extra = extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(data.parent / f"ledger-{self.port}.log")
@@ -46,6 +50,7 @@ class LedgerProcess(ServerProcess):
             f"127.0.0.1:{self.port}",
             "--block-time",
             str(self.block_time),
+            *self.extra,
         ]
 
     def answers(self) -> bool:
@@ -81,17 +86,30 @@ def shared_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerPr
         yield process
 
 
+class SigningClient(SyncChainClient):
+    """A test's client: it always has an identity, and asks only for twins that exist."""
+
+    @property
+    def identity(self) -> Identity:
+        identity = super().identity
+        assert identity is not None
+        return identity
+
+    def twin_of(self, address: str) -> dict[str, Any]:
+        found = super().twin_of(address)
+        assert found is not None, f"no twin belongs to {address}"
+        return found
+
+
 class ClientFactory:
     """``clients(funds_tokens=100)``: a client signing as a new identity, funded by the faucet."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._clients: list[SyncChainClient] = []
+        self._clients: list[SigningClient] = []
 
-    def __call__(
-        self, funds_tokens: int = 100, identity: Identity | None = None
-    ) -> SyncChainClient:
-        client = SyncChainClient(self.url, identity=identity or Identity(secrets.token_bytes(32)))
+    def __call__(self, funds_tokens: int = 100, identity: Identity | None = None) -> SigningClient:
+        client = SigningClient(self.url, identity=identity or Identity(secrets.token_bytes(32)))
         self._clients.append(client)
         if funds_tokens:
             client.faucet(funds_tokens * UNITS_PER_TOKEN)

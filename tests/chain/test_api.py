@@ -7,6 +7,7 @@ import itertools
 import httpx
 
 from tests.chain.conftest import ClientFactory, LedgerProcess
+from tests.factories import join_token
 from zgrid.chain import NotFound, SyncChainClient
 from zgrid.chain.block import SignedHeader
 from zgrid.chain.transaction import MAX_TRANSACTION_BYTES
@@ -57,7 +58,7 @@ def test_unknown_ids_are_404_with_a_message(shared_ledger: LedgerProcess) -> Non
 def test_bad_query_parameters_are_400(shared_ledger: LedgerProcess) -> None:
     response = httpx.get(f"{shared_ledger.url}/nodes", params={"status": "sleeping"})
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["code"] == "bad_request"
     assert "status" in response.json()["error"]["message"]
 
 
@@ -70,10 +71,10 @@ def test_node_lists_filter_and_page(
     farmer.add_farm_ip(farm_id, "203.0.113.5/24", "203.0.113.1")
     node_ids = []
     for size in (100, 200, 300):
-        node = shared_clients(0)
+        node = shared_clients(1)
         node.create_twin()
         node_ids.append(
-            node.register_node(farm_id, {"cru": 4, "mru": 8 * GIB, "sru": size * GIB, "hru": 0})
+            node.register_node(farm_id, {"cru": 4, "mru": 8 * GIB, "sru": size * GIB, "hru": 0}, join_token=join_token(farmer, farm_id))
         )
         if size != 300:
             node.report_uptime(1, node.head()["timestamp"])
@@ -117,11 +118,11 @@ def test_blocks_link_and_are_signed(shared_ledger: LedgerProcess) -> None:
 def test_oversized_bodies_are_refused(shared_ledger: LedgerProcess) -> None:
     huge = b"[" + b" " * (MAX_TRANSACTION_BYTES + 10) + b"]"
     response = httpx.post(f"{shared_ledger.url}/transactions", content=huge)
-    assert response.status_code == 400
-    assert (
-        response.json()["error"]["message"]
-        == f"request body larger than {MAX_TRANSACTION_BYTES} bytes"
-    )
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "too_large",
+        "message": f"the request body is larger than {MAX_TRANSACTION_BYTES} bytes",
+    }
 
 
 def test_an_address_that_is_not_one_is_400(shared_ledger: LedgerProcess) -> None:

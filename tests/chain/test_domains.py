@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from tests.chain.conftest import ClientFactory, refused
+from tests.chain.conftest import ClientFactory, SigningClient, refused
 from tests.factories import join_token
-from zgrid.chain import RejectCode, SyncChainClient, TransactionRejected
+from zgrid.chain import RejectCode, TransactionRejected
 from zgrid.types import GIB
 
 SEALED = base64.b64encode(b"sealed deployment bytes").decode()
@@ -19,7 +19,7 @@ HASH = "ab" * 32
 
 def farm_with_node(
     clients: ClientFactory, ips: int = 0
-) -> tuple[SyncChainClient, int, SyncChainClient, int]:
+) -> tuple[SigningClient, int, SigningClient, int]:
     farmer = clients(5)
     farmer.create_twin()
     farm_id = farmer.create_farm(f"farm-{secrets.token_hex(4)}")

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from tests.chain.conftest import ClientFactory, refused
+from tests.chain.conftest import ClientFactory, SigningClient, refused
 from tests.chain.events import collect
 from tests.factories import join_token
 from zgrid.chain import JoinToken, NotFound, RejectCode, SyncChainClient, issue_join_token
@@ -19,7 +19,7 @@ HASH = "ab" * 32
 SEALED = base64.b64encode(b"sealed deployment").decode()
 
 
-def farm(clients: ClientFactory, ips: int = 0) -> tuple[SyncChainClient, int]:
+def farm(clients: ClientFactory, ips: int = 0) -> tuple[SigningClient, int]:
     farmer = clients(5)
     farmer.create_twin()
     farm_id = farmer.create_farm(f"farm-{secrets.token_hex(4)}")
@@ -28,7 +28,7 @@ def farm(clients: ClientFactory, ips: int = 0) -> tuple[SyncChainClient, int]:
     return farmer, farm_id
 
 
-def would_be_node(clients: ClientFactory) -> SyncChainClient:
+def would_be_node(clients: ClientFactory) -> SigningClient:
     node = clients(1)
     node.create_twin()
     return node

@@ -7,6 +7,7 @@ import json
 
 from tests.chain.conftest import ClientFactory, LedgerProcess
 from tests.chain.events import collect, positions
+from tests.factories import join_token
 from zgrid.chain import UNITS_PER_TOKEN, ChainEvent
 from zgrid.identity import Identity, seal
 from zgrid.types import (
@@ -43,14 +44,15 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
     farmer_twin = farmer.create_twin()
     farm_id = farmer.create_farm("green-farm")
     for last in (10, 11, 12):
-        farmer.add_farm_ip(farm_id, f"185.69.166.{last}/24", "185.69.166.1")
+        farmer.add_farm_ip(farm_id, f"203.0.113.{last}/24", "203.0.113.1")
 
     node_identity = Identity(bytes(range(32)))
-    node = clients(0, identity=node_identity)
+    node = clients(1, identity=node_identity)
     node_twin = node.create_twin()
     node_id = node.register_node(
         farm_id,
         RESOURCES,
+        join_token=join_token(farmer, farm_id),
         location={"country": "BE", "city": "Ghent", "latitude": "51.05", "longitude": "3.72"},
     )
     node.report_uptime(60, node.head()["timestamp"])
@@ -67,7 +69,7 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
     )
     contract_id = created["result"]["contract_id"]
     reserved = [ip["ip"] for ip in created["result"]["public_ips"]]
-    assert reserved == ["185.69.166.10/24", "185.69.166.11/24"]
+    assert reserved == ["203.0.113.10/24", "203.0.113.11/24"]
     farm = farmer.farm(farm_id)
     assert [ip["contract_id"] for ip in farm["public_ips"]] == [contract_id, contract_id, 0]
 
@@ -120,11 +122,11 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
         < names.index("ContractCreated")
     )
     created_event = next(e for e in everything if e.name == "ContractCreated")
-    assert created_event.data["public_ips"][0]["ip"] == "185.69.166.10/24"
+    assert created_event.data["public_ips"][0]["ip"] == "203.0.113.10/24"
 
     # A follower that starts again from an older height sees exactly the same tail.
     resumed = collect(ledger.url, created_event.height, contract_done)
     assert resumed == [e for e in everything if e.height >= created_event.height]
 
     # The balance paid for nothing yet (billing comes later) but the faucet moved real tokens.
-    assert deployer.account(deployer.identity.address)["free"] == 100 * UNITS_PER_TOKEN
+    assert deployer.account(deployer.identity.address)["free"] == 100 * UNITS_PER_TOKEN - 4 * 10_000

@@ -12,11 +12,11 @@ from zgrid.chain.client import ChainClient
 from zgrid.chain.domains.join_tokens import JoinToken, issue_join_token
 from zgrid.chain.errors import (
     ChainError,
+    ChainStorageError,
     GenesisError,
     LedgerUnavailable,
     NotFound,
     RejectCode,
-    StorageError,
     TransactionRejected,
     VerificationFailed,
 )
@@ -53,6 +53,7 @@ __all__ = [
     "ChainClient",
     "ChainError",
     "ChainEvent",
+    "ChainStorageError",
     "Genesis",
     "GenesisError",
     "JoinToken",
@@ -61,7 +62,6 @@ __all__ = [
     "NotFound",
     "RejectCode",
     "SignedTransaction",
-    "StorageError",
     "SyncChainClient",
     "TransactionBody",
     "TransactionRejected",

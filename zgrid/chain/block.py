@@ -45,11 +45,14 @@ class SignedHeader(BaseModel):
     def is_valid(self) -> bool:
         """The hash matches the header and the named validator signed it."""
         digest = self.header.hash()
-        return digest == self.hash and verify(
-            bytes.fromhex(self.header.validator),
-            bytes.fromhex(digest),
-            bytes.fromhex(self.signature),
-        )
+        try:
+            validator, signature = (
+                bytes.fromhex(self.header.validator),
+                bytes.fromhex(self.signature),
+            )
+        except ValueError:  # not hex: nobody signed this
+            return False
+        return digest == self.hash and verify(validator, bytes.fromhex(digest), signature)
 
 
 def transactions_root(tx_hashes: list[str]) -> str:

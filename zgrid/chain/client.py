@@ -8,11 +8,14 @@ scripts and the CLI use the very same code.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import stamina
+from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from zgrid.chain.errors import LedgerUnavailable, NotFound, RejectCode, TransactionRejected
 from zgrid.chain.records import ChainEvent
@@ -20,6 +23,11 @@ from zgrid.chain.transaction import SignedTransaction, sign_transaction
 from zgrid.identity import Identity
 
 __all__ = ["ChainClient", "SubmitResult"]
+
+log = logging.getLogger(__name__)
+
+# The ledger sends a keep-alive every 15 s; a stream silent for longer is dead.
+_STREAM_SILENCE = 45.0
 
 SubmitResult = dict[str, Any]
 
@@ -160,16 +168,25 @@ class ChainClient:
     async def wait_included(
         self, tx_hash: str, *, timeout: float = 30.0, poll: float = 0.05
     ) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            status = await self.transaction(tx_hash)
-            if status["status"] == "included":
-                return status
-            if asyncio.get_running_loop().time() > deadline:
-                raise LedgerUnavailable(
-                    f"transaction {tx_hash} was not included within {timeout} s"
-                )
-            await asyncio.sleep(poll)
+        """Poll until ``tx_hash`` is in a committed block; LedgerUnavailable after ``timeout``."""
+        try:
+            async for attempt in stamina.retry_context(
+                on=_Pending,
+                attempts=None,
+                timeout=timeout,
+                wait_initial=poll,
+                wait_max=max(poll, 1.0),
+                wait_jitter=0,
+            ):
+                with attempt:
+                    status = await self.transaction(tx_hash)
+                    if status["status"] != "included":
+                        raise _Pending(tx_hash)
+        except _Pending:
+            raise LedgerUnavailable(
+                f"transaction {tx_hash} was not included within {timeout} s"
+            ) from None
+        return status
 
     # -- calls, by domain ----------------------------------------------------------------------
 
@@ -269,51 +286,99 @@ class ChainClient:
     # -- events --------------------------------------------------------------------------------
 
     async def events(
-        self, from_height: int = 0, *, reconnect_delay: float = 0.5
+        self,
+        from_height: int = 0,
+        *,
+        reconnect_delay: float = 0.5,
+        give_up_after: float | None = 60.0,
     ) -> AsyncIterator[ChainEvent]:
-        """Every event from ``from_height`` on, in order, forever; reconnects where it left off."""
+        """Every event from ``from_height`` on, in order; reconnects where it left off.
+
+        A broken stream is logged and reconnected (resuming after the last event
+        seen, through ``Last-Event-ID``). When the ledger cannot be reached again for
+        ``give_up_after`` seconds this raises LedgerUnavailable; ``None`` follows forever.
+        """
         last_id: str | None = None
         while True:
-            headers = {"Last-Event-ID": last_id} if last_id else {}
-            params = {} if last_id else {"from_height": from_height}
-            try:
-                async with self._http.stream(
+            async with contextlib.AsyncExitStack() as stack:
+                source = await self._connect_events(
+                    stack, from_height, last_id, reconnect_delay, give_up_after
+                )
+                try:
+                    async for message in source.aiter_sse():
+                        last_id = message.id or last_id
+                        if message.event == "event":
+                            yield ChainEvent.model_validate_json(message.data)
+                    reason = "the ledger ended the stream"
+                except (httpx.HTTPError, SSEError) as exc:
+                    reason = f"the stream broke ({exc or type(exc).__name__})"
+            log.warning(
+                "event stream from %s: %s; reconnecting after %s",
+                self.url,
+                reason,
+                last_id or f"height {from_height}",
+            )
+            await asyncio.sleep(reconnect_delay)
+
+    async def _connect_events(
+        self,
+        stack: contextlib.AsyncExitStack,
+        from_height: int,
+        last_id: str | None,
+        reconnect_delay: float,
+        give_up_after: float | None,
+    ) -> EventSource:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        params = {} if last_id else {"from_height": from_height}
+        try:
+            async for attempt in stamina.retry_context(
+                on=_StreamUnavailable,
+                attempts=None,
+                timeout=give_up_after,
+                wait_initial=reconnect_delay,
+                wait_max=max(reconnect_delay, 5.0),
+            ):
+                with attempt:
+                    return await self._open_events(stack, params, headers)
+        except _StreamUnavailable as exc:
+            raise LedgerUnavailable(
+                f"the event stream at {self.url} could not be reached for {give_up_after} s: {exc}"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _open_events(
+        self,
+        stack: contextlib.AsyncExitStack,
+        params: dict[str, Any],
+        headers: dict[str, str],
+    ) -> EventSource:
+        try:
+            source = await stack.enter_async_context(
+                aconnect_sse(
+                    self._http,
                     "GET",
                     "/events/stream",
                     params=params,
                     headers=headers,
-                    timeout=httpx.Timeout(None, connect=10),
-                ) as response:
-                    if 400 <= response.status_code < 500:
-                        await response.aread()
-                        raise LedgerUnavailable(
-                            f"the event stream refused the request ({response.status_code}): {response.text}"
-                        )
-                    if response.status_code == 200:
-                        async for kind, event_id, data in _sse_messages(response.aiter_lines()):
-                            last_id = event_id or last_id
-                            if kind == "event":
-                                yield ChainEvent.model_validate(json.loads(data))
-            except httpx.HTTPError:
-                pass  # the ledger restarted or the connection broke: resume from last_id
-            await asyncio.sleep(reconnect_delay)
+                    timeout=httpx.Timeout(_STREAM_SILENCE, connect=10),
+                )
+            )
+        except httpx.HTTPError as exc:
+            raise _StreamUnavailable(str(exc) or type(exc).__name__) from exc
+        response = source.response
+        if 400 <= response.status_code < 500:
+            await response.aread()
+            raise LedgerUnavailable(
+                f"the event stream refused the request ({response.status_code}): {response.text}"
+            )
+        if response.status_code != 200:
+            raise _StreamUnavailable(f"the ledger answered {response.status_code}")
+        return source
 
 
-async def _sse_messages(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str | None, str]]:
-    kind, event_id, data = "message", None, list[str]()
-    async for line in lines:
-        if not line:
-            if data:
-                yield kind, event_id, "\n".join(data)
-            kind, event_id, data = "message", None, list[str]()
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                kind = value
-            elif field == "id":
-                event_id = value
-            elif field == "data":
-                data.append(value)
+class _Pending(Exception):
+    """A transaction is not in a committed block yet (retried until it is)."""
+
+
+class _StreamUnavailable(Exception):
+    """The event stream cannot be opened right now (retried for a bounded time)."""

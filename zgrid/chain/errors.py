@@ -3,7 +3,7 @@
 ChainError
 ├── TransactionRejected     the ledger refused a transaction; ``code`` says which rule
 ├── NotFound                no such block, transaction or entity
-├── StorageError            the block store is unreadable, damaged or cannot be written
+├── ChainStorageError       the block store is unreadable, damaged or cannot be written
 ├── GenesisError            the genesis file is missing or invalid
 ├── VerificationFailed      replaying the block log does not reach the stored state
 ├── UnstorableRecord        a transaction would store a record the ledger cannot keep
@@ -27,11 +27,11 @@ class _ValidationErrors(Protocol):
 
 __all__ = [
     "ChainError",
+    "ChainStorageError",
     "GenesisError",
     "LedgerUnavailable",
     "NotFound",
     "RejectCode",
-    "StorageError",
     "TransactionRejected",
     "UnstorableRecord",
     "VerificationFailed",
@@ -73,7 +73,7 @@ class NotFound(ChainError):
     """No block, transaction or entity with that id."""
 
 
-class StorageError(ChainError):
+class ChainStorageError(ChainError):
     """The block store cannot be read or written."""
 
 

@@ -11,30 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zgrid.chain.block import BlockHeader, SignedHeader, events_root, transactions_root
-from zgrid.chain.errors import GenesisError, NotFound, RejectCode, StorageError, TransactionRejected
+from zgrid.chain.errors import (
+    ChainStorageError,
+    GenesisError,
+    NotFound,
+    RejectCode,
+    TransactionRejected,
+)
 from zgrid.chain.genesis import Genesis, load_genesis, load_validator_key
 from zgrid.chain.machine import StateMachine
 from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import GENESIS_PARENT, WriteSet, next_commitment
-from zgrid.chain.store import BlockStore
+from zgrid.chain.store import BlockLog
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.transaction import SignedTransaction
 from zgrid.identity import Identity, canonical_dumps
 
-__all__ = ["STORE_FILE", "Ledger", "TxStatus"]
+__all__ = ["GENESIS_META", "STORE_FILE", "Ledger", "TxStatus"]
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "chain.sqlite"
-_GENESIS_META = "genesis"
+GENESIS_META = "genesis"
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ class Ledger:
     def __init__(
         self,
         *,
-        store: BlockStore,
+        store: BlockLog,
         genesis: Genesis,
         validator: Identity,
         block_time: float = 1.0,
@@ -93,7 +101,9 @@ class Ledger:
         self.machine = StateMachine(genesis, self.state)
         self._waiters: dict[str, list[asyncio.Future[TxStatus]]] = {}
         self._sealing: _OpenBlock | None = None  # signed, being written to the store
-        self._head_changed: asyncio.Condition | None = None
+        # Blocks are written by a thread of their own: never queued behind readers' work.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-writer")
+        self._head_changed = asyncio.Event()  # set (and replaced) when the head moves
         self._failure: BaseException | None = None
         self.closing = False
         # ``head`` is the last block committed to the store; ``_sealed`` the last one signed,
@@ -108,7 +118,7 @@ class Ledger:
         genesis = load_genesis(data_dir)
         validator = load_validator_key(data_dir)
         return cls(
-            store=BlockStore(data_dir / STORE_FILE), genesis=genesis, validator=validator, **options
+            store=BlockLog(data_dir / STORE_FILE), genesis=genesis, validator=validator, **options
         )
 
     # -- start-up ----------------------------------------------------------------------------
@@ -118,7 +128,7 @@ class Ledger:
         head = self.store.head()
         if head is None:
             return self._write_genesis_block(genesis_json)
-        if self.store.meta(_GENESIS_META) != genesis_json:
+        if self.store.meta(GENESIS_META) != genesis_json:
             raise GenesisError(f"{self.store.path} holds a different chain than this genesis")
         self.store.load_state(self.state)
         return head
@@ -128,7 +138,7 @@ class Ledger:
         writes = self.state.take_writes()
         genesis = _OpenBlock(height=0, timestamp=self.genesis.genesis_time)
         signed = self._seal(genesis, GENESIS_PARENT.hex(), GENESIS_PARENT, writes)
-        self.store.commit_block(signed, [], [], writes, meta={_GENESIS_META: genesis_json})
+        self.store.commit_block(signed, [], [], writes, meta={GENESIS_META: genesis_json})
         return signed
 
     def _seal(
@@ -167,7 +177,7 @@ class Ledger:
         being applied is refused alone (the state machine rolls it back).
         """
         if self._failure is not None:
-            raise StorageError(f"the ledger stopped after a storage failure: {self._failure}")
+            raise ChainStorageError(f"the ledger stopped after a storage failure: {self._failure}")
         block = self._open
         if len(block.transactions) >= self.max_block_transactions:
             raise TransactionRejected(
@@ -228,30 +238,32 @@ class Ledger:
 
     # -- blocks ----------------------------------------------------------------------------------
 
-    def _condition(self) -> asyncio.Condition:
-        if self._head_changed is None:
-            self._head_changed = asyncio.Condition()
-        return self._head_changed
-
     async def wait_for_height(self, height: int, timeout: float) -> bool:
-        """Wait until a block at ``height`` or above is committed; False on timeout or shutdown."""
-        condition = self._condition()
-        async with condition:
+        """Wait until a block at ``height`` or above is committed; False on timeout or shutdown.
+
+        Waiters only watch an event the producer sets; there is no lock between them, so
+        a waiter that is cancelled or times out can never hold up block production.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.closing and self.head.header.height < height:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
             try:
-                await asyncio.wait_for(
-                    condition.wait_for(lambda: self.closing or self.head.header.height >= height),
-                    timeout,
-                )
+                await asyncio.wait_for(self._head_changed.wait(), left)
             except TimeoutError:
                 return False
         return not self.closing
 
-    async def close_streams(self) -> None:
+    def close_streams(self) -> None:
         """Tell event followers the server is going away, so their streams end now."""
         self.closing = True
-        condition = self._condition()
-        async with condition:
-            condition.notify_all()
+        self._announce_head()
+
+    def _announce_head(self) -> None:
+        # Wake every waiter of the old event and give later waiters a fresh one.
+        changed, self._head_changed = self._head_changed, asyncio.Event()
+        changed.set()
 
     async def produce_block(self) -> SignedHeader:
         """Seal the open block, commit it, then acknowledge its transactions."""
@@ -264,8 +276,11 @@ class Ledger:
         self._sealed = signed
         self._open = self._open_block()
         try:
-            await asyncio.to_thread(
-                self.store.commit_block, signed, block.transactions, block.events, writes
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer,
+                functools.partial(
+                    self.store.commit_block, signed, block.transactions, block.events, writes
+                ),
             )
         except BaseException as exc:
             self._failure = exc
@@ -278,9 +293,7 @@ class Ledger:
             for future in self._waiters.pop(tx_hash):
                 if not future.done():
                     future.set_result(status)
-        condition = self._condition()
-        async with condition:
-            condition.notify_all()
+        self._announce_head()
         return signed
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -300,4 +313,5 @@ class Ledger:
                 await self.produce_block()
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.store.close()

@@ -1,4 +1,4 @@
-"""The block store: blocks, transactions, events and the current state in one SQLite file.
+"""The block log: blocks, transactions, events and the current state in one SQLite file.
 
 A block and everything it changed are written in one SQLite transaction in WAL
 mode with ``synchronous=FULL``, so once ``commit_block`` returns the block
@@ -7,6 +7,7 @@ survives a kill -9 or a power cut, and a crash before that leaves no trace of it
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from zgrid.chain.block import SignedHeader
-from zgrid.chain.errors import StorageError
+from zgrid.chain.errors import ChainStorageError
 from zgrid.chain.records import ChainEvent
 from zgrid.chain.state import State, WriteSet
 from zgrid.identity import canonical_dumps, canonical_loads
 
-__all__ = ["AFTER_ALL_EVENTS", "BlockStore", "StoredTransaction"]
+__all__ = ["AFTER_ALL_EVENTS", "BlockLog", "StoredTransaction"]
 
 # An event index greater than any real one: the position (h, AFTER_ALL_EVENTS) is
 # "after every event of block h", which is how followers resume at a block boundary.
@@ -62,22 +63,37 @@ CREATE TABLE IF NOT EXISTS state (
 StoredTransaction = tuple[int, int, dict[str, Any]]  # height, index, result
 
 
-class BlockStore:
+class BlockLog:
     """SQLite storage; one writer connection, and one reader connection per thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (and create) the log at ``path``; ``readonly`` only reads one that exists,
+        also while a ledger writes to it."""
         self.path = path
+        self.readonly = readonly
         self._local = threading.local()
+        self._writer: sqlite3.Connection | None = None
         try:
-            self._writer = self._connect()
-            self._writer.executescript(_SCHEMA)
+            if readonly:
+                self._reader.execute("SELECT 1 FROM blocks LIMIT 1")
+            else:
+                self._writer = self._connect()
+                self._writer.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the block store {path}: {exc}") from exc
+            raise ChainStorageError(f"cannot open the block store {path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
+        if self.readonly:
+            connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+        else:
+            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=10000")
         return connection
 
@@ -94,10 +110,24 @@ class BlockStore:
         try:
             yield self._reader
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot read the block store {self.path}: {exc}") from exc
+            raise ChainStorageError(f"cannot read the block store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside the block sees the log as it was at its start,
+        whatever a writer commits meanwhile (one SQLite read transaction)."""
+        with self._reading() as db:
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM blocks LIMIT 1")  # the snapshot is taken at the first read
+        try:
+            yield
+        finally:
+            with self._reading() as db:
+                db.execute("ROLLBACK")
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
@@ -115,6 +145,8 @@ class BlockStore:
     ) -> None:
         """Persist one block atomically. ``transactions`` holds (hash, tx JSON, result JSON)."""
         header = signed.header
+        if self._writer is None:
+            raise ChainStorageError(f"{self.path} is open read-only")
         try:
             cursor = self._writer.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -163,7 +195,9 @@ class BlockStore:
                 cursor.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write block {header.height} to {self.path}: {exc}") from exc
+            raise ChainStorageError(
+                f"cannot write block {header.height} to {self.path}: {exc}"
+            ) from exc
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -189,6 +223,11 @@ class BlockStore:
             ).fetchone()
         return None if row is None else _signed(row)
 
+    def head_height(self) -> int | None:
+        with self._reading() as db:
+            row = db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def block(self, height: int) -> SignedHeader | None:
         with self._reading() as db:
             row = db.execute(
@@ -203,6 +242,16 @@ class BlockStore:
                 (start, limit),
             ).fetchall()
         return [_signed(row) for row in rows]
+
+    def block_rows(self, start: int, limit: int) -> list[tuple[int, str, str, str]]:
+        """(height, header JSON, hash, signature) as stored, unchecked: what verify reads."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT height, header, hash, signature FROM blocks WHERE height >= ?"
+                " ORDER BY height LIMIT ?",
+                (start, limit),
+            ).fetchall()
+        return [(int(h), str(header), str(digest), str(sig)) for h, header, digest, sig in rows]
 
     def block_transactions(self, height: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         with self._reading() as db:
@@ -240,6 +289,29 @@ class BlockStore:
         with self._reading() as db:
             rows = db.execute(query, params).fetchall()
         return _events(rows)
+
+    def event_documents(
+        self, *, after: tuple[int, int], until_height: int, limit: int
+    ) -> list[tuple[int, int, str]]:
+        """Like :meth:`events`, as (height, index, the event's JSON): what the stream sends."""
+        height, index = after
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT height, idx, tx_hash, name, data FROM events"
+                " WHERE (height > ? OR (height = ? AND idx > ?)) AND height <= ?"
+                " ORDER BY height, idx LIMIT ?",
+                (height, height, index, until_height, limit),
+            ).fetchall()
+        # ``data`` is stored as canonical JSON already; only the envelope is written here.
+        return [
+            (
+                h,
+                i,
+                f'{{"height":{h},"index":{i},"tx_hash":{json.dumps(t)},'
+                f'"name":{json.dumps(n)},"data":{d}}}',
+            )
+            for h, i, t, n, d in rows
+        ]
 
     def transaction_events(self, tx_hash: str) -> list[ChainEvent]:
         with self._reading() as db:

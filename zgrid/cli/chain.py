@@ -57,27 +57,48 @@ def run(
     block_time: Annotated[
         float, typer.Option("--block-time", min=0.05, max=60.0, help="Seconds between blocks.")
     ] = 1.0,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", min=1, help="Connections served at once; more get 503."),
+    ] = 1024,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            min=0.1,
+            help="Seconds a connection may take to send a request's headers before it is closed.",
+        ),
+    ] = 10.0,
 ) -> None:
-    """Run the validator: produce blocks and serve the API until interrupted."""
+    """Run the validator: produce blocks and serve the API until interrupted (holds the terminal)."""
     try:
         host, port = zgrid.chain.parse_listen(listen)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--listen") from exc
 
-    def ready(ledger: Ledger) -> None:
+    def ready(ledger: Ledger, bound_port: int) -> None:
         head = ledger.head.header
+        address = f"[{host}]:{bound_port}" if ":" in host else f"{host}:{bound_port}"
         err_console.print(
-            f"ledger {ledger.chain_id!r} at height {head.height} listening on http://{host}:{port} "
-            f"(block time {block_time} s)"
+            f"ledger {ledger.chain_id!r} at height {head.height} listening on "
+            f"http://{address} (block time {block_time} s)"
         )
 
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
+    # The server shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
     # by then every accepted transaction is in a block, so it is a clean stop.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         # Through the package attribute, so the web server is imported only by this command.
         asyncio.run(
-            zgrid.chain.serve(data, host=host, port=port, block_time=block_time, on_ready=ready)
+            zgrid.chain.serve(
+                data,
+                host=host,
+                port=port,
+                block_time=block_time,
+                max_connections=max_connections,
+                header_timeout=header_timeout,
+                on_ready=ready,
+            )
         )
     except KeyboardInterrupt:
         err_console.print("ledger stopped")

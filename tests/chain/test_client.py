@@ -1,0 +1,65 @@
+"""ChainClient and SyncChainClient: one behaviour in two forms, and streams that say when they fail."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+import time
+
+import pytest
+
+from tests.chain.conftest import LedgerProcess
+from tests.processes import free_port
+from zgrid.chain import UNITS_PER_TOKEN, ChainClient, LedgerUnavailable, SyncChainClient
+from zgrid.identity import Identity
+
+
+def _public_async_methods() -> list[str]:
+    return sorted(
+        name
+        for name, member in inspect.getmembers(ChainClient)
+        if not name.startswith("_")
+        and (inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member))
+    )
+
+
+@pytest.mark.parametrize("name", _public_async_methods())
+def test_every_coroutine_has_a_blocking_twin(name: str) -> None:
+    blocking = getattr(SyncChainClient, name, None)
+    assert blocking is not None, f"SyncChainClient has no {name}"
+    assert not inspect.iscoroutinefunction(blocking)
+    expected = inspect.signature(getattr(ChainClient, name)).parameters
+    actual = inspect.signature(blocking).parameters
+    assert [(p.name, p.kind, p.default) for p in actual.values()] == [
+        (p.name, p.kind, p.default) for p in expected.values()
+    ]
+
+
+def test_events_give_up_after_a_bounded_time(caplog: pytest.LogCaptureFixture) -> None:
+    async def follow() -> None:
+        async with ChainClient(f"http://127.0.0.1:{free_port()}") as client:
+            async for _ in client.events(0, reconnect_delay=0.1, give_up_after=1.5):
+                pass
+
+    started = time.monotonic()
+    with pytest.raises(LedgerUnavailable, match=r"could not be reached for 1\.5 s"):
+        asyncio.run(asyncio.wait_for(follow(), 20))
+    assert time.monotonic() - started < 10
+
+
+def test_a_broken_stream_is_logged_then_given_up(
+    ledger: LedgerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SyncChainClient(ledger.url, identity=Identity(secrets.token_bytes(32))) as client:
+        client.faucet(UNITS_PER_TOKEN)
+        events = client.events(0, reconnect_delay=0.1, give_up_after=2)
+        first = next(events)
+        assert first.height >= 0
+        ledger.stop()
+        caplog.set_level(logging.WARNING, logger="zgrid.chain.client")
+        with pytest.raises(LedgerUnavailable, match="could not be reached"):
+            for _ in events:
+                pass
+    assert any("reconnecting after" in record.getMessage() for record in caplog.records)
