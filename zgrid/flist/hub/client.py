@@ -1,6 +1,6 @@
 """HubClient: push flists and their blocks to a hub, pull them back, list and delete.
 
-Every request is retried (tenacity) on connection errors, 429 and 5xx answers, with
+Every request is retried (stamina) on connection errors, 429 and 5xx answers, with
 backoff, for up to ``retry_for`` seconds, so a long pull or push goes on across a restart
 of the hub; each attempt is signed afresh (a new nonce). A flist pulled by name is
 checked against its publisher's signature, with the key the ledger has for that twin.
@@ -22,7 +22,7 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
-import tenacity
+import stamina
 
 from zgrid.chain import ChainClient, ChainError, NotFound
 from zgrid.flist.block import block_id
@@ -153,19 +153,20 @@ class HubClient:
         )
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_delay(self.retry_for),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=_MAX_DELAY),
-            reraise=True,
-        )
         try:
-            async for round_ in retrying:
+            async for round_ in stamina.retry_context(
+                on=_Transient,
+                # retry_for 0 means one try (stamina warns about timeout=0).
+                attempts=1 if self.retry_for <= 0 else None,
+                timeout=self.retry_for if self.retry_for > 0 else None,
+                wait_initial=0.1,
+                wait_max=_MAX_DELAY,
+            ):
                 with round_:
                     return await attempt()
         except _Transient as exc:
             raise HubError(f"{exc} ({what}: still failing after {self.retry_for:g} s)") from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")
+        raise AssertionError("unreachable: stamina either returns or raises")
 
     async def _request(
         self,
