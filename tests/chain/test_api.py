@@ -74,7 +74,11 @@ def test_node_lists_filter_and_page(
         node = shared_clients(1)
         node.create_twin()
         node_ids.append(
-            node.register_node(farm_id, {"cru": 4, "mru": 8 * GIB, "sru": size * GIB, "hru": 0}, join_token=join_token(farmer, farm_id))
+            node.register_node(
+                farm_id,
+                {"cru": 4, "mru": 8 * GIB, "sru": size * GIB, "hru": 0},
+                join_token=join_token(farmer, farm_id),
+            )
         )
         if size != 300:
             node.report_uptime(1, node.head()["timestamp"])
