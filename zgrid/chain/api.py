@@ -119,13 +119,13 @@ def _parse_transaction(document: Any) -> SignedTransaction:
     return tx
 
 
-def check_batch(body: bytes, chain_id: str) -> list[Any] | tuple[str, str]:
+def check_batch(body: bytes, chain_id: str) -> list[SignedTransaction | bytes] | tuple[str, str]:
     """Parse a batch and check its signatures, in a worker process.
 
-    Each item comes back as the transaction's document when its signature holds (or
-    it names another chain, which the ledger refuses in its own words), or as the
-    refusal's answer already written as JSON bytes (a document is never bytes); a
-    batch refused whole comes back as (code, message). A
+    Each item comes back as the parsed transaction when its signature holds (marked
+    checked, so the state machine does not check it again; or it names another chain,
+    which the ledger refuses in its own words), or as the refusal's answer already
+    written as JSON bytes; a batch refused whole comes back as (code, message). A
     process, not a thread: parsing holds the GIL, which would stall the event loop
     for as long as a batch takes.
     """
@@ -136,14 +136,14 @@ def check_batch(body: bytes, chain_id: str) -> list[Any] | tuple[str, str]:
     except TransactionRejected as exc:
         # Sent back as a value: the exception itself does not survive the trip between processes.
         return (str(exc.code), exc.message)
-    checked: list[Any] = []
+    checked: list[SignedTransaction | bytes] = []
     for document in documents:
         try:
             tx = _parse_transaction(document)
             # The state machine checks the chain before the signature; keep that order.
             if tx.body.chain_id == chain_id:
                 tx.check_signature()
-            checked.append(document)
+            checked.append(tx)
         except TransactionRejected as exc:
             checked.append(_answer_json({"error": {"code": exc.code, "message": exc.message}}))
     return checked
@@ -306,7 +306,7 @@ def _transaction_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
                 answers.append(item)
                 continue
             try:
-                answer: dict[str, Any] = {"hash": ledger.submit(_parse_transaction(item)).hash}
+                answer: dict[str, Any] = {"hash": ledger.submit(item).hash}
             except TransactionRejected as exc:
                 answer = {"error": {"code": exc.code, "message": exc.message}}
             answers.append(_answer_json(answer))

@@ -11,7 +11,15 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validation_error
 from zgrid.chain.units import U64_MAX
@@ -44,17 +52,23 @@ class SignedTransaction(BaseModel):
 
     body: TransactionBody
     signature: StrictStr = Field(pattern=r"^[0-9a-f]{128}$")
+    # Set once the signature held, so a transaction checked before it reaches the state
+    # machine (a batch, in a worker process; the flag travels with it) is not checked twice.
+    _signature_checked: bool = PrivateAttr(default=False)
 
     @cached_property
     def hash(self) -> str:
         return self.body.digest.hex()
 
     def check_signature(self) -> None:
+        if self._signature_checked:
+            return
         body = self.body
         if not verify(bytes.fromhex(body.signer), body.digest, bytes.fromhex(self.signature)):
             raise TransactionRejected(
                 RejectCode.BAD_SIGNATURE, "signature does not match the signer and the body"
             )
+        self._signature_checked = True
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
