@@ -333,3 +333,17 @@ def test_a_node_reports_nothing_on_a_deleted_contract(shared_clients: ClientFact
             node.submit(call, {"contract_id": contract_id, **args})
         assert caught.value.code == RejectCode.CONFLICT
         assert caught.value.message == f"contract {contract_id} is deleted"
+
+
+def test_the_client_names_who_may_approve_a_contract(shared_clients: ClientFactory) -> None:
+    farmer, _, _, node_id = farm_with_node(shared_clients)
+    deployer = shared_clients(10)
+    own = deployer.create_twin()
+    created = deployer.create_node_contract(node_id, HASH, SEALED, approvers=[own])
+    contract_id = created["result"]["contract_id"]
+    assert deployer.contract(contract_id)["approvers"] == [own]
+    farmer_twin = farmer.twin_of(farmer.identity.address)["id"]
+    deployer.update_node_contract(contract_id, "cd" * 32, SEALED, approvers=[own, farmer_twin])
+    assert deployer.contract(contract_id)["approvers"] == [own, farmer_twin]
+    deployer.update_node_contract(contract_id, "ef" * 32, SEALED)  # left out: kept
+    assert deployer.contract(contract_id)["approvers"] == [own, farmer_twin]

@@ -219,8 +219,16 @@ class ChainClient:
         return await self.submit("nodes.report_uptime", {"uptime": uptime, "timestamp": timestamp})
 
     async def create_node_contract(
-        self, node_id: int, deployment_hash: str, sealed_deployment: str, public_ips: int = 0
+        self,
+        node_id: int,
+        deployment_hash: str,
+        sealed_deployment: str,
+        public_ips: int = 0,
+        *,
+        approvers: list[int] | None = None,
     ) -> SubmitResult:
+        """``approvers``: the twins of the deployment's signature requirement, the only
+        ones the ledger lets approve it."""
         return await self.submit(
             "contracts.create_node_contract",
             {
@@ -228,20 +236,27 @@ class ChainClient:
                 "deployment_hash": deployment_hash,
                 "sealed_deployment": sealed_deployment,
                 "public_ips": public_ips,
+                "approvers": approvers or [],
             },
         )
 
     async def update_node_contract(
-        self, contract_id: int, deployment_hash: str, sealed_deployment: str
+        self,
+        contract_id: int,
+        deployment_hash: str,
+        sealed_deployment: str,
+        *,
+        approvers: list[int] | None = None,
     ) -> SubmitResult:
-        return await self.submit(
-            "contracts.update_node_contract",
-            {
-                "contract_id": contract_id,
-                "deployment_hash": deployment_hash,
-                "sealed_deployment": sealed_deployment,
-            },
-        )
+        """``approvers`` left out keeps the contract's list."""
+        args: dict[str, Any] = {
+            "contract_id": contract_id,
+            "deployment_hash": deployment_hash,
+            "sealed_deployment": sealed_deployment,
+        }
+        if approvers is not None:
+            args["approvers"] = approvers
+        return await self.submit("contracts.update_node_contract", args)
 
     async def cancel_contract(self, contract_id: int) -> SubmitResult:
         return await self.submit("contracts.cancel", {"contract_id": contract_id})

@@ -139,7 +139,13 @@ class SyncChainClient:
         return self._call(self._client.report_uptime, uptime, timestamp)
 
     def create_node_contract(
-        self, node_id: int, deployment_hash: str, sealed_deployment: str, public_ips: int = 0
+        self,
+        node_id: int,
+        deployment_hash: str,
+        sealed_deployment: str,
+        public_ips: int = 0,
+        *,
+        approvers: list[int] | None = None,
     ) -> SubmitResult:
         return self._call(
             self._client.create_node_contract,
@@ -147,13 +153,23 @@ class SyncChainClient:
             deployment_hash,
             sealed_deployment,
             public_ips,
+            approvers=approvers,
         )
 
     def update_node_contract(
-        self, contract_id: int, deployment_hash: str, sealed_deployment: str
+        self,
+        contract_id: int,
+        deployment_hash: str,
+        sealed_deployment: str,
+        *,
+        approvers: list[int] | None = None,
     ) -> SubmitResult:
         return self._call(
-            self._client.update_node_contract, contract_id, deployment_hash, sealed_deployment
+            self._client.update_node_contract,
+            contract_id,
+            deployment_hash,
+            sealed_deployment,
+            approvers=approvers,
         )
 
     def cancel_contract(self, contract_id: int) -> SubmitResult:
