@@ -45,7 +45,14 @@ class SyncChainClient:
         self._closed = False
 
     def _call(self, method: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._portal.call(functools.partial(method, *args, **kwargs))
+        future = self._portal.start_task_soon(functools.partial(method, *args, **kwargs))
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C (or any interruption of this thread) must not leave the call running
+            # in the portal's thread, where closing the portal would wait for it forever.
+            future.cancel()
+            raise
 
     @property
     def url(self) -> str:
