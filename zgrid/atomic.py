@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["fsync_directory", "replace_durably", "temporary_beside", "write_atomic"]
@@ -31,24 +32,33 @@ def temporary_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
 
 
+@contextlib.contextmanager
+def _removed_on_failure(temporary: Path) -> Iterator[None]:
+    # The temporary may hold a secret: it never outlives a failed write.
+    try:
+        yield
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
 def replace_durably(temporary: Path, path: Path, *, sync: bool = True) -> None:
     """Move a finished ``temporary`` over ``path``: fsync its bytes, rename, fsync the directory.
 
     On failure the temporary is removed and ``path`` keeps its old content; the OSError
     is raised for the caller to translate.
     """
-    try:
+    with _removed_on_failure(temporary):
         if sync:
             fd = os.open(temporary, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    _rename(temporary, path, sync=sync)
+        os.replace(temporary, path)
+    if sync:
+        fsync_directory(path.parent)
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
@@ -56,34 +66,20 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = Tru
 
     ``mode`` is applied exactly, whatever the umask or an older file's mode. Raises the
     OSError of the step that failed; the old file is then untouched and no temporary
-    stays behind (it may hold a secret).
+    stays behind.
     """
     temporary = temporary_beside(path)
-    try:
+    with _removed_on_failure(temporary):
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
-                written = os.write(fd, view)
-                view = view[written:]
+                view = view[os.write(fd, view) :]
             if sync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    _rename(temporary, path, sync=sync)
-
-
-def _rename(temporary: Path, path: Path, *, sync: bool) -> None:
-    try:
         os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
     if sync:
         fsync_directory(path.parent)
