@@ -275,3 +275,27 @@ def test_a_stalled_half_request_does_not_block_others(server: ZdbProcess, witnes
         slow.send(request[2000:])
         assert slow.raw_reply() == bulk(key.encode())
     assert witness.command("EXISTS", key) == b":1\r\n"
+
+
+@pytest.mark.parametrize("frame", [b"%1\r\n", b"%1\r\n~1\r\n"], ids=["map", "map-of-set"])
+def test_a_resp3_map_gets_0db_error_after_the_earlier_replies(
+    server: ZdbProcess, witness: Witness, frame: bytes
+) -> None:
+    with abuse(server, encode("PING") + frame) as bad:
+        assert bad.expect_closed() == b"+PONG\r\n" + MALFORMED
+    assert_serves(witness)
+    assert "Fatal error" not in server.log.read_text()
+    assert "Traceback" not in server.log.read_text()
+
+
+@pytest.mark.parametrize("count", [b"2000000000", b"4294967295", b"18446744073709551617"])
+def test_a_huge_declared_count_is_refused_without_stalling_others(
+    server: ZdbProcess, witness: Witness, count: bytes
+) -> None:
+    # 14 bytes, before any login: the count is checked before anything is allocated for it.
+    started = time.monotonic()
+    with abuse(server, b"*" + count + b"\r\n") as bad:
+        assert_serves(witness)
+        assert bad.expect_closed() == b"-Too many arguments\r\n"
+    assert time.monotonic() - started < 1.0
+    assert "MemoryError" not in server.log.read_text()

@@ -17,8 +17,6 @@ __all__ = [
 
 import re
 
-import hiredis
-
 from zgrid.zdb.errors import ProtocolError
 
 MAX_ARGUMENTS = 1024
@@ -57,178 +55,134 @@ class RequestParser:
     arguments, a negative or too large length, each end the connection with
     0-db's error (a header line longer than 0-db's buffer: without one).
 
-    hiredis parses the well-formed commands, which is nearly all of them; each one it
-    returns is checked to have been written as 0-db requires ("*" and "$" headers at
-    the places the lengths give: hiredis also takes "+", "|" and other RESP3 types,
-    and refuses numbers that are not canonical), without looking inside payloads,
-    so binary values of any content stay on this path. Where it stops (a command
-    cut by the end of the data, or anything unusual) this class reads that one
-    command itself, with 0-db's rules, then hands over again. The
-    bytes waiting for one command are capped at one maximal argument plus headroom
-    for the others, so a client cannot make memory run away.
+    One reading, kept where it stopped: the arguments of a command cut by the end
+    of the data are kept with the count still due, and only the bytes from the next
+    header on wait in the buffer, so a command arriving in many small pieces costs
+    its size once, and the same bytes give the same commands and the same fault
+    however they are split. Nothing is allocated from a declared count before that
+    count is checked. The bytes held for one command (its arguments so far and the
+    unread rest) are capped at one maximal argument plus headroom for the others,
+    so a client cannot make memory run away.
     """
 
     __slots__ = (
+        "_arguments",
         "_buffer",
+        "_held",
         "_limit",
-        "_reader",
+        "_needed",
+        "_remaining",
         "max_argument_size",
         "max_arguments",
-        "slow_commands",
     )
 
     def __init__(
         self, *, max_arguments: int = MAX_ARGUMENTS, max_argument_size: int = MAX_ARGUMENT_SIZE
     ) -> None:
-        self._reader = hiredis.Reader()
-        self._buffer = bytearray()  # the start of a command hiredis did not finish
         self.max_arguments = max_arguments
         self.max_argument_size = max_argument_size
         self._limit = max_argument_size + _HEADROOM
-        self.slow_commands = 0  # commands this class had to read itself (cut or unusual)
+        self._buffer = bytearray()  # unread bytes of a cut command, from its next header on
+        self._needed = 0  # buffered bytes without which the cut command cannot go on
+        self._arguments: list[bytes] = []  # the cut command's arguments read so far
+        self._held = 0  # their total size
+        self._remaining = 0  # arguments the cut command still owes; 0 between commands
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Add ``data``; return the commands it completed, or raise RequestFault."""
         commands: list[list[bytes]] = []
-        if self._buffer:
-            buffer = self._buffer
+        buffer = self._buffer
+        if buffer:
             buffer += data
-            end = self._one(buffer, 0, commands)
-            if end is None:
-                self._check_pending(commands)
+            if len(buffer) < self._needed:
+                self._check_held(commands)
                 return commands
-            data = bytes(buffer[end:])
+            data = bytes(buffer)
             buffer.clear()
-        position, size = 0, len(data)
-        while position < size:
-            position = self._fast(data, position, commands)
-            if position >= size:
-                break
-            end = self._one(data, position, commands)
-            if end is None:
-                self._buffer += memoryview(data)[position:]
-                self._check_pending(commands)
-                break
-            position = end
+        try:
+            self._parse(data, commands)
+        except ProtocolError as exc:
+            self._reset()
+            raise RequestFault(str(exc), commands) from None
+        self._check_held(commands)
         return commands
 
-    def _check_pending(self, commands: list[list[bytes]]) -> None:
-        if len(self._buffer) > self._limit:
-            self._buffer.clear()
+    def _reset(self) -> None:
+        self._buffer.clear()
+        self._arguments = []
+        self._held = self._remaining = self._needed = 0
+
+    def _check_held(self, commands: list[list[bytes]]) -> None:
+        if self._held + len(self._buffer) > self._limit:
+            self._reset()
             raise RequestFault("Payload too big", commands)
 
-    def _fast(self, data: bytes, start: int, commands: list[list[bytes]]) -> int:
-        """Let hiredis parse from ``start``; return where the commands it could take end."""
-        reader = self._reader
-        reader.feed(data, start)
-        max_arguments = self.max_arguments
-        max_size = self.max_argument_size
-        position = start  # where the next command must begin, from the lengths alone
-        valid = False
-        try:
-            while (command := reader.gets()) is not False:
-                # hiredis starts each feed between commands: all of this one is in ``data``.
-                if (
-                    type(command) is not list
-                    or not 0 < len(command) <= max_arguments
-                    or data[position] != 0x2A  # "*"
-                ):
-                    break
-                end = position + 3 + len(str(len(command)))
-                for argument in command:
-                    if type(argument) is not bytes or data[end] != 0x24:  # "$"
-                        break
-                    length = len(argument)
-                    if length > max_size:
-                        break
-                    end += 5 + len(str(length)) + length
-                else:
-                    commands.append(command)
-                    position = end
-                    continue
-                break
-            else:
-                valid = not reader.has_data() and _at_boundary(reader)
-        except hiredis.ProtocolError:
-            pass
-        if valid:
-            return len(data)
-        # hiredis stopped inside a command, or took one 0-db would not: resume after the
-        # last whole one, with a fresh reader.
-        self._reader = hiredis.Reader()
-        return position
-
-    def _one(
-        self, buffer: bytes | bytearray, start: int, commands: list[list[bytes]]
-    ) -> int | None:
-        """Read the command at ``start`` with 0-db's rules; where it ends, None if incomplete."""
-        try:
-            with memoryview(buffer) as view:
-                parsed = self._command(buffer, view, start)
-        except ProtocolError as exc:
-            self._buffer.clear()
-            raise RequestFault(str(exc), commands) from None
-        if parsed is None:
-            return None
-        command, end = parsed
-        commands.append(command)
-        self.slow_commands += 1
-        return end
-
     # The messages are 0-db's replies for the same faults.
-    def _command(
-        self, buffer: bytes | bytearray, view: memoryview, start: int
-    ) -> tuple[list[bytes], int] | None:
-        """The command at ``start`` and where it ends, or None while it is incomplete."""
-        size = len(buffer)
-        find = buffer.find
-        end = find(b"\n", start, start + MAX_LINE)
-        if end < 0:
-            _check_line(size - start)
-            return None
-        if buffer[start] != 0x2A:  # "*"
-            raise ProtocolError("Malformed request, array expected")
-        count = _header_number(buffer, start + 1, end)
-        if count == 0:
-            raise ProtocolError("Missing arguments")
-        if count > self.max_arguments:
-            raise ProtocolError("Too many arguments")
-        if count < 0:
-            raise ProtocolError("Internal memory error")
-        position = end + 1
-        command: list[bytes] = []
-        for _ in range(count):
-            if position >= size:
-                return None
+    def _parse(self, data: bytes, commands: list[list[bytes]]) -> None:
+        """Read ``data`` on from where the last call stopped; keep what a cut command left."""
+        size = len(data)
+        find = data.find
+        max_size = self.max_argument_size
+        max_arguments = self.max_arguments
+        arguments = self._arguments
+        remaining = self._remaining
+        held = self._held
+        position = 0
+        needed = 0
+        while position < size:
             end = find(b"\n", position, position + MAX_LINE)
             if end < 0:
                 _check_line(size - position)
-                return None
-            if buffer[position] != 0x24:  # "$"
-                raise ProtocolError("Malformed query string")
-            length = _header_number(buffer, position + 1, end)
-            if length > self.max_argument_size:
-                raise ProtocolError("Payload too big")
-            if length < 0:
-                raise ProtocolError("Malformed query string")
-            position = end + 3 + length  # the two terminator bytes are not checked
-            if position > size:
-                return None
-            command.append(bytes(view[end + 1 : end + 1 + length]))
-        return command, position
+                needed = size - position + 1
+                break
+            # Canonical numbers ("12\r") are read at once; anything else as C's atoll does.
+            digits = data[position + 1 : end - 1]
+            if data[end - 1] == 0x0D and digits.isdigit():  # "\r"
+                number = int(digits)
+            else:
+                number = _header_number(data, position + 1, end)
+            if remaining:
+                if data[position] != 0x24:  # "$"
+                    raise ProtocolError("Malformed query string")
+                if number > max_size:
+                    raise ProtocolError("Payload too big")
+                if number < 0:
+                    raise ProtocolError("Malformed query string")
+                after = end + 3 + number  # the two terminator bytes are not checked
+                if after > size:
+                    # Wait for the whole argument; its short header is read again then.
+                    needed = after - position
+                    break
+                arguments.append(data[end + 1 : after - 2])
+                held += number
+                position = after
+                remaining -= 1
+                if not remaining:
+                    commands.append(arguments)
+                    arguments = []
+                    held = 0
+                continue
+            remaining = _argument_count(data[position], number, max_arguments)
+            position = end + 1
+        if position < size:
+            self._buffer += memoryview(data)[position:]
+        self._needed = needed
+        self._arguments = arguments
+        self._remaining = remaining
+        self._held = held
 
 
-_PROBE = b"*1\r\n$5\r\nPROBE\r\n"
-
-
-def _at_boundary(reader: hiredis.Reader) -> bool:
-    """Whether hiredis is between commands (it may have taken the start of one).
-
-    A probe command comes back alone only if nothing was pending: otherwise its
-    bytes complete the pending command, or become an array inside it.
-    """
-    reader.feed(_PROBE)
-    return bool(reader.gets() == [b"PROBE"] and not reader.has_data())
+def _argument_count(kind: int, number: int, max_arguments: int) -> int:
+    """The count of a command's header, checked before anything is made for it."""
+    if kind != 0x2A:  # "*"
+        raise ProtocolError("Malformed request, array expected")
+    if number == 0:
+        raise ProtocolError("Missing arguments")
+    if number > max_arguments:
+        raise ProtocolError("Too many arguments")
+    if number < 0:
+        raise ProtocolError("Internal memory error")
+    return number
 
 
 def _check_line(line_bytes: int) -> None:
