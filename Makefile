@@ -16,7 +16,7 @@ DEB_PACKAGES := \
 	wireguard-go wireguard-tools yggdrasil \
 	qemu-system-x86 redis-tools redis-server debootstrap zstd
 
-.PHONY: install install-deb install-venv test lint typecheck unit demo clean
+.PHONY: install install-deb install-venv test lint typecheck unit fuzz demo clean
 
 install: install-deb install-venv
 
@@ -56,6 +56,14 @@ unit: install
 	$(PY) -m coverage report --fail-under=90 --include='zgrid/identity/*,zgrid/types/*,zgrid/canonical.py,zgrid/chain/state.py,zgrid/chain/machine.py,zgrid/chain/tables.py,zgrid/chain/domains/*,zgrid/zdb/formats.py,zgrid/zdb/entry.py,zgrid/zdb/files.py,zgrid/zdb/namespace.py,zgrid/zdb/store.py,zgrid/flist/block.py,zgrid/flist/meta.py,zgrid/flist/safety.py,zgrid/flist/tree.py,zgrid/flist/oci.py,zgrid/flist/stores/router.py,zgrid/flist/stores/url.py'
 
 test: install lint typecheck unit
+
+# The fuzz tests for as long as asked: FUZZ_SECONDS per target (atheris run, hypothesis
+# property, schemathesis operation set), serially so each gets the whole machine, with the
+# inputs run printed at the end. FUZZ_TESTS picks files (default: all of tests/fuzz).
+FUZZ_SECONDS ?= 60
+FUZZ_TESTS ?= tests/fuzz
+fuzz: install
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -p no:xdist -p no:cacheprovider -q $(FUZZ_TESTS) $(PYTEST_ARGS)
 
 demo: install
 	$(SHELL) scripts/demo.sh
