@@ -110,3 +110,25 @@ def test_client_refuses_an_unreachable_server(unused_tcp_port: int) -> None:
 @pytest.fixture
 def unused_tcp_port() -> int:
     return free_port()
+
+
+@pytest.mark.parametrize(
+    "reply", [b"%1\r\n~1\r\n$1\r\nk\r\n", b"*4294967295\r\n"], ids=["map-of-set", "huge-array"]
+)
+def test_a_reply_the_parser_cannot_build_ends_the_connection_cleanly(reply: bytes) -> None:
+    # A store's address comes from an flist anyone may write: its server may be hostile.
+    async def scenario() -> None:
+        async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(100)
+            writer.write(reply)
+            await reader.read(100)
+
+        server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = await ZdbClient.connect("127.0.0.1", port)
+        with pytest.raises(ConnectionLost, match="not a RESP reply"):
+            await asyncio.wait_for(client.get(b"key"), 10)
+        await client.close()
+        server.close()
+
+    asyncio.run(scenario())

@@ -104,6 +104,9 @@ class ZdbClient:
             reason = exc.strerror or str(exc) or type(exc).__name__
         except hiredis.ProtocolError as exc:
             reason = f"not a RESP reply ({exc})"
+        except (TypeError, ValueError, MemoryError, OverflowError) as exc:
+            # hiredis builds RESP3 maps (keys must hash) and arrays of the declared size.
+            reason = f"not a RESP reply zgrid can read ({type(exc).__name__}: {exc})"
         finally:
             self._lose(reason)
 
