@@ -10,30 +10,9 @@ from __future__ import annotations
 
 import random
 
-from tests.zdb.reference import reference
-from zgrid.zdb.resp import RequestFault, RequestParser
+from tests.zdb.reference import feed_in_pieces, reference
 
-__all__ = ["feed_in_pieces", "one_input"]
-
-Outcome = tuple[list[list[bytes]], str | None]
-
-
-def feed_in_pieces(stream: bytes, sizes: list[int]) -> Outcome:
-    """The commands and the fault (None: none) when ``stream`` arrives in reads of ``sizes``, cycled."""
-    parser = RequestParser()
-    commands: list[list[bytes]] = []
-    position = 0
-    turn = 0
-    while position < len(stream):
-        size = max(1, sizes[turn % len(sizes)])
-        turn += 1
-        try:
-            commands.extend(parser.feed(stream[position : position + size]))
-        except RequestFault as fault:
-            commands.extend(fault.before)
-            return commands, str(fault)
-        position += size
-    return commands, None
+__all__ = ["one_input"]
 
 
 def one_input(data: bytes) -> None:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.fuzz.atheris_run import CORPUS, run_atheris
 from tests.fuzz.budget import count, fuzz_seconds, fuzz_settings, keep_running
-from tests.fuzz.resp_target import feed_in_pieces, one_input
-from tests.zdb.reference import reference
+from tests.fuzz.resp_target import one_input
+from tests.zdb.reference import feed_in_pieces, reference
 
 # What RESP headers look like, with the numbers that matter to a parser: the limits and
 # the sizes that break allocators.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from zgrid.zdb.resp import RequestFault, RequestParser
+
 _ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 
@@ -60,4 +62,25 @@ def reference(data: bytes) -> tuple[list[list[bytes]], str | None]:
             position = cursor
     except ValueError as exc:
         return commands, str(exc)
+    return commands, None
+
+
+Outcome = tuple[list[list[bytes]], str | None]
+
+
+def feed_in_pieces(stream: bytes, sizes: list[int]) -> Outcome:
+    """The commands and the fault (None: none) when ``stream`` arrives in reads of ``sizes``, cycled."""
+    parser = RequestParser()
+    commands: list[list[bytes]] = []
+    position = 0
+    turn = 0
+    while position < len(stream):
+        size = max(1, sizes[turn % len(sizes)])
+        turn += 1
+        try:
+            commands.extend(parser.feed(stream[position : position + size]))
+        except RequestFault as fault:
+            commands.extend(fault.before)
+            return commands, str(fault)
+        position += size
     return commands, None

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.zdb.reference import reference
+from tests.zdb.reference import feed_in_pieces, reference
 from zgrid.zdb.resp import RequestFault, RequestParser
 
 TRICKY = [b"\n+", b"\r\n", b"*1\r\n", b"$3\r\n", b"\n=", b"\n(", b"\n|", b"\n", b"+OK\r\n"]
@@ -70,19 +70,9 @@ BAD_TAILS = [
 def feed_in_chunks(
     data: bytes, rng: random.Random, sizes: list[int] | None = None
 ) -> tuple[list[list[bytes]], str | None]:
-    parser = RequestParser()
-    commands: list[list[bytes]] = []
-    position = 0
+    """``data`` read in pieces of random sizes (from ``sizes`` when given)."""
     choices = sizes or [1, 2, 7, 64, 1000, 65536, len(data)]
-    while position < len(data):
-        size = rng.choice(choices)
-        try:
-            commands.extend(parser.feed(data[position : position + size]))
-        except RequestFault as fault:
-            commands.extend(fault.before)
-            return commands, str(fault)
-        position += size
-    return commands, None
+    return feed_in_pieces(data, [rng.choice(choices) for _ in range(64)])
 
 
 @pytest.mark.parametrize("seed", range(30))
