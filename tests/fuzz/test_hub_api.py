@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -29,12 +31,25 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.chain.conftest import ClientFactory, running_ledger
 from tests.flist.conftest import HubProcess, Twin, running_hub
-from tests.flist.test_hub import client_of, pack, published
+from tests.flist.test_hub import client_of, dir_router, published
 from tests.fuzz.budget import count, fuzz_seconds, fuzz_settings, keep_running
 from tests.fuzz.hub_signing import PushBodies, prepare, signer_for
+from zgrid.flist import Router, pack_directory
 
-SHORT_EXAMPLES = 12  # fuzzed cases per operation and round, after the coverage cases
+SHORT_EXAMPLES = 10  # fuzzed cases per operation and round, after the coverage cases
 MODES = [HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE, HypothesisTestMode.FUZZING]
+
+
+def _packed(directory: Path, label: str, content: bytes) -> tuple[Path, Router]:
+    """A small tree packed into a local block store: its .fl and the store's router."""
+    source = directory / f"{label}-src"
+    (source / "etc").mkdir(parents=True)
+    (source / "etc" / "hostname").write_text(f"{label}\n")
+    (source / "data").write_bytes(content)
+    router = dir_router(directory / f"{label}-blocks")
+    flist = directory / f"{label}.fl"
+    asyncio.run(pack_directory(source, flist, router))
+    return flist, router
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +65,14 @@ def fuzzed_hub(
             client = factory()
             assert client.identity is not None
             twin = Twin(client.identity, client.create_twin())
-            _, held, router = pack(directory, "held")
+            held, router = _packed(directory, "held", bytes(range(256)) * 64)
 
             async def push() -> None:
                 async with client_of(hub, twin) as hub_client:
                     await hub_client.push(held, "held.fl", router)
 
             asyncio.run(push())
-            _, lacking, _ = pack(directory, "lacking", random_bytes=4096)
+            lacking, _ = _packed(directory, "lacking", secrets.token_bytes(4096))
             yield hub, twin, PushBodies(held=published(hub, held), lacking=published(hub, lacking))
         finally:
             factory.close()
