@@ -14,10 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+import zgrid
 from tests.chain.conftest import LedgerProcess
 from tests.flist.conftest import HubProcess, Twin, running_hub
 from tests.flist.test_hostile import chained_escape, hostile_flist
@@ -28,6 +30,7 @@ from tests.flist.test_hub import (
     pack,
     published,
     signed_headers,
+    signed_put,
 )
 from tests.processes import ZGRID, free_port
 from zgrid.flist import FlistWriter, HubError
@@ -454,3 +457,109 @@ def test_client_reads_the_one_error_shape(tmp_path: Path, hub: HubProcess) -> No
         asyncio.run(by_hash())
     assert (caught.value.status, caught.value.code) == (404, "not_found")
     assert caught.value.message == f"no flist has the hash {'0' * 64}"
+
+
+# -- 9: what the OpenAPI says is what the hub sends ------------------------------------------
+
+_BINARY = {"get_block_in_dir", "head_block_in_dir", "get_block", "head_block"}
+_BINARY |= {"get_flist", "get_flist_by_hash"}
+_SIGNED = {"put_block": {401, 408, 413, 429, 503}, "delete_flist": {401, 403, 408, 413, 503}}
+_SIGNED["push_flist"] = {401, 403, 408, 409, 413, 429, 503}
+
+
+def _operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            assert operation["operationId"] not in found, (method, path)
+            found[operation["operationId"]] = operation
+    return found
+
+
+def test_the_openapi_documents_every_answer_of_the_hub(hub: HubProcess) -> None:
+    spec = httpx.get(f"{hub.url}/openapi.json").json()
+    operations = _operations(spec)  # every GET and HEAD route has an operationId of its own
+    assert len(operations) == 13
+    assert "422" not in json.dumps(spec)
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for name, operation in operations.items():
+        answers = operation["responses"]
+        ok = answers["200"]["content"]
+        if name in _BINARY:
+            assert ok == {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        else:  # a typed model, never an unnamed object
+            (schema,) = [ok["application/json"]["schema"]]
+            assert "$ref" in schema or schema["items"].get("$ref") or schema["items"]["type"]
+        takes = operation.get("parameters") or "requestBody" in operation
+        for status in {"500", *(["400"] if takes else [])} | {
+            str(s) for s in _SIGNED.get(name, ())
+        }:
+            assert answers[status]["content"] == {"application/json": {"schema": error}}, name
+        assert ("security" in operation) == (name in _SIGNED), name
+    headers = {p["name"] for p in operations["push_flist"]["parameters"] if p["in"] == "header"}
+    assert headers == {"X-Content-Blake2b", "X-Flist-Signature"}
+    body = operations["push_flist"]["requestBody"]["content"]
+    assert list(body) == ["application/octet-stream"]
+    assert list(spec["components"]["securitySchemes"]) == ["ZgridSignature"]
+    flist_headers = operations["get_flist"]["responses"]["200"]["headers"]
+    assert set(flist_headers) == {
+        "X-Flist-Hash",
+        "X-Flist-Owner",
+        "X-Flist-Name",
+        "X-Flist-Signature",
+    }
+
+
+def test_json_answers_keep_their_bytes(hub: HubProcess, new_twin: Callable[[], Twin]) -> None:
+    alice = new_twin()
+    health = httpx.get(f"{hub.url}/health")
+    blocks = json.dumps(f"{hub.url}/blocks")
+    assert (
+        health.content
+        == (
+            f'{{"status":"ok","version":{json.dumps(zgrid.__version__)},"blocks":{blocks}}}'
+        ).encode()
+    )
+    data = b"a block"
+    id_hex = blake2b256(data).hex()
+    stored = signed_put(
+        hub, f"/blocks/{id_hex}", data, identity=alice.identity, twin_id=alice.twin_id
+    )
+    assert stored.content == f'{{"id":"{id_hex}","size":7}}'.encode()
+    assert httpx.get(f"{hub.url}/flists/{alice.twin_id}").content == b"[]"
+    missing = httpx.post(f"{hub.url}/blocks/missing", content=json.dumps([id_hex, "0" * 64]))
+    assert missing.content == f'["{"0" * 64}"]'.encode()
+
+
+def test_a_405_names_every_method_of_its_path(hub: HubProcess) -> None:
+    """It named only those of the first route that matched: ``Allow: GET`` for a block,
+    which takes HEAD and PUT as well."""
+    cases = {
+        ("OPTIONS", f"/blocks/{'0' * 64}"): "GET, HEAD, PUT",
+        ("DELETE", f"/blocks/00/{'0' * 64}"): "GET, HEAD",
+        ("POST", "/flists/1/app.fl"): "DELETE, GET, PUT",
+        ("PATCH", "/health"): "GET",
+    }
+    for (method, path), allowed in cases.items():
+        response = httpx.request(method, f"{hub.url}{path}")
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allowed, (method, path)
+        assert f"{method} is not allowed on {path}" in error_of(response, "method_not_allowed")
+
+
+def test_fixed_paths_are_not_taken_for_a_block_id_or_a_twin(hub: HubProcess) -> None:
+    """``/blocks/missing`` and ``/flists/by-hash/{hash}`` were also matched by the routes of
+    ``/blocks/{id}`` and ``/flists/{twin}/{name}``: PUT there answered 400 (bad block id,
+    twin not an integer) instead of 405."""
+    for method in ("GET", "HEAD", "PUT"):
+        response = httpx.request(method, f"{hub.url}/blocks/missing")
+        assert (response.status_code, response.headers["allow"]) == (405, "POST"), method
+    for method in ("PUT", "DELETE"):
+        response = httpx.request(method, f"{hub.url}/flists/by-hash/{'0' * 64}")
+        assert (response.status_code, response.headers["allow"]) == (405, "GET"), method
+    # What is not the fixed word is still a block id or a twin, refused as before.
+    assert error_of(httpx.get(f"{hub.url}/blocks/missingx"), "bad_block_id")
+    assert httpx.get(f"{hub.url}/flists/by-hash").status_code == 400
+    assert httpx.get(f"{hub.url}/flists/by-hashes/x.fl").status_code == 400

@@ -25,6 +25,9 @@ from typing import Annotated, Any, BinaryIO, TypeVar
 from fastapi import FastAPI, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from zgrid import __version__
 from zgrid.flist.block import block_id
@@ -37,11 +40,37 @@ from zgrid.flist.hub.limits import (
     MAX_MISSING_IDS,
     UploadLimits,
 )
+from zgrid.flist.hub.models import (
+    BLOCK_BODY,
+    BLOCK_ID_PATTERN,
+    FLIST_BODY,
+    FLIST_HASH_PATTERN,
+    FLIST_NAME_PATTERN,
+    MISSING_IDS_BODY,
+    SECURITY_SCHEME,
+    SIGNATURE_DESCRIPTION,
+    DeletedFlist,
+    FlistSummary,
+    Health,
+    OwnerCount,
+    PublishedFlist,
+    StoredBlock,
+    binary_answer,
+    signed_request,
+)
 from zgrid.flist.hub.nonces import NonceStore
 from zgrid.flist.hub.storage import FlistRecord, FlistStorage, check_name
 from zgrid.flist.stores import BlockStore
 from zgrid.identity import blake2b256
-from zgrid.web import RequestRefused, error_response, install_error_handlers, iter_body, read_body
+from zgrid.web import (
+    RequestRefused,
+    document_errors,
+    error_response,
+    error_responses,
+    install_error_handlers,
+    iter_body,
+    read_body,
+)
 
 __all__ = ["Hub", "UploadSlots", "create_app"]
 
@@ -51,6 +80,64 @@ _MAX_SMALL_BODY = 1 << 20
 _HEX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
 _T = TypeVar("_T")
 TwinId = Annotated[int, PathParam(ge=0, lt=1 << 63, description="the publishing twin")]
+
+
+def _segment_except(word: str) -> str:
+    """A path convertor for any segment but ``word``, so that ``/blocks/missing`` is only
+    the route of its own (PUT or GET there is 405, not a block id refused) and
+    ``/flists/by-hash/{hash}`` is never taken for a twin's flist."""
+    name = "not_" + re.sub(r"[^a-z]", "_", word)
+
+    class Segment(StringConvertor):
+        regex = f"(?!{re.escape(word)}(?:/|$))[^/]+"
+
+    register_url_convertor(name, Segment())
+    return name
+
+
+_NOT_MISSING = _segment_except("missing")
+_NOT_BY_HASH = _segment_except("by-hash")
+_BLOCK_PATH = f"/blocks/{{hex_id:{_NOT_MISSING}}}"
+_FLIST_PATH = f"/flists/{{twin_id:{_NOT_BY_HASH}}}/{{name}}"
+# Documented, not enforced by FastAPI: the routes refuse a bad value with their own error.
+BlockId = Annotated[
+    str,
+    PathParam(
+        description="the block's id, 64 hex digits", json_schema_extra={"pattern": BLOCK_ID_PATTERN}
+    ),
+]
+Prefix = Annotated[
+    str,
+    PathParam(
+        description="the id's first two hex digits",
+        json_schema_extra={"pattern": "^[0-9a-fA-F]{2}$"},
+    ),
+]
+FlistName = Annotated[
+    str,
+    PathParam(
+        description="1 to 128 of A-Z a-z 0-9 . _ - (like base.fl)",
+        json_schema_extra={"pattern": FLIST_NAME_PATTERN},
+    ),
+]
+FlistHash = Annotated[
+    str,
+    PathParam(
+        description="BLAKE2b-256 of the .fl, lower-case hex",
+        json_schema_extra={"pattern": FLIST_HASH_PATTERN},
+    ),
+]
+_BLOCK = binary_answer("the block's bytes, as stored")
+_BLOCK_HEAD = binary_answer("the block's size in Content-Length, and no body")
+_FLIST = binary_answer(
+    "the .fl, byte for byte as pushed",
+    {
+        "X-Flist-Hash": "BLAKE2b-256 of the .fl, lower-case hex",
+        "X-Flist-Owner": "the publishing twin",
+        "X-Flist-Name": "the flist's name",
+        FLIST_SIGNATURE_HEADER: "the publisher's signature of owner, name and hash (hex)",
+    },
+)
 
 
 class UploadSlots:
@@ -216,44 +303,140 @@ def create_app(hub: Hub) -> FastAPI:
         description="Content-addressed flist blocks, and flists published by twins.",
     )
     install_error_handlers(app, log=log)
+    _allow_every_method(app)
 
     @app.exception_handler(StoreError)
     async def _store_failed(_: Request, exc: StoreError) -> JSONResponse:
         log.warning("the block store failed: %s", exc)
         return error_response(503, "store_unavailable", f"the hub's block store failed: {exc}")
 
-    @app.get("/health", tags=["hub"])
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "blocks": hub.blocks_url}
+    @app.get("/health", tags=["hub"], operation_id="health")
+    async def health() -> Health:
+        return Health(status="ok", version=__version__, blocks=hub.blocks_url)
 
     _block_routes(app, hub)
     _flist_routes(app, hub)
+    _flist_writes(app, hub)
+    document_errors(app)
+    _document_signatures(app)
     return app
 
 
+def _document_signatures(app: FastAPI) -> None:
+    """Name the signed-request scheme the writes' ``security`` refers to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SECURITY_SCHEME] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": SIGNATURE_DESCRIPTION,
+        }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allow_every_method(app: FastAPI) -> None:
+    """A 405's ``Allow`` names the methods of every route of the path, not only those of
+    the first route that matched it (``/blocks/{id}`` has GET, HEAD and PUT)."""
+    shared = app.exception_handlers[HTTPException]
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code != 405:
+            answer = shared(request, exc)
+            return answer if isinstance(answer, Response) else await answer
+        allowed = sorted(
+            {
+                method
+                for route in app.router.routes
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in getattr(route, "methods", None) or ()
+            }
+        )
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
 def _block_routes(app: FastAPI, hub: Hub) -> None:
-    async def send_block(request: Request, text: str) -> Response:
+    async def send_block(text: str, *, head: bool) -> Response:
         id_ = _parse_id(text)
         data = await hub.store.get(id_)
         if data is None:
             raise RequestRefused(404, "not_found", f"no block {text}")
-        if request.method == "HEAD":
+        if head:
             return Response(
                 media_type="application/octet-stream", headers={"Content-Length": str(len(data))}
             )
         return Response(content=data, media_type="application/octet-stream")
 
-    @app.api_route("/blocks/{prefix}/{hex_id}", methods=["GET", "HEAD"], tags=["blocks"])
-    async def block_in_dir(request: Request, prefix: str, hex_id: str) -> Response:
+    def in_dir(prefix: str, hex_id: str) -> str:
         if prefix.lower() != hex_id[:2].lower():
             raise RequestRefused(404, "not_found", f"no block {prefix}/{hex_id}")
-        return await send_block(request, hex_id)
+        return hex_id
 
-    @app.api_route("/blocks/{hex_id}", methods=["GET", "HEAD"], tags=["blocks"])
-    async def block(request: Request, hex_id: str) -> Response:
-        return await send_block(request, hex_id)
+    get: dict[int | str, dict[str, Any]] = {200: _BLOCK, **error_responses(503)}
+    head: dict[int | str, dict[str, Any]] = {200: _BLOCK_HEAD, **error_responses(503)}
 
-    @app.post("/blocks/missing", tags=["blocks"])
+    @app.get(
+        "/blocks/{prefix}/{hex_id}",
+        tags=["blocks"],
+        operation_id="get_block_in_dir",
+        response_class=Response,
+        responses=get,
+    )
+    async def block_in_dir(prefix: Prefix, hex_id: BlockId) -> Response:
+        """A block, in the layout of a directory store (``<id[0:2]>/<id>``)."""
+        return await send_block(in_dir(prefix, hex_id), head=False)
+
+    @app.head(
+        "/blocks/{prefix}/{hex_id}",
+        tags=["blocks"],
+        operation_id="head_block_in_dir",
+        response_class=Response,
+        responses=head,
+    )
+    async def block_in_dir_head(prefix: Prefix, hex_id: BlockId) -> Response:
+        """Whether the hub holds a block, and its size."""
+        return await send_block(in_dir(prefix, hex_id), head=True)
+
+    @app.get(
+        _BLOCK_PATH,
+        tags=["blocks"],
+        operation_id="get_block",
+        response_class=Response,
+        responses=get,
+    )
+    async def block(hex_id: BlockId) -> Response:
+        """A block's bytes."""
+        return await send_block(hex_id, head=False)
+
+    @app.head(
+        _BLOCK_PATH,
+        tags=["blocks"],
+        operation_id="head_block",
+        response_class=Response,
+        responses=head,
+    )
+    async def block_head(hex_id: BlockId) -> Response:
+        """Whether the hub holds a block, and its size."""
+        return await send_block(hex_id, head=True)
+
+    @app.post(
+        "/blocks/missing",
+        tags=["blocks"],
+        operation_id="missing_blocks",
+        responses=error_responses(408, 413, 503),
+        openapi_extra={"requestBody": MISSING_IDS_BODY},
+    )
     async def missing(request: Request) -> list[str]:
         """Which of the given block ids the hub does not hold (a JSON list of hex ids)."""
         body = await read_body(
@@ -273,8 +456,14 @@ def _block_routes(app: FastAPI, hub: Hub) -> None:
         lacking = await missing_blocks(hub.store, ids, slots=hub.lookup_slots)
         return [id_.hex() for id_ in lacking]
 
-    @app.put("/blocks/{hex_id}", tags=["blocks"])
-    async def put_block(request: Request, hex_id: str) -> dict[str, Any]:
+    @app.put(
+        _BLOCK_PATH,
+        tags=["blocks"],
+        operation_id="put_block",
+        responses=error_responses(401, 408, 413, 429, 503),
+        openapi_extra={**signed_request(), "requestBody": BLOCK_BODY},
+    )
+    async def put_block(request: Request, hex_id: BlockId) -> StoredBlock:
         """Store one block; signed by any twin; the body must hash to the id."""
         id_ = _parse_id(hex_id)
         credentials = await _signed(hub, request)
@@ -289,7 +478,7 @@ def _block_routes(app: FastAPI, hub: Hub) -> None:
                 400, "bad_block", f"the body is not block {id_.hex()}: its BLAKE2b-256 differs"
             )
         await hub.store.set(id_, body)
-        return {"id": id_.hex(), "size": len(body)}
+        return StoredBlock(id=id_.hex(), size=len(body))
 
 
 async def _spool(hub: Hub, request: Request, path: Path, declared: bytes) -> None:
@@ -309,17 +498,61 @@ async def _spool(hub: Hub, request: Request, path: Path, declared: bytes) -> Non
         raise _mismatch(declared)
 
 
-def _flist_routes(app: FastAPI, hub: Hub) -> None:
-    def describe(record: FlistRecord) -> dict[str, Any]:
-        url = f"{hub.public_url}/flists/{record.owner}/{record.name}"
-        return {
-            "owner": record.owner,
-            "name": record.name,
-            "hash": record.hash,
-            "size": record.size,
-            "url": url,
-        }
+def _describe(hub: Hub, record: FlistRecord) -> PublishedFlist:
+    return PublishedFlist(
+        owner=record.owner,
+        name=record.name,
+        hash=record.hash,
+        size=record.size,
+        url=f"{hub.public_url}/flists/{record.owner}/{record.name}",
+    )
 
+
+def _flist_routes(app: FastAPI, hub: Hub) -> None:
+    @app.get("/flists", tags=["flists"], operation_id="list_owners")
+    async def owners() -> list[OwnerCount]:
+        """The twins that publish flists here, and how many each."""
+        rows = await asyncio.to_thread(hub.storage.owners)
+        return [OwnerCount(owner=owner, count=count) for owner, count in rows]
+
+    @app.get(
+        "/flists/by-hash/{flist_hash}",
+        tags=["flists"],
+        operation_id="get_flist_by_hash",
+        response_class=Response,
+        responses={200: _FLIST},
+    )
+    async def by_hash(flist_hash: FlistHash) -> StreamingResponse:
+        """A published .fl by its content hash."""
+        record = await asyncio.to_thread(hub.storage.by_hash, flist_hash)
+        if record is None:
+            raise RequestRefused(404, "not_found", f"no flist has the hash {flist_hash}")
+        return _send_flist(hub.storage.path_of(record.hash), record)
+
+    @app.get("/flists/{twin_id}", tags=["flists"], operation_id="list_flists")
+    async def flists_of(twin_id: TwinId) -> list[FlistSummary]:
+        """The flists a twin publishes here (none: an empty list)."""
+        records = await asyncio.to_thread(hub.storage.flists_of, twin_id)
+        return [
+            FlistSummary(name=r.name, hash=r.hash, size=r.size, updated=r.updated) for r in records
+        ]
+
+    @app.get(
+        _FLIST_PATH,
+        tags=["flists"],
+        operation_id="get_flist",
+        response_class=Response,
+        responses={200: _FLIST},
+    )
+    async def flist(twin_id: TwinId, name: FlistName) -> StreamingResponse:
+        """A published .fl, with its publisher's signature."""
+        record = await asyncio.to_thread(hub.storage.get, twin_id, name)
+        if record is None:
+            raise RequestRefused(404, "not_found", f"twin {twin_id} has no flist {name!r}")
+        return _send_flist(hub.storage.path_of(record.hash), record)
+
+
+def _flist_writes(app: FastAPI, hub: Hub) -> None:
     async def owner_signed(request: Request, twin_id: int, name: str) -> Credentials:
         credentials = await _signed(hub, request)
         if credentials.twin_id != twin_id:
@@ -331,34 +564,14 @@ def _flist_routes(app: FastAPI, hub: Hub) -> None:
         check_name(name)
         return credentials
 
-    @app.get("/flists", tags=["flists"])
-    async def owners() -> list[dict[str, int]]:
-        rows = await asyncio.to_thread(hub.storage.owners)
-        return [{"owner": owner, "count": count} for owner, count in rows]
-
-    @app.get("/flists/by-hash/{flist_hash}", tags=["flists"])
-    async def by_hash(flist_hash: str) -> StreamingResponse:
-        record = await asyncio.to_thread(hub.storage.by_hash, flist_hash)
-        if record is None:
-            raise RequestRefused(404, "not_found", f"no flist has the hash {flist_hash}")
-        return _send_flist(hub.storage.path_of(record.hash), record)
-
-    @app.get("/flists/{twin_id}", tags=["flists"])
-    async def flists_of(twin_id: TwinId) -> list[dict[str, Any]]:
-        records = await asyncio.to_thread(hub.storage.flists_of, twin_id)
-        return [
-            {"name": r.name, "hash": r.hash, "size": r.size, "updated": r.updated} for r in records
-        ]
-
-    @app.get("/flists/{twin_id}/{name}", tags=["flists"])
-    async def flist(twin_id: TwinId, name: str) -> StreamingResponse:
-        record = await asyncio.to_thread(hub.storage.get, twin_id, name)
-        if record is None:
-            raise RequestRefused(404, "not_found", f"twin {twin_id} has no flist {name!r}")
-        return _send_flist(hub.storage.path_of(record.hash), record)
-
-    @app.put("/flists/{twin_id}/{name}", tags=["flists"])
-    async def push(request: Request, twin_id: TwinId, name: str) -> dict[str, Any]:
+    @app.put(
+        _FLIST_PATH,
+        tags=["flists"],
+        operation_id="push_flist",
+        responses=error_responses(401, 403, 408, 409, 413, 429, 503),
+        openapi_extra={**signed_request(flist_signature=True), "requestBody": FLIST_BODY},
+    )
+    async def push(request: Request, twin_id: TwinId, name: FlistName) -> PublishedFlist:
         """Publish a .fl as ``twin_id``/``name``; every block it names must be here first,
         and its blocks must be routed to this hub. ``X-Flist-Signature`` is the twin's
         signature of the owner, the name and the content hash, served to every puller."""
@@ -397,10 +610,17 @@ def _flist_routes(app: FastAPI, hub: Hub) -> None:
             finally:
                 with contextlib.suppress(OSError):
                     upload.unlink()
-        return describe(record)
+        return _describe(hub, record)
 
-    @app.delete("/flists/{twin_id}/{name}", tags=["flists"])
-    async def delete(request: Request, twin_id: TwinId, name: str) -> dict[str, Any]:
+    @app.delete(
+        _FLIST_PATH,
+        tags=["flists"],
+        operation_id="delete_flist",
+        responses=error_responses(401, 403, 408, 413, 503),
+        openapi_extra=signed_request(),
+    )
+    async def delete(request: Request, twin_id: TwinId, name: FlistName) -> DeletedFlist:
+        """Withdraw a published flist (its blocks stay); signed by its owner, no body."""
         credentials = await owner_signed(request, twin_id, name)
         body = await read_body(
             request, limit=_MAX_SMALL_BODY, idle_timeout=hub.limits.body_idle_timeout
@@ -409,4 +629,4 @@ def _flist_routes(app: FastAPI, hub: Hub) -> None:
             raise _mismatch(credentials.body_hash)
         if not await hub.in_writes(hub.storage.delete, twin_id, name):
             raise RequestRefused(404, "not_found", f"twin {twin_id} has no flist {name!r}")
-        return {"owner": twin_id, "name": name, "deleted": True}
+        return DeletedFlist(owner=twin_id, name=name, deleted=True)
