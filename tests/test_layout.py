@@ -61,9 +61,10 @@ PUBLIC = {
         "validate_update", "verify_signatures", "workload_id",
     ],
     zgrid.web: [
-        "BODY_IDLE_TIMEOUT", "AppServer", "ConnectionLimits", "RequestRefused", "ServeError", "WebError",
-        "bind_socket", "error_body", "error_response", "install_error_handlers", "iter_body",
-        "listen_address", "read_body", "validation_message",
+        "BODY_IDLE_TIMEOUT", "AppServer", "ConnectionLimits", "ErrorBody", "ErrorDetail", "RequestRefused",
+        "ServeError", "WebError", "bind_socket", "document_errors", "error_body", "error_response",
+        "error_responses", "install_error_handlers", "iter_body", "listen_address", "read_body",
+        "validation_message",
     ],
 }  # fmt: skip
 
