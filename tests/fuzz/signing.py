@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from zgrid.chain.domains import build_calls
 from zgrid.chain.transaction import sign_transaction
-from zgrid.identity import Identity
+from zgrid.identity import CanonicalJSONError, Identity
 
 __all__ = ["CALLS", "call_arguments", "resign", "sign_body"]
 
@@ -37,6 +37,8 @@ def _value(schema: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> st.S
         return st.one_of(st.integers(low, min(high, low + 20)), st.integers(low, high))
     if kind == "boolean":
         return st.booleans()
+    if kind == "string" and "pattern" in schema:
+        return st.from_regex(schema["pattern"], fullmatch=True)
     if kind == "string":
         return st.one_of(
             st.text(_HEX64, min_size=64, max_size=64),
@@ -47,9 +49,18 @@ def _value(schema: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> st.S
         return st.lists(_value(schema.get("items", {}), defs, depth + 1), max_size=3)
     if kind == "object" and depth < 3:
         properties = schema.get("properties", {})
+        required = set(schema.get("required", []))
         return st.fixed_dictionaries(
-            {},
-            optional={name: _value(sub, defs, depth + 1) for name, sub in properties.items()},
+            {
+                name: _value(sub, defs, depth + 1)
+                for name, sub in properties.items()
+                if name in required
+            },
+            optional={
+                name: _value(sub, defs, depth + 1)
+                for name, sub in properties.items()
+                if name not in required
+            },
         )
     return st.none()
 
@@ -91,7 +102,13 @@ def resign(
         if isinstance(kept.get("call"), str) and data.draw(st.integers(0, 9)) == 0:
             call = kept["call"]
             args = kept.get("args", {}) if isinstance(kept.get("args"), dict) else {}
-        signed.append(
-            sign_body(identity, chain_id=chain_id, nonce=nonce + offset, call=call, args=args)
-        )
+        try:
+            body_signed = sign_body(
+                identity, chain_id=chain_id, nonce=nonce + offset, call=call, args=args
+            )
+        except CanonicalJSONError:  # generated arguments no transaction can hold (a float)
+            body_signed = sign_body(
+                identity, chain_id=chain_id, nonce=nonce + offset, call=call, args={}
+            )
+        signed.append(body_signed)
     return signed
