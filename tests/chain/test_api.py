@@ -31,7 +31,9 @@ def test_openapi_is_published(shared_ledger: LedgerProcess) -> None:
     body = spec["paths"]["/transactions"]["post"]["requestBody"]["content"]["application/json"][
         "schema"
     ]
-    assert set(body["properties"]) == {"body", "signature"}
+    assert body == {"$ref": "#/components/schemas/SignedTransaction"}
+    signed = spec["components"]["schemas"]["SignedTransaction"]
+    assert set(signed["properties"]) == {"body", "signature"}
 
 
 def test_unknown_ids_are_404_with_a_message(shared_ledger: LedgerProcess) -> None:

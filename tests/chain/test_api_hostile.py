@@ -54,6 +54,49 @@ def test_a_huge_last_event_id_is_refused(shared_ledger: LedgerProcess) -> None:
     assert response.json()["error"]["code"] == "malformed"
 
 
+U64_PAST = str(2**64)
+NEGATIVE = "-2"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "named"),
+    [
+        (f"/blocks?start={U64_PAST}", {}, "query.start"),
+        (f"/blocks?start={NEGATIVE}", {}, "query.start"),
+        (f"/blocks?start={HUGE}", {}, "query.start"),
+        (f"/blocks/{U64_PAST}", {}, "path.height"),
+        (f"/blocks/{NEGATIVE}", {}, "path.height"),
+        (f"/events?after={U64_PAST}-0", {}, "query.after"),
+        (f"/events?after=0-{U64_PAST}", {}, "query.after"),
+        (f"/events?after={HUGE}-{HUGE}", {}, "query.after"),
+        (f"/events?after=0-{NEGATIVE}", {}, "query.after"),
+        ("/events?after=1_0-0", {}, "query.after"),
+        ("/events?after=%D9%A3-0", {}, "query.after"),  # an Arabic-Indic digit three
+        ("/events?after=+1-0", {}, "query.after"),
+        ("/events?after=01-0", {}, "query.after"),
+        (f"/events/stream?from_height={U64_PAST}", {}, "query.from_height"),
+        (f"/events/stream?from_height={NEGATIVE}", {}, "query.from_height"),
+        ("/events/stream", {"Last-Event-ID": f"{U64_PAST}-0"}, "header.last-event-id"),
+        ("/events/stream", {"Last-Event-ID": f"0-{U64_PAST}"}, "header.last-event-id"),
+        ("/events/stream", {"Last-Event-ID": f"{HUGE}-0"}, "header.last-event-id"),
+        ("/events/stream", {"Last-Event-ID": f"0-{NEGATIVE}"}, "header.last-event-id"),
+        ("/events/stream", {"Last-Event-ID": "1_0-0"}, "header.last-event-id"),
+        ("/events/stream", {"Last-Event-ID": "null"}, "header.last-event-id"),
+    ],
+)
+def test_numbers_out_of_range_are_400_naming_the_parameter(
+    shared_ledger: LedgerProcess, path: str, headers: dict[str, str], named: str
+) -> None:
+    with httpx.stream("GET", f"{shared_ledger.url}{path}", headers=headers, timeout=10) as answer:
+        # An accepted stream never ends: judge it by its headers before reading on.
+        assert answer.status_code == 400, (path, headers, answer.headers)
+        body = answer.read()
+    assert answer.headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert set(error) == {"code", "message"}
+    assert error["message"].startswith(named), error
+
+
 def _transaction(args_json: str, chain_id: str = "zgrid-dev") -> bytes:
     signer = Identity(secrets.token_bytes(32)).address
     return (

@@ -20,25 +20,46 @@ import functools
 import json
 import logging
 import multiprocessing
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from zgrid import __version__
+from zgrid.chain.api_models import (
+    BatchAnswer,
+    Block,
+    ChainHead,
+    ContractPage,
+    FarmPage,
+    NodePage,
+    NodeView,
+    TransactionStatus,
+    TwinPage,
+)
+from zgrid.chain.block import SignedHeader
 from zgrid.chain.errors import ChainError, NotFound, RejectCode, TransactionRejected
+from zgrid.chain.genesis import Genesis
 from zgrid.chain.ledger import Ledger
 from zgrid.chain.query import NodeFilter, node_json, page
-from zgrid.chain.records import Account, Contract, Farm, Twin
+from zgrid.chain.records import Account, ChainEvent, Contract, Farm, Twin
 from zgrid.chain.store import AFTER_ALL_EVENTS
-from zgrid.chain.transaction import MAX_TRANSACTION_BYTES, SignedTransaction
+from zgrid.chain.transaction import MAX_TRANSACTION_BYTES, SignedTransaction, TransactionBody
 from zgrid.identity import CanonicalJSONError, canonical_loads
-from zgrid.web import error_response, install_error_handlers, read_body
+from zgrid.web import (
+    document_errors,
+    error_response,
+    error_responses,
+    install_error_handlers,
+    read_body,
+)
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_JSON_DEPTH", "MAX_REPLAYS", "SEND_TIMEOUT", "create_app"]
 
@@ -69,15 +90,33 @@ def _malformed(message: str) -> TransactionRejected:
     return TransactionRejected(RejectCode.MALFORMED, message)
 
 
-def _parse_cursor(text: str) -> tuple[int, int]:
-    height, _, index = text.partition("-")
-    try:
-        cursor = int(height), int(index)
-    except ValueError:
-        cursor = (-2, -2)
-    if not all(-1 <= part <= MAX_INT64 for part in cursor):
-        raise _malformed(f"bad event id {text[:40]!r}; expected <height>-<index>")
-    return cursor
+def _at_most(limit: int) -> str:
+    """A regular expression for the decimals 0 ... ``limit``, with no leading zeros."""
+    digits = str(limit)
+    shorter = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    same = []
+    for place, digit in enumerate(digits):
+        low = "1" if place == 0 else "0"
+        if int(digit) > int(low):
+            rest = len(digits) - place - 1
+            same.append(f"{digits[:place]}[{low}-{int(digit) - 1}][0-9]{{{rest}}}")
+    return "|".join(["0", *shorter, *same, digits])
+
+
+_PART = f"(-1|{_at_most(MAX_INT64)})"
+EVENT_ID = f"^{_PART}-{_PART}$"  # <height>-<index>, each -1 or a height or index SQLite holds
+_CURSOR = re.compile(EVENT_ID)
+
+
+def _parse_cursor(text: str, where: str) -> tuple[int, int]:
+    """``<height>-<index>`` as a position, or a MALFORMED refusal naming ``where``."""
+    found = _CURSOR.fullmatch(text)
+    if found is None:
+        raise _malformed(
+            f"{where}: bad event id {text[:40]!r}; expected <height>-<index>, "
+            f"each -1 or a decimal number up to {MAX_INT64} with no leading zeros"
+        )
+    return int(found[1]), int(found[2])
 
 
 def load_document(body: bytes) -> Any:
@@ -206,6 +245,8 @@ def create_app(ledger: Ledger) -> FastAPI:
         description="Signed transactions, blocks, twins, farms, nodes, contracts and their events.",
     )
     install_error_handlers(app, log=log)
+    document_errors(app, every=(500, 503))  # 503: storage failed, under any route
+    _document_schemas(app, SignedTransaction, TransactionBody)
 
     @app.exception_handler(TransactionRejected)
     async def _rejected(_: Request, exc: TransactionRejected) -> JSONResponse:
@@ -228,9 +269,40 @@ def create_app(ledger: Ledger) -> FastAPI:
     return app
 
 
+def _document_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put ``models`` among the spec's schemas, for request bodies the routes read raw."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            schema = model.model_json_schema(ref_template=_REF)
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_REF = "#/components/schemas/{model}"
+_TRANSACTION = {"$ref": _REF.format(model="SignedTransaction")}
+# Any item is taken: one that is not a signed transaction is answered with its error.
+_BATCH_ITEM = {"anyOf": [_TRANSACTION, {"description": "anything else, refused in its place"}]}
+_BODY_ERRORS = error_responses(408, 413)  # a body that stalls, or is larger than allowed
+_EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: `event: event` with a ChainEvent as its data and "
+        '`id: <height>-<index>`, then `event: head` with `{"height": n}` once caught up; '
+        "comment lines keep the connection alive",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
 def _chain_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
-    @app.get("/chain/head", tags=["chain"])
+    @app.get("/chain/head", tags=["chain"], response_model=ChainHead)
     async def head() -> dict[str, Any]:
         signed = ledger.head
         return {
@@ -242,7 +314,7 @@ def _chain_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
             "block_time": ledger.block_time,
         }
 
-    @app.get("/genesis", tags=["chain"])
+    @app.get("/genesis", tags=["chain"], response_model=Genesis)
     async def genesis() -> dict[str, Any]:
         return ledger.genesis.model_dump(mode="json")
 
@@ -253,11 +325,11 @@ def _chain_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
         transactions = [tx_hash for tx_hash, _, _ in ledger.store.block_transactions(height)]
         return {**signed.model_dump(), "transactions": transactions}
 
-    @app.get("/blocks/{height}", tags=["chain"])
+    @app.get("/blocks/{height}", tags=["chain"], response_model=Block)
     async def block(height: Id) -> dict[str, Any]:
         return await workers.run(read_block, height)
 
-    @app.get("/blocks", tags=["chain"])
+    @app.get("/blocks", tags=["chain"], response_model=list[SignedHeader])
     async def blocks(
         start: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0, limit: Size = 100
     ) -> list[dict[str, Any]]:
@@ -267,7 +339,7 @@ def _chain_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
 def _transaction_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
-    @app.get("/transactions/{tx_hash}", tags=["transactions"])
+    @app.get("/transactions/{tx_hash}", tags=["transactions"], response_model=TransactionStatus)
     async def transaction(
         tx_hash: Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="hex BLAKE2b-256")],
     ) -> dict[str, Any]:
@@ -276,10 +348,12 @@ def _transaction_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
     @app.post(
         "/transactions",
         tags=["transactions"],
+        response_model=TransactionStatus,
+        responses=_BODY_ERRORS,
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": SignedTransaction.model_json_schema()}},
+                "content": {"application/json": {"schema": _TRANSACTION}},
             }
         },
     )
@@ -295,7 +369,27 @@ def _transaction_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
             return (await ledger.wait_included(accepted.hash, timeout)).to_json()
         return accepted.to_json()
 
-    @app.post("/transactions/batch", tags=["transactions"], response_model=list[dict[str, Any]])
+    @app.post(
+        "/transactions/batch",
+        tags=["transactions"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "One answer per transaction, in order: its hash, or why it "
+                "was refused",
+                "model": list[BatchAnswer],
+            },
+            **_BODY_ERRORS,
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": _BATCH_ITEM}}
+                },
+            }
+        },
+    )
     async def submit_batch(request: Request) -> Response:
         """Submit a list of signed transactions, applied in order; one answer per transaction."""
         async with workers.batches:
@@ -327,7 +421,7 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
     def now() -> int:
         return ledger.head.header.timestamp
 
-    @app.get("/accounts/{address}", tags=["state"])
+    @app.get("/accounts/{address}", tags=["state"], response_model=Account)
     async def account(
         address: Annotated[
             str, Path(pattern="^[0-9a-f]{64}$", description="hex ed25519 public key")
@@ -347,7 +441,7 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         found: Twin = _get(ledger.state.twins, twin_id, "twin")
         return found
 
-    @app.get("/twins", tags=["state"])
+    @app.get("/twins", tags=["state"], response_model=TwinPage)
     async def twins(
         account: str | None = None,
         page_number: Annotated[Page, Query(alias="page")] = 1,
@@ -367,7 +461,7 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         found: Farm = _get(ledger.state.farms, farm_id, "farm")
         return found
 
-    @app.get("/farms", tags=["state"])
+    @app.get("/farms", tags=["state"], response_model=FarmPage)
     async def farms(
         *,
         twin_id: Count = None,
@@ -385,11 +479,11 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         rows = (f.model_dump() for f in farms if twin_id is None or f.twin_id == twin_id)
         return page(rows, page_number, size)
 
-    @app.get("/nodes/{node_id}", tags=["state"])
+    @app.get("/nodes/{node_id}", tags=["state"], response_model=NodeView)
     async def node(node_id: Id) -> dict[str, Any]:
         return node_json(_get(ledger.state.nodes, node_id, "node"), ledger.state, now())
 
-    @app.get("/nodes", tags=["state"])
+    @app.get("/nodes", tags=["state"], response_model=NodePage)
     async def nodes(
         *,
         farm_id: Count = None,
@@ -415,7 +509,7 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         found: Contract = _get(ledger.state.contracts, contract_id, "contract")
         return found
 
-    @app.get("/contracts", tags=["state"])
+    @app.get("/contracts", tags=["state"], response_model=ContractPage)
     async def contracts(
         *,
         twin_id: Count = None,
@@ -438,27 +532,51 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
 
 def _event_routes(app: FastAPI, ledger: Ledger, workers: Workers) -> None:
 
-    @app.get("/events", tags=["events"])
-    async def events(after: str = "0--1", limit: Size = 1000) -> list[dict[str, Any]]:
+    @app.get("/events", tags=["events"], response_model=list[ChainEvent])
+    async def events(
+        after: Annotated[
+            str,
+            Query(
+                description="an event id `<height>-<index>`; `0--1` is the very start",
+                json_schema_extra={"pattern": EVENT_ID},
+            ),
+        ] = "0--1",
+        limit: Size = 1000,
+    ) -> list[dict[str, Any]]:
         """Committed events after the position ``<height>-<index>``, in order."""
         found = await workers.run(
             functools.partial(
                 ledger.store.events,
-                after=_parse_cursor(after),
+                after=_parse_cursor(after, "query.after"),
                 until_height=ledger.head.header.height,
                 limit=limit,
             )
         )
         return [e.model_dump() for e in found]
 
-    @app.get("/events/stream", tags=["events"], response_class=EventSourceResponse)
+    @app.get(
+        "/events/stream",
+        tags=["events"],
+        response_class=EventSourceResponse,
+        response_model=None,
+        responses=_EVENT_STREAM,
+    )
     async def stream(
         from_height: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
-        last_event_id: Annotated[str | None, Header()] = None,
+        last_event_id: Annotated[
+            str,
+            Header(
+                description="the id of the last event seen; resume right after it "
+                "(empty: start at `from_height`)",
+                json_schema_extra={"pattern": f"^$|{EVENT_ID}"},
+            ),
+        ] = "",
     ) -> EventSourceResponse:
         """Server-sent events: every event of every committed block from ``from_height``."""
         cursor = (
-            _parse_cursor(last_event_id) if last_event_id else (from_height - 1, AFTER_ALL_EVENTS)
+            _parse_cursor(last_event_id, "header.last-event-id")
+            if last_event_id
+            else (from_height - 1, AFTER_ALL_EVENTS)
         )
         return _EventStream(
             _follow(cursor),
