@@ -36,6 +36,10 @@ def _app() -> FastAPI:
     async def item(item: int) -> dict[str, int]:
         return {"item": item}
 
+    @app.put("/items/{item}")
+    async def put_item(item: int) -> dict[str, int]:
+        return {"item": item}
+
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:
         return {"size": len(await read_body(request, limit=1000, idle_timeout=0.5))}
@@ -217,3 +221,20 @@ def test_a_body_in_the_same_read_as_the_headers_is_not_counted_as_headers() -> N
         writer.close()
 
     _run(limits, body)
+
+
+def test_a_405_names_every_method_of_the_path() -> None:
+    # GET and PUT of /items/{item} are two routes: Allow names both, whichever matched.
+    async def body(server: AppServer) -> None:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answer = await client.delete("/items/1")
+            assert answer.status_code == 405
+            assert answer.headers["allow"] == "GET, PUT"
+            assert answer.json() == {
+                "error": {
+                    "code": "method_not_allowed",
+                    "message": "DELETE is not allowed on /items/1; allowed: GET, PUT",
+                }
+            }
+
+    _run(ConnectionLimits(), body)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from zgrid.web.errors import RequestRefused
 
@@ -59,7 +60,9 @@ def install_error_handlers(app: FastAPI, *, log: logging.Logger) -> None:
         return error_response(400, "bad_request", validation_message(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return _not_allowed(app, request)
         return error_response(
             exc.status_code,
             _status_code(exc.status_code),
@@ -71,3 +74,22 @@ def install_error_handlers(app: FastAPI, *, log: logging.Logger) -> None:
     async def _crashed(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal", f"internal error ({type(exc).__name__})")
+
+
+def _not_allowed(app: FastAPI, request: Request) -> JSONResponse:
+    """A 405 whose ``Allow`` names the methods of every route of the path, not only those
+    of the first route that matched it (a path may have GET, HEAD and PUT in three routes)."""
+    allowed = sorted(
+        {
+            method
+            for route in app.router.routes
+            if route.matches(request.scope)[0] != Match.NONE
+            for method in getattr(route, "methods", None) or ()
+        }
+    )
+    return error_response(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}",
+        headers={"Allow": ", ".join(allowed)},
+    )

@@ -26,8 +26,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.convertors import StringConvertor, register_url_convertor
-from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from zgrid import __version__
 from zgrid.flist.block import block_id
@@ -303,7 +301,6 @@ def create_app(hub: Hub) -> FastAPI:
         description="Content-addressed flist blocks, and flists published by twins.",
     )
     install_error_handlers(app, log=log)
-    _allow_every_method(app)
 
     @app.exception_handler(StoreError)
     async def _store_failed(_: Request, exc: StoreError) -> JSONResponse:
@@ -338,32 +335,6 @@ def _document_signatures(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _allow_every_method(app: FastAPI) -> None:
-    """A 405's ``Allow`` names the methods of every route of the path, not only those of
-    the first route that matched it (``/blocks/{id}`` has GET, HEAD and PUT)."""
-    shared = app.exception_handlers[HTTPException]
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code != 405:
-            answer = shared(request, exc)
-            return answer if isinstance(answer, Response) else await answer
-        allowed = sorted(
-            {
-                method
-                for route in app.router.routes
-                if route.matches(request.scope)[0] != Match.NONE
-                for method in getattr(route, "methods", None) or ()
-            }
-        )
-        return error_response(
-            405,
-            "method_not_allowed",
-            f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}",
-            headers={"Allow": ", ".join(allowed)},
-        )
 
 
 def _block_routes(app: FastAPI, hub: Hub) -> None:
