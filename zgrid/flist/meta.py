@@ -11,6 +11,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,21 @@ from typing import Any
 from zgrid.flist.block import DIGEST_SIZE
 from zgrid.flist.errors import FormatError
 
-__all__ = ["ROOT_INO", "FlistReader", "FlistWriter", "Inode", "Route"]
+__all__ = [
+    "ROOT_INO",
+    "SQLITE_FAILURES",
+    "FlistReader",
+    "FlistWriter",
+    "Inode",
+    "Route",
+    "sqlite_connect",
+    "sqlite_failure",
+]
 
 ROOT_INO = 1
+# The longest string or blob SQLite hands back from a file someone else wrote: more than
+# any column rfs writes (a symlink target is at most 4 KiB), little enough to allocate.
+MAX_VALUE = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inode (ino INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER,
@@ -53,17 +66,24 @@ class Inode:
     ctime: int
     mtime: int
 
+    # Plain arithmetic, not stat.S_ISDIR: the mode is any 64-bit integer until
+    # check_tree has seen it, and the stat functions overflow beyond a C mode_t.
+    @property
+    def kind(self) -> int:
+        """The file type bits of the mode (``stat.S_IFDIR``...)."""
+        return self.mode & 0o170000
+
     @property
     def is_dir(self) -> bool:
-        return stat.S_ISDIR(self.mode)
+        return self.kind == stat.S_IFDIR
 
     @property
     def is_file(self) -> bool:
-        return stat.S_ISREG(self.mode)
+        return self.kind == stat.S_IFREG
 
     @property
     def is_symlink(self) -> bool:
-        return stat.S_ISLNK(self.mode)
+        return self.kind == stat.S_IFLNK
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +98,31 @@ class Route:
         return self.start <= first_byte <= self.end
 
 
+# What Python's sqlite3 raises on a damaged or hostile file: beside sqlite3.Error,
+# UnicodeDecodeError when SQLite's error message quotes non-UTF-8 bytes of the file (a
+# table name, say), and MemoryError when a corrupt record makes SQLite report that it is
+# out of memory.
+SQLITE_FAILURES = (sqlite3.Error, UnicodeDecodeError, MemoryError)
+
+
+def sqlite_failure(what: str, exc: BaseException) -> FormatError:
+    """The :class:`FormatError` for one of ``SQLITE_FAILURES``, its message starting with
+    ``what`` (raise it ``from exc``)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return FormatError(f"{what}: SQLite reports a damaged schema (its names are not UTF-8)")
+    if isinstance(exc, MemoryError):
+        return FormatError(f"{what}: a corrupt record (SQLite ran out of memory reading it)")
+    return FormatError(f"{what}: {exc}")
+
+
 def _integer(value: object, column: str, *, default: int | None = None) -> int:
     # The file comes from someone else and SQLite columns take any type: only accept
     # what rfs writes, never convert (bytes(2**30) would allocate a GiB).
     if value is None and default is not None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < 1 << 63:
-        raise FormatError(f"column {column} holds {type(value).__name__}, not a 64-bit integer")
+        kind = "NULL" if value is None else type(value).__name__
+        raise FormatError(f"column {column} holds {kind}, not a 64-bit integer")
     return value
 
 
@@ -96,7 +134,8 @@ def _text(value: object, column: str) -> str:
             return value.decode()
         except UnicodeDecodeError as exc:
             raise FormatError(f"column {column} is not UTF-8") from exc
-    raise FormatError(f"column {column} holds {type(value).__name__}, not text")
+    kind = "NULL" if value is None else type(value).__name__
+    raise FormatError(f"column {column} holds {kind}, not text")
 
 
 def _digest(value: object, column: str) -> bytes:
@@ -119,6 +158,24 @@ def _row_to_inode(row: Sequence[Any]) -> Inode:
         ctime=_integer(ctime, "inode.ctime", default=0),
         mtime=_integer(mtime, "inode.mtime", default=0),
     )
+
+
+def sqlite_connect(path: Path, *, mode: str) -> sqlite3.Connection:
+    """A connection to the .fl at ``path`` (``mode`` "ro" or "rw") that treats the file as
+    someone else's: no function of its schema runs, no value beyond ``MAX_VALUE`` is read.
+    """
+    uri = f"file:{urllib.parse.quote(str(path))}?mode={mode}"  # a "?" or "#" in a name
+    try:
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    except SQLITE_FAILURES as exc:
+        raise sqlite_failure(f"{path} is not an flist (cannot open it)", exc) from exc
+    try:
+        db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE)
+        db.execute("PRAGMA trusted_schema=OFF")
+    except SQLITE_FAILURES as exc:
+        db.close()
+        raise sqlite_failure(f"{path} is not an flist (not an SQLite file)", exc) from exc
+    return db
 
 
 class FlistWriter:
@@ -213,16 +270,15 @@ class FlistReader:
             raise FormatError(f"cannot read {path}: {exc.strerror}") from exc
         if not is_file:
             raise FormatError(f"{path}: no such flist file")
+        self._db = sqlite_connect(path, mode="ro")
         try:
-            self._db = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-            )
             tables = {
                 row[0]
                 for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
-        except sqlite3.Error as exc:
-            raise FormatError(f"{path} is not an flist (not an SQLite file: {exc})") from exc
+        except SQLITE_FAILURES as exc:
+            self._db.close()
+            raise sqlite_failure(f"{path} is not an flist (not an SQLite file)", exc) from exc
         missing = _REQUIRED_TABLES - tables
         if missing:
             self._db.close()
@@ -234,8 +290,8 @@ class FlistReader:
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise FormatError(f"{self.path}: cannot read metadata: {exc}") from exc
+        except SQLITE_FAILURES as exc:
+            raise sqlite_failure(f"{self.path}: cannot read metadata", exc) from exc
 
     def inode(self, ino: int) -> Inode | None:
         rows = self._query(f"SELECT {_INODE_COLUMNS} FROM inode WHERE ino = ?", (ino,))
@@ -291,7 +347,8 @@ class FlistReader:
         return {_integer(ino, "link.ino"): _integer(target, "link.target") for ino, target in rows}
 
     def tags(self) -> dict[str, str]:
-        return {str(key): str(value) for key, value in self._query("SELECT key, value FROM tag")}
+        rows = self._query("SELECT key, value FROM tag")
+        return {_text(key, "tag.key"): _text(value, "tag.value") for key, value in rows}
 
     def routes(self) -> list[Route]:
         rows = self._query("SELECT start, end, url FROM route ORDER BY rowid")

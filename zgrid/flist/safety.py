@@ -22,6 +22,8 @@ MAX_TARGET = 4096
 MAX_PATH = 4095  # PATH_MAX less the NUL: deeper trees cannot be made, and cost memory
 MAX_TIME = 1 << 40  # seconds either side of 1970; times go to the kernel in nanoseconds
 MAX_RDEV = 1 << 32
+MAX_MODE = 1 << 16  # file type and permission bits; Linux's mode_t holds no more
+MAX_ID = 1 << 32  # uid_t, gid_t
 _TYPES = {stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO}
 _TYPES.add(stat.S_IFSOCK)
 _MAX_LINK_DEPTH = 40  # symlinks followed in one resolution, as the kernel's MAXSYMLINKS
@@ -138,6 +140,32 @@ def _check_file(reader: FlistReader, path: str, inode: Inode, max_size: int) -> 
         )
 
 
+def _check_attributes(path: str, inode: Inode, *, allow_devices: bool, allow_setuid: bool) -> int:
+    """Check what every entry (the root too) hands to the kernel; return its file type."""
+    for value in (inode.mtime, inode.ctime):
+        if not -MAX_TIME < value < MAX_TIME:
+            raise UnsafeFlist(f"{path}: time {value} is out of range")
+    if not 0 <= inode.rdev < MAX_RDEV:
+        raise UnsafeFlist(f"{path}: device number {inode.rdev} is out of range")
+    # The range first: stat's functions overflow on what does not fit a C mode_t.
+    if not 0 <= inode.mode < MAX_MODE or inode.kind not in _TYPES:
+        raise UnsafeFlist(f"{path}: mode {inode.mode:o} is not a file type")
+    kind = inode.kind
+    if kind in (stat.S_IFCHR, stat.S_IFBLK) and not allow_devices:
+        raise UnsafeFlist(
+            f"{path}: the flist holds a device node; refused unless devices are allowed "
+            "(--allow-devices, as root)"
+        )
+    if inode.mode & _SET_ID and kind != stat.S_IFDIR and not allow_setuid:
+        raise UnsafeFlist(
+            f"{path}: mode {stat.S_IMODE(inode.mode):o} is setuid or setgid; refused unless "
+            "allowed (--allow-setuid)"
+        )
+    if not (0 <= inode.uid < MAX_ID and 0 <= inode.gid < MAX_ID):
+        raise UnsafeFlist(f"{path}: owner {inode.uid}:{inode.gid} is out of range")
+    return kind
+
+
 def _check_entry(
     reader: FlistReader,
     path: str,
@@ -149,26 +177,7 @@ def _check_entry(
 ) -> None:
     if len(path.encode()) > MAX_PATH:
         raise UnsafeFlist(f"{path[:64]}... is longer than {MAX_PATH} bytes")
-    for value in (child.mtime, child.ctime):
-        if not -MAX_TIME < value < MAX_TIME:
-            raise UnsafeFlist(f"{path}: time {value} is out of range")
-    if not 0 <= child.rdev < MAX_RDEV:
-        raise UnsafeFlist(f"{path}: device number {child.rdev} is out of range")
-    kind = stat.S_IFMT(child.mode)
-    if kind not in _TYPES or child.mode >> 16 or child.mode < 0:
-        raise UnsafeFlist(f"{path}: mode {child.mode:o} is not a file type")
-    if kind in (stat.S_IFCHR, stat.S_IFBLK) and not allow_devices:
-        raise UnsafeFlist(
-            f"{path}: the flist holds a device node; refused unless devices are allowed "
-            "(--allow-devices, as root)"
-        )
-    if child.mode & _SET_ID and kind != stat.S_IFDIR and not allow_setuid:
-        raise UnsafeFlist(
-            f"{path}: mode {stat.S_IMODE(child.mode):o} is setuid or setgid; refused unless "
-            "allowed (--allow-setuid)"
-        )
-    if child.uid < 0 or child.gid < 0 or child.uid >> 32 or child.gid >> 32:
-        raise UnsafeFlist(f"{path}: owner {child.uid}:{child.gid} is out of range")
+    kind = _check_attributes(path, child, allow_devices=allow_devices, allow_setuid=allow_setuid)
     if kind == stat.S_IFLNK:
         _check_target(path, reader.extra(child.ino) or b"")
     elif kind == stat.S_IFREG:
@@ -189,8 +198,12 @@ def check_tree(
     on a host from a stranger's flist.
     """
     root = reader.inode(ROOT_INO)
-    if root is None or root.parent != 0 or not root.is_dir:
+    if root is None or root.parent != 0:
         raise UnsafeFlist("the flist has no root directory (inode 1, parent 0)")
+    # The root's owner, mode and time go to the target directory itself.
+    _check_attributes("/", root, allow_devices=allow_devices, allow_setuid=allow_setuid)
+    if not root.is_dir:
+        raise UnsafeFlist(f"the flist's root (inode 1) is not a directory (mode {root.mode:o})")
     entries: list[tuple[str, Inode]] = [("", root)]
     seen = {ROOT_INO}
     index = 0

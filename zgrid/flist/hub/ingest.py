@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from zgrid.flist.errors import FormatError
-from zgrid.flist.meta import FlistReader
+from zgrid.flist.meta import SQLITE_FAILURES, FlistReader, sqlite_connect, sqlite_failure
 from zgrid.flist.safety import check_tree
 from zgrid.flist.stores import BlockStore
 
@@ -37,16 +36,15 @@ class UploadRefused(Exception):
 
 def point_at_hub(path: Path, blocks_url: str) -> None:
     """Make the flist at ``path`` route every block to ``blocks_url`` (what a push sends)."""
-    db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+    db = sqlite_connect(path, mode="rw")
     try:
-        db.execute("PRAGMA trusted_schema=OFF")
         db.execute("PRAGMA journal_mode=DELETE")
         db.execute("BEGIN")
         db.execute("DELETE FROM route")
         db.execute("INSERT INTO route (start, end, url) VALUES (0, 255, ?)", (blocks_url,))
         db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        raise FormatError(f"{path}: cannot set its block route: {exc}") from exc
+    except SQLITE_FAILURES as exc:
+        raise sqlite_failure(f"{path}: cannot set its block route", exc) from exc
     finally:
         db.close()
 
@@ -58,15 +56,14 @@ def _check_as_served(path: Path, blocks_url: str) -> None:
         raise UploadRefused("not an flist: the body is not an SQLite file")
     if header[18:20] != b"\x01\x01":
         raise UploadRefused("refused flist: it is in WAL mode; serve it in rollback-journal mode")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db = sqlite_connect(path, mode="ro")
     try:
-        db.execute("PRAGMA trusted_schema=OFF")
         triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
         if triggers.fetchone()[0]:
             raise UploadRefused("refused flist: it holds SQL triggers")
         routes = db.execute("SELECT start, end, url FROM route").fetchall()
-    except sqlite3.Error as exc:
-        raise UploadRefused(f"not an flist: {exc}") from exc
+    except SQLITE_FAILURES as exc:
+        raise UploadRefused(str(sqlite_failure("not an flist", exc))) from exc
     finally:
         db.close()
     if routes != [(0, 255, blocks_url)]:
@@ -77,14 +74,16 @@ def _check_as_served(path: Path, blocks_url: str) -> None:
 
 
 def _index(path: Path) -> None:
-    db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+    db = sqlite_connect(path, mode="rw")
     try:
-        db.execute("PRAGMA trusted_schema=OFF")
+        # A scratch copy, removed after the check: nothing to make durable.
+        db.execute("PRAGMA journal_mode=MEMORY")
+        db.execute("PRAGMA synchronous=OFF")
         # Checking the tree looks children up by parent; without these it is quadratic.
         db.execute("CREATE INDEX IF NOT EXISTS parents ON inode (parent)")
         db.execute("CREATE INDEX IF NOT EXISTS block_ino ON block (ino)")
-    except sqlite3.Error as exc:
-        raise UploadRefused(f"not an flist: {exc}") from exc
+    except SQLITE_FAILURES as exc:
+        raise UploadRefused(str(sqlite_failure("not an flist", exc))) from exc
     finally:
         db.close()
 
