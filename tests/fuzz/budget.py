@@ -46,11 +46,12 @@ def fuzz_settings(short_examples: int) -> settings:
 
 
 def keep_running(run: Callable[[], None]) -> None:
-    """Run one round of a hypothesis test; under FUZZ_SECONDS, rounds with fresh seeds until it is spent."""
+    """Run one round of a hypothesis test; under FUZZ_SECONDS, rounds with fresh seeds until that
+    many seconds have passed since the first began (a round that started goes to its end)."""
     seconds = fuzz_seconds()
+    started = time.monotonic()
     run()
     if seconds is None:
         return
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < started + seconds:
         run()
