@@ -1,0 +1,1 @@
+"""Network helpers of the node: namespaces, bridges, veth pairs and yggdrasil."""

@@ -1,0 +1,1 @@
+"""One provisioner per workload type, all behind one small interface (base.py)."""

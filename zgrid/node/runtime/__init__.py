@@ -1,0 +1,1 @@
+"""Container and virtual machine backends behind one runtime interface."""
