@@ -101,7 +101,12 @@ def test_missing_type() -> None:
             "mounts",
             "disk mounted twice: disk",
         ),
-        (("network", "interfaces"), [], "network.interfaces", "exactly one private interface"),
+        (
+            ("network", "interfaces"),
+            [{"network": "a", "ip": "10.1.3.2"}, {"network": "b", "ip": "10.1.4.2"}],
+            "network.interfaces",
+            "at most one private interface",
+        ),
         (
             ("network", "interfaces"),
             [{"network": "ygg", "ip": "10.1.3.2"}],

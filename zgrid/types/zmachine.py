@@ -99,15 +99,16 @@ class MachineInterface(Model):
 
 
 class MachineNetwork(Model):
-    interfaces: list[MachineInterface]
+    interfaces: list[MachineInterface] = Field(default_factory=list)
     planetary: Bool = False
     public_ip: StrictStr = Field(default="", description="name of an ip workload, or empty")
 
     @field_validator("interfaces")
     @classmethod
     def _one_private(cls, value: list[MachineInterface]) -> list[MachineInterface]:
-        if len(value) != 1:
-            raise ValueError(f"a zmachine has exactly one private interface, got {len(value)}")
+        # None is allowed: a machine reached only over the planetary network (or not at all).
+        if len(value) > 1:
+            raise ValueError(f"a zmachine has at most one private interface, got {len(value)}")
         return value
 
 
