@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from zgrid.chain import ChainClient, ChainError, ChainEvent, NotFound
@@ -252,6 +252,7 @@ class Engine:
     ) -> ContractRecord | None:
         """Check a new version of a contract's deployment and provision it."""
         contract_id = int(contract["id"])
+        started = time.monotonic()
         old = record
         fresh = ContractRecord(
             id=contract_id,
@@ -288,7 +289,7 @@ class Engine:
         fresh.deployment = deployment.to_json_dict()
         fresh.status = "provisioning"
         self._write_intent(fresh, deployment)
-        await self._converge(fresh, deployment)
+        await self._converge(fresh, deployment, started)
         return fresh
 
     async def _signer_keys(self, deployment: Deployment) -> dict[int, bytes]:
@@ -377,7 +378,9 @@ class Engine:
                 self._state.put_workload(current)
             self._state.put_contract(record)
 
-    async def _converge(self, record: ContractRecord, deployment: Deployment) -> None:
+    async def _converge(
+        self, record: ContractRecord, deployment: Deployment, started: float
+    ) -> None:
         """Remove what the deployment dropped, then make each workload in type order."""
         removed = [w for w in self._state.workloads(record.id) if w.intent == "absent"]
         for gone in sorted(removed, key=lambda w: -_ORDER[WorkloadType(w.type)]):
@@ -385,6 +388,7 @@ class Engine:
         for workload in _install_order(list(deployment.workloads)):
             await self._provision(record, deployment, workload)
         record.status = "done"
+        record.provision_seconds = time.monotonic() - started
         self._state.put_contract(record)
 
     async def _provision(
@@ -503,6 +507,3 @@ def _split_id(workload_id: str) -> tuple[int, int, str]:
 def _ref_of(workload_id: str) -> WorkloadRef:
     twin, contract, name = _split_id(workload_id)
     return WorkloadRef(twin, contract, name)
-
-
-Notify = Callable[[str, str, str, Mapping[str, Any]], Awaitable[None]]

@@ -62,6 +62,7 @@ def result_report(record: ContractRecord, workloads: list[WorkloadRecord]) -> Re
         state=deployment_state(record, workloads),
         message=record.message[:_MESSAGE_LIMIT],
         workloads=items,
+        provision_ms=round(record.provision_seconds * 1000),
     )
 
 

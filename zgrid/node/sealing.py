@@ -48,6 +48,9 @@ class ResultReport(BaseModel):
     state: str = Field(description="the deployment as a whole: init | ok | error | paused")
     message: str = ""
     workloads: list[WorkloadReport] = Field(default_factory=list)
+    provision_ms: int = Field(
+        default=0, description="the node's time from reading this version to having made it"
+    )
 
     def workload(self, name: str) -> WorkloadReport | None:
         return next((w for w in self.workloads if w.name == name), None)

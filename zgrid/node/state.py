@@ -55,6 +55,7 @@ class ContractRecord:
     reported_version: int = -1  # the version whose results the ledger has
     reported_digest: str = ""  # digest of the results last reported (no repeats)
     used: dict[str, int] = field(default_factory=dict)  # capacity reported for it
+    provision_seconds: float = 0.0  # from reading this version to having provisioned it
 
 
 @dataclass
