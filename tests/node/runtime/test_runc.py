@@ -366,3 +366,16 @@ def test_the_log_is_bounded(runtime: RuncRuntime, rootfs: Path, tmp_path: Path) 
     assert rotated.stat().st_size <= 8 * MIB
     assert rotated.stat().st_size + log.stat().st_size == 9_000_000 + len("\nlast words\n")
     assert not (runtime.containers_dir / "chatty" / "output.log").exists()
+
+
+def test_a_paused_container_waits_for_its_restart(runtime: RuncRuntime, rootfs: Path) -> None:
+    spec = ContainerSpec(id="flaky", rootfs=rootfs, args=("sh", "-c", "sleep 0.2; exit 1"))
+    run(runtime.start(spec))
+    wait_for(runtime, "flaky", lambda s: s.state == "restarting")
+    run(runtime.pause("flaky"))
+    status = run(runtime.status("flaky"))
+    assert (status.state, status.restarts) == ("paused", 0)
+    time.sleep(1.2)  # past the first backoff
+    assert run(runtime.status("flaky")).restarts == 0
+    run(runtime.resume("flaky"))
+    wait_for(runtime, "flaky", lambda s: s.restarts >= 1)

@@ -13,6 +13,7 @@ makes itself the child subreaper so the container's init becomes its child, and 
   once a run lasted 60 s);
 - counts the kernel OOM killer's kills of any process of the container (the memory
   cgroup's ``oom_kill`` counter, woken by a cgroup v1 OOM eventfd) into ``status.json``;
+- holds restarts while a ``paused`` file is in the container dir (the node paused it);
 - on SIGTERM kills and deletes the container and exits.
 
 Its first start's outcome goes to the starter as one JSON line on stdout ({"ok": true,
@@ -41,6 +42,8 @@ BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 60.0  # a run this long resets the backoff
 OOM_POLL = 5.0  # seconds between reads of the OOM counter when nothing else wakes the shim
 FAILED_START_CODE = 127  # the code recorded for a restart that runc could not start
+PAUSED = "paused"  # while this file is in the container dir, an exited container waits
+PAUSED_POLL = 0.5
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -67,7 +70,8 @@ def runc_message(text: str) -> str:
         if start >= 0:
             body = line[start + 5 :]
             end = body.rfind('"')
-            return (body[:end] if end >= 0 else body).replace('\\"', '"')
+            message = (body[:end] if end >= 0 else body).replace('\\"', '"')
+            return message.removeprefix("runc run failed: ")
     return text.strip()
 
 
@@ -384,18 +388,20 @@ class Shim:
                 return
             now = time.monotonic()
             if self.init_pid is None:
-                if now >= self.restart_at:
-                    ok, error = self._launch()
+                held = os.path.exists(self._path(PAUSED))
+                if now >= self.restart_at and not held:
+                    ok, _ = self._launch()  # runc's error is in the log and the tail
                     if ok:
                         self.restarts += 1
                         self._write_status("running")
+                        if os.path.exists(self._path(PAUSED)):  # paused while it started
+                            self._runc("pause", self.id)
                     else:
-                        self.tail = (self.tail + error.encode() + b"\n")[-TAIL:]
                         self._record_exit(FAILED_START_CODE, None, False)
                         self.restart_at = now + self.backoff
                         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
                     continue
-                timeout = self.restart_at - now
+                timeout = PAUSED_POLL if held else self.restart_at - now
             else:
                 timeout = 0.1 if now < self.recheck_until else OOM_POLL
             self._wait(timeout)
