@@ -379,3 +379,26 @@ def test_a_paused_container_waits_for_its_restart(runtime: RuncRuntime, rootfs: 
     assert run(runtime.status("flaky")).restarts == 0
     run(runtime.resume("flaky"))
     wait_for(runtime, "flaky", lambda s: s.restarts >= 1)
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.2, 0.3])
+def test_a_daemon_killed_while_starting_converges(
+    make_runtime: Callable[[], RuncRuntime], rootfs: Path, delay: float
+) -> None:
+    runtime = make_runtime()
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", DAEMON, str(runtime.root), runtime.scope, str(rootfs)],
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+    )
+    time.sleep(delay)  # somewhere in its start-up, its files or the shim's first start
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait()
+    restarted = make_runtime()
+    kept = run(restarted.recover())
+    assert kept in ([], ["survivor"])
+    spec = ContainerSpec(id="survivor", rootfs=rootfs, args=("sleep", "1000"))
+    status = run(restarted.start(spec))
+    assert status.state == "running" and status.pid is not None
+    assert runc_ids(restarted) == ["survivor"]
+    assert len(shims_of(restarted.containers_dir / "survivor")) == 1

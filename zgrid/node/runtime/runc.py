@@ -276,6 +276,7 @@ class RuncRuntime:
             if directory.exists():
                 current = self._read_spec(directory)
                 if current == spec and self._shim_alive(directory):
+                    await self._first_start(directory)
                     return await self.status(spec.id)
                 if current != spec or not (directory / "shim.json").exists():
                     await self._remove(spec.id)
@@ -289,6 +290,18 @@ class RuncRuntime:
                     await self._clean_parent()
                 raise
         return await self.status(spec.id)
+
+    async def _first_start(self, directory: Path) -> None:
+        """Wait while a live shim (started by a daemon that died) still makes its first start."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and self._shim_alive(directory):
+            try:
+                state = json.loads((directory / "status.json").read_text()).get("state")
+            except (OSError, ValueError, AttributeError):
+                state = "starting"  # not written yet
+            if state != "starting":
+                return
+            await asyncio.sleep(0.01)
 
     async def _launch(self, spec: ContainerSpec, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -317,7 +330,7 @@ class RuncRuntime:
         (directory / PAUSED).unlink(missing_ok=True)
         lock = os.open(directory / "shim.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            await _flock(lock, directory)
             process = await asyncio.create_subprocess_exec(
                 self.python,
                 "-S",  # no site: the shim needs the standard library and zgrid alone
@@ -486,6 +499,18 @@ class RuncRuntime:
             raise RuntimeFailure(f"cannot list runc containers: {exc}") from exc
         listed = json.loads(out or "null") or []
         return [str(item["id"]) for item in listed]
+
+
+async def _flock(fd: int, directory: Path) -> None:
+    """Take the shim lock for the shim about to start; only a reader's check (a moment)
+    can hold it now, never a shim: every caller stopped the old one first."""
+    for _ in range(200):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(0.005)
+    raise RuntimeFailure(f"another supervisor still holds {directory / 'shim.lock'}")
 
 
 def _shim_environment() -> dict[str, str]:

@@ -457,6 +457,7 @@ def main(argv: list[str]) -> int:
     _write_atomic(os.path.join(directory, "shim.pid"), f"{os.getpid()}\n")
     _become_subreaper()
     shim = Shim(directory, config)
+    shim._write_status("starting")  # a starter that died now finds the first start pending
     ok, error = shim.start()
     pid = shim.init_pid
     _handshake(
