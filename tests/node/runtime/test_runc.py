@@ -19,7 +19,7 @@ from tests.conftest import require_tool
 from tests.node.runtime.conftest import run, runc_ids, scope_cgroups, wait_for, wait_until
 from zgrid.node.errors import RuntimeFailure
 from zgrid.node.naming import unique_name
-from zgrid.node.runtime import ContainerSpec, RuncRuntime
+from zgrid.node.runtime import BindMount, ContainerSpec, RuncRuntime
 from zgrid.node.runtime.bundle import PIDS_LIMIT
 
 MIB = 1024 * 1024
@@ -402,3 +402,28 @@ def test_a_daemon_killed_while_starting_converges(
     assert status.state == "running" and status.pid is not None
     assert runc_ids(restarted) == ["survivor"]
     assert len(shims_of(restarted.containers_dir / "survivor")) == 1
+
+
+def test_bind_mounts_reach_missing_targets(
+    runtime: RuncRuntime, rootfs: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello").write_text("from the host\n")
+    spec = ContainerSpec(
+        id="mounts",
+        rootfs=rootfs,
+        mounts=(BindMount(data, "/mnt/data/deep"), BindMount(data, "/ro", readonly=True)),
+        args=(
+            "sh",
+            "-c",
+            "cat /mnt/data/deep/hello; echo w > /mnt/data/deep/written;"
+            " touch /ro/x || echo refused; echo listed; exec sleep 1000",
+        ),
+    )
+    run(runtime.start(spec))
+    wait_until(lambda: "listed" in log_of(runtime, "mounts"))
+    output = log_of(runtime, "mounts")
+    assert "from the host" in output and "refused" in output
+    assert (data / "written").read_text() == "w\n"
+    assert not (data / "x").exists()
