@@ -155,6 +155,8 @@ def test_remove_is_idempotent_and_leaves_nothing(disk_pool: DiskPool) -> None:
     async def scenario() -> None:
         path = await disk_pool.create("7-12-gone", 16 * MiB)
         image = disk_pool.image("7-12-gone")
+        sh("umount", str(path))
+        (path / "stray").write_text("written while it was not mounted")
         await disk_pool.remove("7-12-gone")
         await disk_pool.remove("7-12-gone")
         await disk_pool.remove("never-made")

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 from zgrid.atomic import write_atomic
@@ -267,8 +268,10 @@ class DiskPool:
             await self._unmount(disk_id)
             if image.exists():
                 await self._detach_stale(image)
-            with contextlib.suppress(FileNotFoundError):
-                self.path(disk_id).rmdir()
+            mountpoint = self.path(disk_id)
+            if mountpoint.is_dir() and not self.is_mounted(disk_id):
+                # Files written there while it was not mounted are not the disk's: go too.
+                shutil.rmtree(mountpoint, ignore_errors=True)
             for leftover in (image, image.with_name(image.name + ".partial")):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
