@@ -56,7 +56,12 @@ def run(
         int, typer.Option("--maxsize", min=0, help="Size limit of the default namespace in bytes.")
     ] = 0,
     admin: Annotated[
-        str | None, typer.Option("--admin", help="Admin password (without it everybody is admin).")
+        str | None,
+        typer.Option(
+            "--admin",
+            envvar="ZGRID_ZDB_ADMIN",  # kept out of the command line, which every user can read
+            help="Admin password (without it everybody is admin).",
+        ),
     ] = None,
     protect: Annotated[
         bool,
