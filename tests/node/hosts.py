@@ -9,9 +9,10 @@ Commands run in a host through ``nsenter --net`` rather than ``ip netns exec``: 
 latter gives the command a private mount namespace, so a netns that a node daemon
 creates inside a host (`ip netns add`) would not be visible, nor enterable, outside it.
 
-Closing the network kills every process inside its hosts, stops their yggdrasil
-daemons, runs the cleanups tests registered with :meth:`HostNetwork.defer`, and deletes
-the namespaces, links and the bridge, also when a test failed.
+Closing the network runs the cleanups tests registered with :meth:`HostNetwork.defer`,
+stops the hosts' yggdrasil daemons, kills every process inside the hosts and inside the
+zmachine namespaces node code made from them (:meth:`Host.machine_netns`), and deletes
+those namespaces, the links and the bridge, also when a test failed.
 """
 
 from __future__ import annotations
@@ -146,25 +147,45 @@ class Host:
         asyncio.run(ygg.ensure_running())
         return ygg
 
-    def pids(self) -> list[int]:
-        """Every process inside the host's netns."""
+    def pids(self, netns: str | None = None) -> list[int]:
+        """Every process inside the host's netns (or the named one)."""
         done = subprocess.run(
-            ["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=False
+            ["ip", "netns", "pids", netns or self.netns],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return [int(pid) for pid in done.stdout.split()]
 
+    def machine_netns(self) -> list[str]:
+        """The zmachine namespaces node code made from this host, found by their records.
+
+        A node whose data directory is under :attr:`dir` keeps one PlanetaryNetwork record
+        per zmachine netns there; those namespaces are machine-wide, not inside the host.
+        """
+        found = []
+        for path in sorted(self.dir.rglob("zm*.json")) if self.dir.exists() else []:
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads(path.read_text())
+                if isinstance(record, dict) and isinstance(record.get("netns"), str):
+                    found.append(record["netns"])
+        return found
+
     def kill_all(self) -> None:
+        """SIGKILL every process started in the host or living in its namespaces."""
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        spaces = [self.netns, *self.machine_netns()]
+        for netns in spaces:
+            for pid in self.pids(netns):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         deadline = time.monotonic() + 5
-        while self.pids() and time.monotonic() < deadline:
+        while any(self.pids(netns) for netns in spaces) and time.monotonic() < deadline:
             time.sleep(0.02)
 
 
@@ -247,6 +268,8 @@ class HostNetwork:
 
     async def _teardown(self) -> None:
         for host in self.hosts.values():
+            for netns in host.machine_netns():
+                await links.delete_netns(netns)
             await links.delete_link(host.veth)
             await links.delete_netns(host.netns)
         await links.delete_link(self.bridge)

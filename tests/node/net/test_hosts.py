@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 from tests.node.hosts import HostNetwork
+from zgrid.node.naming import unique_name
 from zgrid.node.net import links
 
 
@@ -61,13 +63,24 @@ def test_closing_removes_every_trace(tmp_path: Path) -> None:
     try:
         host = network.add_host("short-lived")
         host.popen(["sleep", "30"], tmp_path / "sleep.log")
-        assert host.pids()
+        # What a node in the host leaves when its test fails: a zmachine netns and its record.
+        machine = unique_name("zm", host.netns, "left-behind")
+        assert host.exec(["ip", "netns", "add", machine]).returncode == 0
+        (host.dir / "node").mkdir(parents=True)
+        (host.dir / "node" / f"{machine}.json").write_text(json.dumps({"netns": machine}))
+        inside = subprocess.Popen(["ip", "netns", "exec", machine, "sleep", "30"])
+        deadline = time.monotonic() + 5
+        while not (host.pids() and host.pids(machine)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert host.pids() and host.pids(machine)
     finally:
         network.close()
+    assert inside.wait(timeout=5) == -9
     assert not host.pids()
     names = {link.name for link in _root_links()}
     assert network.bridge not in names and host.veth not in names
     assert not links.netns_path(host.netns).exists()
+    assert not links.netns_path(machine).exists()
 
 
 def _root_links() -> list[links.Link]:

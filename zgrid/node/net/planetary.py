@@ -195,8 +195,10 @@ class PlanetaryNetwork:
                 if link is not None and link.master:
                     await self._drop_bridge_if_unused(link.master, self.netns_name(ref))
             await links.delete_netns(self.netns_name(ref))
-            with contextlib.suppress(FileNotFoundError):
-                self._record_path(self.netns_name(ref)).unlink()
+            path = self._record_path(self.netns_name(ref))
+            for leftover in (path.with_name(path.name + ".tmp"), path):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
 
     async def _unplug(self, record: _Record) -> None:
         """Remove the planetary side of an attachment (the netns itself stays)."""
@@ -229,6 +231,8 @@ class PlanetaryNetwork:
         if not record.planetary:
             return True
         assert record.bridge and record.host_link and record.ipv6
+        if await links.get_sysctl("net.ipv6.conf.all.forwarding") != "1":
+            return False
         host_end = await links.get_link(record.host_link)
         bridge = await links.get_link(record.bridge)
         inside = await links.get_link(MACHINE_LINK, netns=record.netns)
