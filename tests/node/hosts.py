@@ -39,6 +39,12 @@ from zgrid.node.net import Yggdrasil, links
 YGGDRASIL_PORT = 7443
 """Every host's yggdrasil listens on tcp://<its address>:7443 (ports are per netns)."""
 
+_HTTP_GET = (
+    "import sys, urllib.request\n"
+    "with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as answer:\n"
+    "    sys.stdout.write(answer.read().decode())\n"
+)
+
 
 def _used_ipv4_networks() -> list[ipaddress.IPv4Network]:
     out = subprocess.run(
@@ -128,6 +134,10 @@ class Host:
     ) -> subprocess.CompletedProcess[str]:
         """Run Python ``code`` (this interpreter, this PYTHONPATH) in the host."""
         return self.exec([sys.executable, "-c", code, *args], timeout=timeout)
+
+    def http_get(self, url: str, *, timeout: float = 5) -> subprocess.CompletedProcess[str]:
+        """GET ``url`` from inside the host; the body is ``stdout`` when ``returncode`` is 0."""
+        return self.python(_HTTP_GET, url, str(timeout), timeout=timeout + 10)
 
     def yggdrasil(self, *, peers: Sequence[str] = (), listen: bool = True) -> Yggdrasil:
         """Start (or find) yggdrasil in the host, listening on :attr:`yggdrasil_uri`.

@@ -36,7 +36,7 @@ def test_a_server_in_the_root_netns_is_reachable_on_the_gateway(host_network: Ho
     thread.start()
     try:
         url = f"http://{host_network.gateway}:{server.server_address[1]}/"
-        done = host.exec(["curl", "-s", "--max-time", "5", url], timeout=10)
+        done = host.http_get(url)
         assert done.stdout == "hello from the root netns"
     finally:
         server.shutdown()

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.node.hosts import Host, HostNetwork
+from zgrid.node.errors import NetworkFailure
 from zgrid.node.naming import unique_name
 from zgrid.node.net import Yggdrasil, links, machine_address
 from zgrid.node.primitives.base import WorkloadRef
@@ -132,9 +133,9 @@ def _in_machine(netns: str, argv: list[str]) -> subprocess.CompletedProcess[str]
 def _get(client: Host, address: str, timeout: float = 15) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        done = client.exec(["curl", "-g", "-s", "--max-time", "3", f"http://[{address}]/"])
+        done = client.http_get(f"http://[{address}]/", timeout=3)
         if done.returncode == 0 or time.monotonic() > deadline:
-            assert done.returncode == 0, f"curl exited {done.returncode}: {done.stderr}"
+            assert done.returncode == 0, done.stderr
             return done.stdout
         time.sleep(0.2)
 
@@ -143,7 +144,6 @@ def test_a_machine_is_reachable_from_a_yggdrasil_peer(
     agent: Agent, client_host: Host, tmp_path: Path
 ) -> None:
     require_tool("busybox")
-    require_tool("curl")
     ref = WorkloadRef(7, 41, "web")
     answer = agent.ask(op="attach", ref=_ref(ref), contract_key="c1", planetary=True)
     attached = answer["result"]
@@ -256,3 +256,19 @@ def test_a_kill_between_any_two_steps_converges(agent: Agent) -> None:
             assert agent.ask(op="detach", ref=_ref(ref), crash_after=step) == {"killed": 9}
         agent.detach(ref)
         _assert_no_trace(agent, ref)
+
+
+def test_machine_addresses_are_stable_distinct_and_inside_the_subnet() -> None:
+    subnet = "301:c341:2ba1:15bf::/64"
+    first = machine_address(subnet, "7-41-web")
+    assert first == machine_address(subnet, "7-41-web")
+    assert first != machine_address(subnet, "7-41-db")
+    assert machine_address("300:1::/64", "7-41-web") != first
+    network = ipaddress.IPv6Network(subnet)
+    many = {machine_address(subnet, f"1-1-m{n}") for n in range(2000)}
+    assert len(many) == 2000
+    for address in many:
+        interface_id = int(ipaddress.IPv6Address(address)) - int(network.network_address)
+        assert ipaddress.IPv6Address(address) in network and interface_id > 1
+    with pytest.raises(NetworkFailure, match="is not a /64"):
+        machine_address("300:1::/48", "7-41-web")
