@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.node.hosts import Host, HostNetwork
+from tests.node.hosts import YGGDRASIL_PORT, Host, HostNetwork
 from zgrid.node.errors import NetworkFailure
 from zgrid.node.net import Yggdrasil
 
@@ -99,6 +99,12 @@ def test_a_live_daemon_is_reused_and_a_dead_one_started(host_network: HostNetwor
     restarted = ygg.pid()
     assert restarted is not None and restarted != pid and ygg.address == address
     _two_starts_at_once(host)
+    assert _count_daemons(ygg) == 1
+
+    nobody = f"tcp://{host_network.prefix}.250:{YGGDRASIL_PORT}"  # on the bridge, unused
+    changed = host.yggdrasil(peers=[nobody])  # new peers: the daemon restarts with them
+    assert changed.pid() not in (None, restarted) and changed.address == address
+    assert json.loads(changed.config_path.read_text())["Peers"] == [nobody]
     assert _count_daemons(ygg) == 1
 
     asyncio.run(ygg.stop())

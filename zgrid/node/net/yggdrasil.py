@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +116,24 @@ class Yggdrasil:
         except SystemCommandError as exc:
             raise NetworkFailure(f"yggdrasil cannot {args[-1].lstrip('-')}: {exc}") from exc
 
+    @contextlib.asynccontextmanager
+    async def _machine_lock(self) -> AsyncIterator[None]:
+        """Held while the config is written or the daemon started, by any process."""
+        async with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
+
     async def ensure_config(self) -> None:
         """Write the config (keys made the first time only) with the current listen/peers."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        async with self._machine_lock():
+            await self._ensure_config()
+
+    async def _ensure_config(self) -> None:
         if self.config_path.exists():
             try:
                 config = json.loads(self.config_path.read_text())
@@ -196,19 +211,14 @@ class Yggdrasil:
         A daemon started with another config (listen or peers changed) is restarted.
         Callers in several processes never start two: a file lock guards the start.
         """
-        async with self._lock:
-            await self.ensure_config()
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-                running = self._running()
-                if running is not None and running[1] not in ("", self._config_digest()):
-                    await self._terminate(running[0])
-                    running = None
-                pid = self._start() if running is None else running[0]
-                await self._wait_up(pid, timeout)
-            finally:
-                os.close(fd)  # releases the lock
+        async with self._machine_lock():
+            await self._ensure_config()
+            running = self._running()
+            if running is not None and running[1] not in ("", self._config_digest()):
+                await self._terminate(running[0])
+                running = None
+            pid = self._start() if running is None else running[0]
+            await self._wait_up(pid, timeout)
 
     def _start(self) -> int:
         with contextlib.suppress(FileNotFoundError):
@@ -273,7 +283,7 @@ class Yggdrasil:
 
     async def stop(self) -> None:
         """End the daemon (its TUN goes with it); nothing running is fine."""
-        async with self._lock:
+        async with self._machine_lock():
             running = self._running()
             if running is not None:
                 await self._terminate(running[0])
