@@ -19,6 +19,7 @@ from tests.node.hosts import Host, HostNetwork
 from zgrid.node.errors import NetworkFailure
 from zgrid.node.naming import unique_name
 from zgrid.node.net import Yggdrasil, links, machine_address
+from zgrid.node.net.planetary import PLANETARY
 from zgrid.node.primitives.base import WorkloadRef
 
 SCOPE = "planetary-test-node"
@@ -228,6 +229,11 @@ def test_inspect_sees_a_link_removed_by_hand_and_attach_repairs_it(agent: Agent)
     agent.attach(ref)
     veth = next(link for link in _host_links(agent.host) if link.kind == "veth" and link.master)
     asyncio.run(links.delete_link(veth.name, netns=agent.host.netns))
+    assert not agent.inspect(ref)
+    agent.attach(ref)
+    assert agent.inspect(ref)
+    netns = unique_name("zm", SCOPE, ref.id)
+    asyncio.run(links.delete_route(PLANETARY, netns=netns))
     assert not agent.inspect(ref)
     agent.attach(ref)
     assert agent.inspect(ref)

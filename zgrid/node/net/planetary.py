@@ -170,8 +170,10 @@ class PlanetaryNetwork:
         # Set before the veth exists, so its inside end starts with DAD off.
         await links.set_sysctl("net.ipv6.conf.default.accept_dad", 0, netns=netns)
         await links.set_sysctl("net.ipv6.conf.all.accept_dad", 0, netns=netns)
-        if await links.get_link(MACHINE_LINK, netns=netns) is None:
-            await links.delete_link(host_link)  # an end whose peer is gone is useless
+        inside = await links.get_link(MACHINE_LINK, netns=netns)
+        if inside is None or await links.get_link(host_link) is None:
+            await links.delete_link(host_link)  # one end without the other is remade
+            await links.delete_link(MACHINE_LINK, netns=netns)
         await links.add_veth(host_link, MACHINE_LINK, peer_netns=netns)
         await links.set_master(host_link, bridge)
         await links.set_up(host_link)
