@@ -140,3 +140,35 @@ def _count_daemons(ygg: Yggdrasil) -> int:
             if str(ygg.config_path).encode() in argv:
                 count += 1
     return count
+
+
+_NODE_START = """
+import asyncio, json, sys, time
+from zgrid.node.net import Yggdrasil
+a = json.loads(sys.argv[1])
+started = time.monotonic()
+ygg = Yggdrasil(a["root"], scope=a["scope"], listen=a["listen"], peers=a["peers"])
+asyncio.run(ygg.ensure_running())
+print(f"{time.monotonic() - started:.3f}")
+"""
+
+
+def test_a_node_in_a_host_starts_its_own_and_peers_with_the_client(
+    host_network: HostNetwork, client_host: Host
+) -> None:
+    """What a node daemon does in its host: no ``netns``, its own root, the client as peer."""
+    host = host_network.add_host("ygg-node")
+    root = host.dir / "node" / "yggdrasil"
+    peers = [client_host.yggdrasil_uri]
+    args = {"root": str(root), "scope": host.netns, "listen": [], "peers": peers}
+    done = host.python(_NODE_START, json.dumps(args))
+    assert done.returncode == 0, done.stderr
+    print(f"a node's yggdrasil is up {done.stdout.strip()} s after ensure_running")
+    ygg = Yggdrasil(root, scope=host.netns)
+    assert ygg.pid() in host.pids()  # the TUN and the daemon are in the host's netns
+    print(f"peered {_wait_for_peers(ygg):.2f} s later")
+    assert client_host.yggdrasil_daemon is not None
+    assert asyncio.run(client_host.yggdrasil_daemon.peers_up()) >= 1
+    ping = client_host.exec(["ping", "-6", "-c", "1", "-W", "3", ygg.address], timeout=10)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    # No stop here: closing the network kills whatever runs in its hosts.
