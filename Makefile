@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 # Debian packages the components use. Only the missing ones are installed.
 DEB_PACKAGES := \
 	python3-venv python3-dev gcc pkg-config \
-	iproute2 iputils-ping e2fsprogs \
+	iproute2 iputils-ping procps e2fsprogs \
 	runc busybox-static fuse3 libfuse3-dev \
 	wireguard-go wireguard-tools yggdrasil \
 	qemu-system-x86 redis-tools redis-server debootstrap zstd
