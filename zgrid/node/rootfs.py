@@ -11,6 +11,7 @@ always be put back over its lower.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ __all__ = [
     "OVERLAY_OPTIONS",
     "MountEntry",
     "is_mount_point",
+    "lower_is_dead",
     "mount_overlay",
     "mounts_under",
     "read_mountinfo",
@@ -166,3 +168,27 @@ async def unmount(target: Path) -> None:
             await run_command(["umount", str(target)], timeout=30)
         except SystemCommandError:
             await run_command(["umount", "-l", str(target)], timeout=30)
+
+
+_DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
+
+
+async def lower_is_dead(target: Path, *, timeout: float = 5.0) -> bool:
+    """Whether the overlay on ``target`` sits on a FUSE lower whose process died.
+
+    Such an overlay stays broken after the lower is mounted again (it holds the dead
+    mount): unmount it and mount it anew, which means restarting its container. A lower
+    that does not answer within ``timeout`` counts as dead too.
+    """
+
+    def probe() -> bool:
+        try:
+            os.listdir(target)
+        except OSError as exc:
+            return exc.errno in _DEAD_FUSE
+        return False
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(probe), timeout)
+    except TimeoutError:
+        return True
