@@ -117,8 +117,12 @@ def test_a_pushed_flist_mounts_once_and_reads_right(
     source = published.source
 
     async def scenario(manager: FlistManager) -> None:
+        stale = manager.root / "fl" / ".999999999.0badcafe.part"  # a crashed download's
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"half")
         started = time.perf_counter()
         first = await manager.lower(published.flist_url)
+        assert not stale.exists()
         cold = time.perf_counter() - started
         assert first.hash == published.flist_hash
         assert first.config == ImageConfig()  # packed from a directory: no tags
@@ -137,6 +141,15 @@ def test_a_pushed_flist_mounts_once_and_reads_right(
         assert pinned == first
         assert await manager.mounted() == {first.hash: first.path}
         assert len(_mount_pids(manager.root)) == 1
+        # A restarted daemon (a new manager on the same root) finds the mount still served.
+        serving = _mount_pids(manager.root)
+        restarted = FlistManager(manager.root, scope="test")
+        started = time.perf_counter()
+        found = await restarted.lower(published.flist_url, pinned=first.hash)
+        after_restart = time.perf_counter() - started
+        assert found == first
+        assert _mount_pids(manager.root) == serving
+        print(f"lower() by a restarted daemon, mount alive: {after_restart:.3f} s")
         print(
             f"lower(): cold {cold:.3f} s, warm by URL x3 {warm:.3f} s, pinned {pinned_warm:.4f} s"
         )
@@ -209,6 +222,8 @@ def test_an_unreachable_hub_and_a_non_flist_are_told_plainly(
         assert str(caught.value).startswith(f"{published.url}/health is not an flist: ")
         with pytest.raises(ProvisionError, match="is not an http"):
             await manager.lower("file:///etc/passwd")
+        with pytest.raises(ProvisionError, match="is not a valid URL"):
+            await manager.lower("http://[::1/flists/1/x.fl")
         with pytest.raises(ProvisionError, match="is not an flist hash"):
             await manager.lower(published.flist_url, pinned="abc")
         assert list((manager.root / "fl").glob("*")) == []  # nothing half-downloaded kept

@@ -229,6 +229,8 @@ class FlistManager:
         download_timeout: float = 120.0,
         connect_timeout: float = 5.0,
     ) -> None:
+        # Compared with /proc/self/mountinfo, which has absolute paths without symlinks.
+        root = root.resolve()
         self.root = root
         self.scope = scope  # mount points are under root, which is the node's own
         self.python = python
@@ -244,6 +246,7 @@ class FlistManager:
         self._run = root / "run"
         self._locks: dict[str, asyncio.Lock] = {}
         self._configs: dict[str, ImageConfig] = {}  # checked already, by hash
+        self._partials_cleared = False
 
     # -- paths -------------------------------------------------------------------------
 
@@ -281,10 +284,13 @@ class FlistManager:
             warm = self._warm(known)
             if warm is not None:
                 return warm
-        async with self._lock(f"url:{url}:{pinned}"):
-            flist_hash = await self._obtain(url, known)
-        async with self._lock(flist_hash):
-            return await self._mounted_lower(url, flist_hash)
+        try:
+            async with self._lock(f"url:{url}:{pinned}"):
+                flist_hash = await self._obtain(url, known)
+            async with self._lock(flist_hash):
+                return await self._mounted_lower(url, flist_hash)
+        except OSError as exc:
+            raise NodeError(f"the flist cache under {self.root} failed: {exc}") from exc
 
     async def mounted(self) -> dict[str, Path]:
         """The lowers mounted and served now, by hash (also those of an earlier run)."""
@@ -404,6 +410,8 @@ class FlistManager:
             raise _Unreachable(
                 f"cannot reach the hub at {_origin(url)}: {_transport_reason(exc)}"
             ) from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise ProvisionError(f"cannot download flist {url}: {exc}") from exc
         try:
             await asyncio.to_thread(self._remember, url, flist_hash)
         except OSError as exc:
@@ -435,7 +443,7 @@ class FlistManager:
                     f"{url} is {int(declared)} bytes, larger than an flist may be "
                     f"({MAX_FLIST_BYTES})"
                 )
-            await asyncio.to_thread(self._flists.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(self._prepare_downloads)
             partial = self._flists / f".{os.getpid()}.{os.urandom(6).hex()}.part"
             try:
                 flist_hash = await self._receive(url, response, partial)
@@ -456,6 +464,18 @@ class FlistManager:
                     partial.unlink()
         self._configs[flist_hash] = config
         return flist_hash
+
+    def _prepare_downloads(self) -> None:
+        self._flists.mkdir(parents=True, exist_ok=True)
+        if self._partials_cleared:
+            return
+        # Downloads cut short by a crash of an earlier run of the daemon.
+        for partial in self._flists.glob(".*.part"):
+            pid = partial.name.split(".")[1]
+            if not pid.isdigit() or (int(pid) != os.getpid() and not _process_alive(int(pid))):
+                with contextlib.suppress(OSError):
+                    partial.unlink()
+        self._partials_cleared = True
 
     @staticmethod
     async def _receive(url: str, response: httpx.Response, partial: Path) -> str:
@@ -647,8 +667,12 @@ def _read_pid(pid_file: Path) -> int | None:
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port or IPv6 address raises here
+    except ValueError:
+        raise ProvisionError(f"{url!r} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProvisionError(f"{url!r} is not an http(s) URL of an flist")
 
 
