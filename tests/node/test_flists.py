@@ -18,8 +18,9 @@ import pytest
 from tests.conftest import require_root, require_tool
 from tests.node.flisthub import HubWithFlist, running_hub_with_busybox
 from tests.processes import free_port
+from zgrid.flist.hub import limits
 from zgrid.node.errors import ProvisionError
-from zgrid.node.flists import FlistManager, ImageConfig, Lower
+from zgrid.node.flists import MAX_FLIST_BYTES, FlistManager, ImageConfig, Lower
 from zgrid.node.rootfs import is_mount_point, lower_is_dead, mount_overlay, mounts_under, unmount
 
 Scenario = Callable[[FlistManager], Awaitable[None]]
@@ -361,6 +362,7 @@ async def _with_fresh_cache(manager: FlistManager, scenario: Scenario) -> None:
 
 
 def test_image_config_tags_are_checked() -> None:
+    assert MAX_FLIST_BYTES == limits.MAX_FLIST_BYTES
     assert ImageConfig.from_tags({}) == ImageConfig()
     assert ImageConfig.from_tags({"env": '["A=b=c"]', "user": "1000:1000"}) == ImageConfig(
         env=(("A", "b=c"),), user="1000:1000"

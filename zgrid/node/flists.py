@@ -42,17 +42,20 @@ import httpx
 
 from zgrid.atomic import write_atomic
 from zgrid.flist.errors import FlistError
-from zgrid.flist.hub.limits import MAX_FLIST_BYTES
 from zgrid.flist.meta import FlistReader
 from zgrid.flist.safety import check_tree
 from zgrid.node.errors import NodeError, ProvisionError, SystemCommandError
 from zgrid.node.rootfs import MountEntry, read_mountinfo
 from zgrid.node.system import run_command
 
-__all__ = ["FlistManager", "ImageConfig", "Lower"]
+__all__ = ["MAX_FLIST_BYTES", "FlistManager", "ImageConfig", "Lower"]
 
 log = logging.getLogger(__name__)
 
+# The hub's own limit on a published .fl (zgrid.flist.hub.limits, not imported: the hub
+# package brings the ledger client and the web stack, which the mount process run from
+# this module must not load).
+MAX_FLIST_BYTES = 64 << 20
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _BY_HASH = re.compile(r"^(?P<hub>.*)/flists/by-hash/(?P<hash>[0-9a-f]{64})/?$")
 _BY_NAME = re.compile(r"^(?P<hub>.*)/flists/[^/]+/[^/]+$")
