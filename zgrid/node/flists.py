@@ -8,9 +8,8 @@ On disk, under the manager's root:
 - ``urls/<digest>.json``: which hash a URL last resolved to, for when the hub is down;
 - ``blocks/``: one block cache shared by every flist (blocks are content-addressed);
 - ``lowers/<hash>``: the mount point of that flist, served by a mount process detached
-  from the daemon (``python -m zgrid.node.flists``, the lean twin of ``zgrid flist
-  mount``; it outlives a kill -9 of the daemon); its pid is in ``run/<hash>.pid`` and its
-  output in ``run/<hash>.log``.
+  from the daemon (:mod:`zgrid.node.lowermount`; it outlives a kill -9 of the daemon);
+  its pid is in ``run/<hash>.pid`` and its output in ``run/<hash>.log``.
 
 Which image a URL means: a URL naming a published flist (``/flists/<twin>/<name>``) is
 asked of the hub on every :meth:`FlistManager.lower` without ``pinned``, so a new
@@ -31,9 +30,7 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,22 +41,20 @@ from zgrid.atomic import write_atomic
 from zgrid.flist.errors import FlistError
 from zgrid.flist.meta import FlistReader
 from zgrid.flist.safety import check_tree
-from zgrid.node.errors import NodeError, ProvisionError, SystemCommandError
+from zgrid.node.errors import NodeError, ProvisionError
+from zgrid.node.lowermount import FUSE_TYPE, LowerMount, process_alive
 from zgrid.node.rootfs import MountEntry, read_mountinfo
-from zgrid.node.system import run_command
 
 __all__ = ["MAX_FLIST_BYTES", "FlistManager", "ImageConfig", "Lower"]
 
 log = logging.getLogger(__name__)
 
 # The hub's own limit on a published .fl (zgrid.flist.hub.limits, not imported: the hub
-# package brings the ledger client and the web stack, which the mount process run from
-# this module must not load).
+# package brings the ledger client and the web stack, which a node does not need).
 MAX_FLIST_BYTES = 64 << 20
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _BY_HASH = re.compile(r"^(?P<hub>.*)/flists/by-hash/(?P<hash>[0-9a-f]{64})/?$")
 _BY_NAME = re.compile(r"^(?P<hub>.*)/flists/[^/]+/[^/]+$")
-_FUSE_TYPE = "fuse.flist"
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",
     errno.ECONNRESET: "connection reset",
@@ -67,10 +62,6 @@ _ERRNO_REASONS = {
     errno.ENETUNREACH: "network unreachable",
     errno.ETIMEDOUT: "connection timed out",
 }
-_LOG_TAIL = 2000  # characters of a mount process's output quoted in an error
-# The mount process writes its pid where the manager finds it, then becomes the mount
-# command; `setsid -f` detaches it so it is nobody's child but init's.
-_PID_THEN_EXEC = 'echo $$ > "$0" && exec "$@"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,23 +192,6 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _process_alive(pid: int) -> bool:
-    """Running, and not a zombie (the machine's init may be slow to reap, or not reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rpartition(")")[2].split()
-    return bool(state) and state[0] not in ("Z", "X")
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
 class FlistManager:
     """Downloads, caches and mounts the flists of one node's containers."""
 
@@ -259,11 +233,14 @@ class FlistManager:
     def mount_point(self, flist_hash: str) -> Path:
         return self._lowers / flist_hash
 
-    def _pid_file(self, flist_hash: str) -> Path:
-        return self._run / f"{flist_hash}.pid"
-
-    def _log_file(self, flist_hash: str) -> Path:
-        return self._run / f"{flist_hash}.log"
+    def _mount(self, flist_hash: str) -> LowerMount:
+        return LowerMount(
+            flist=self.flist_path(flist_hash),
+            mount_point=self.mount_point(flist_hash),
+            pid_file=self._run / f"{flist_hash}.pid",
+            log_file=self._run / f"{flist_hash}.log",
+            cache=self._blocks,
+        )
 
     def _url_file(self, url: str) -> Path:
         return self._urls / f"{hashlib.blake2b(url.encode(), digest_size=16).hexdigest()}.json"
@@ -300,9 +277,9 @@ class FlistManager:
         entries = await asyncio.to_thread(read_mountinfo)
         found = {}
         for entry in entries:
-            if entry.mount_point.parent == self._lowers and entry.fstype == _FUSE_TYPE:
+            if entry.mount_point.parent == self._lowers and entry.fstype == FUSE_TYPE:
                 flist_hash = entry.mount_point.name
-                if _HASH.match(flist_hash) and self._server_pid(flist_hash) is not None:
+                if _HASH.match(flist_hash) and self._mount(flist_hash).server_pid() is not None:
                     found[flist_hash] = entry.mount_point
         return found
 
@@ -317,7 +294,7 @@ class FlistManager:
             if user is not None:
                 log.info("lower %s is in use by the overlay on %s: left mounted", flist_hash, user)
                 return False
-            await self._stop(flist_hash)
+            await self._mount(flist_hash).stop()
             with contextlib.suppress(OSError):
                 self.mount_point(flist_hash).rmdir()
             return True
@@ -475,7 +452,7 @@ class FlistManager:
         # Downloads cut short by a crash of an earlier run of the daemon.
         for partial in self._flists.glob(".*.part"):
             pid = partial.name.split(".")[1]
-            if not pid.isdigit() or (int(pid) != os.getpid() and not _process_alive(int(pid))):
+            if not pid.isdigit() or (int(pid) != os.getpid() and not process_alive(int(pid))):
                 with contextlib.suppress(OSError):
                     partial.unlink()
         self._partials_cleared = True
@@ -506,25 +483,9 @@ class FlistManager:
         """The lower, when it is mounted and served and its config known: no I/O but
         /proc."""
         config = self._configs.get(flist_hash)
-        if config is None or self._server_pid(flist_hash) is None:
+        if config is None or not self._mount(flist_hash).is_served():
             return None
-        mount_point = self.mount_point(flist_hash)
-        for entry in read_mountinfo():
-            if entry.mount_point == mount_point and entry.fstype == _FUSE_TYPE:
-                return Lower(flist_hash, mount_point, config)
-        return None
-
-    def _server_pid(self, flist_hash: str) -> int | None:
-        """The pid of the live process serving ``flist_hash``'s mount point, if any."""
-        try:
-            pid = int(self._pid_file(flist_hash).read_text().strip())
-        except (OSError, ValueError):
-            return None
-        # The pid file may be from before a reboot: the pid is ours only if that process
-        # is a mount of this very mount point.
-        if _process_alive(pid) and str(self.mount_point(flist_hash)) in _cmdline(pid):
-            return pid
-        return None
+        return Lower(flist_hash, self.mount_point(flist_hash), config)
 
     async def _config(self, flist_hash: str) -> ImageConfig:
         config = self._configs.get(flist_hash)
@@ -562,73 +523,10 @@ class FlistManager:
         warm = self._warm(flist_hash)
         if warm is not None:
             return warm
-        await self._stop(flist_hash)  # a dead mount ("transport endpoint not connected")
-        await self._start(flist_hash)
+        mount = self._mount(flist_hash)
+        await mount.stop()  # a dead mount, or a process of an earlier run still starting
+        await mount.start(self.python, self.mount_timeout)
         return Lower(flist_hash, self.mount_point(flist_hash), config)
-
-    async def _start(self, flist_hash: str) -> None:
-        mount_point = self.mount_point(flist_hash)
-        pid_file, log_file = self._pid_file(flist_hash), self._log_file(flist_hash)
-        for directory in (mount_point, self._run, self._blocks):
-            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            pid_file.unlink()
-        argv = [
-            "setsid",
-            "-f",
-            "sh",
-            "-c",
-            _PID_THEN_EXEC,
-            str(pid_file),
-            self.python,
-            "-m",
-            __name__,
-            str(self.flist_path(flist_hash)),
-            str(mount_point),
-            str(self._blocks),
-        ]
-        with log_file.open("wb") as output:
-            launcher = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output, cwd="/"
-            )
-        if await launcher.wait() != 0:
-            raise NodeError(f"cannot start the mount of flist {flist_hash}: {self._tail(log_file)}")
-        deadline = time.monotonic() + self.mount_timeout
-        while True:
-            if (
-                await asyncio.to_thread(self._is_fuse_mounted, mount_point)
-                and self._server_pid(flist_hash) is not None
-            ):
-                return
-            pid = _read_pid(pid_file)
-            if pid is not None and not _process_alive(pid):
-                await self._stop(flist_hash)
-                raise NodeError(
-                    f"the mount of flist {flist_hash} on {mount_point} failed: "
-                    f"{self._tail(log_file)}"
-                )
-            if time.monotonic() > deadline:
-                await self._stop(flist_hash)
-                raise NodeError(
-                    f"flist {flist_hash} was not mounted on {mount_point} within "
-                    f"{self.mount_timeout:g} s: {self._tail(log_file)}"
-                )
-            await asyncio.sleep(0.01)
-
-    @staticmethod
-    def _is_fuse_mounted(mount_point: Path) -> bool:
-        return any(
-            entry.mount_point == mount_point and entry.fstype == _FUSE_TYPE
-            for entry in read_mountinfo()
-        )
-
-    @staticmethod
-    def _tail(log_file: Path) -> str:
-        try:
-            text = log_file.read_text(errors="replace").strip()
-        except OSError:
-            return "(no output)"
-        return text[-_LOG_TAIL:] or "(no output)"
 
     def _overlay_user(self, flist_hash: str, entries: list[MountEntry]) -> Path | None:
         lower = str(self.mount_point(flist_hash))
@@ -637,35 +535,6 @@ class FlistManager:
                 lowerdirs = (entry.super_option("lowerdir") or "").split(":")
                 if lower in lowerdirs:
                     return entry.mount_point
-        return None
-
-    async def _stop(self, flist_hash: str) -> None:
-        """No process serving ``flist_hash`` and nothing mounted on its mount point."""
-        pid = self._server_pid(flist_hash)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)  # it unmounts on its way out
-            deadline = time.monotonic() + 5.0
-            while _process_alive(pid) and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            if _process_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        mount_point = self.mount_point(flist_hash)
-        while await asyncio.to_thread(self._is_fuse_mounted, mount_point):
-            try:
-                await run_command(["umount", "-l", str(mount_point)], timeout=30)
-            except SystemCommandError as exc:
-                if await asyncio.to_thread(self._is_fuse_mounted, mount_point):
-                    raise NodeError(f"cannot unmount {mount_point}: {exc}") from exc
-        with contextlib.suppress(FileNotFoundError):
-            self._pid_file(flist_hash).unlink()
-
-
-def _read_pid(pid_file: Path) -> int | None:
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
         return None
 
 
@@ -677,37 +546,3 @@ def _check_url(url: str) -> None:
         raise ProvisionError(f"{url!r} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProvisionError(f"{url!r} is not an http(s) URL of an flist")
-
-
-def _serve_mount(argv: list[str]) -> int:
-    """``python -m zgrid.node.flists FLIST MOUNTPOINT CACHE``: serve one lower until it is
-    unmounted or sent SIGTERM. What ``zgrid flist mount FLIST MOUNTPOINT --cache CACHE``
-    does, without loading the whole command line (about half of its start-up time)."""
-    from zgrid.flist.fetch import BlockFetcher  # noqa: PLC0415
-    from zgrid.flist.mount import mount  # noqa: PLC0415
-    from zgrid.flist.stores import Router  # noqa: PLC0415
-
-    if len(argv) != 3:
-        print("usage: python -m zgrid.node.flists FLIST MOUNTPOINT CACHE", file=sys.stderr)
-        return 2
-    flist, mount_point, cache = (Path(arg) for arg in argv)
-    try:
-        with FlistReader(flist) as reader:
-            routes = reader.routes()
-        if not routes:
-            raise FlistError(f"{flist} names no block store")
-        fetcher = BlockFetcher(Router.from_routes(routes), cache=cache)
-        mount(
-            flist,
-            mount_point,
-            fetcher,
-            ready=lambda: print(f"mounted {flist} on {mount_point}", file=sys.stderr, flush=True),
-        )
-    except FlistError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_serve_mount(sys.argv[1:]))
