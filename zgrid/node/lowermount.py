@@ -130,11 +130,16 @@ class LowerMount:
                     f"the mount of {self.flist} on {self.mount_point} failed: {self._tail()}"
                 )
             if time.monotonic() > deadline:
+                await self._pid_written(deadline + 2.0)  # so stop() finds what to stop
                 await self.stop()
                 raise NodeError(
                     f"{self.flist} was not mounted on {self.mount_point} within "
                     f"{timeout:g} s: {self._tail()}"
                 )
+            await asyncio.sleep(0.01)
+
+    async def _pid_written(self, until: float) -> None:
+        while _read_pid(self.pid_file) is None and time.monotonic() < until:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
