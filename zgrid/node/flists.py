@@ -16,8 +16,9 @@ asked of the hub on every :meth:`FlistManager.lower` without ``pinned``, so a ne
 deployment gets the latest push (a header round trip when the .fl is already cached).
 A workload keeps the image it started with: the caller stores :attr:`Lower.hash` and
 passes it back as ``pinned`` on every later call (repeat provision, restore after a
-reboot), which uses the cached .fl with no network at all, or fetches exactly that hash.
-When the hub cannot be reached, a URL resolved before is served from the cache.
+reboot), which uses the cached .fl with no network at all, or fetches exactly that hash
+while the hub still has it (never the name's newer push). When the hub cannot be
+reached, a URL resolved before is served from the cache.
 """
 
 from __future__ import annotations
