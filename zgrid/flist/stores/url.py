@@ -9,7 +9,6 @@ from zgrid.flist.errors import StoreUrlError
 from zgrid.flist.stores.base import BlockStore
 from zgrid.flist.stores.dir import DirStore
 from zgrid.flist.stores.http import HttpStore
-from zgrid.flist.stores.zdb import ZdbStore
 
 __all__ = ["open_store", "public_url"]
 
@@ -49,6 +48,10 @@ def open_store(url: str) -> BlockStore:
         if len(segments) > 1:
             raise StoreUrlError(f"bad store URL {url!r}: the path is one namespace name")
         password = unquote(parts.password) if parts.password is not None else None
+        # Loaded only for a zdb route: zgrid.zdb brings its server's web stack, which a
+        # mount process (started for every container image) should not pay for.
+        from zgrid.flist.stores.zdb import ZdbStore  # noqa: PLC0415
+
         return ZdbStore(
             host=parts.hostname,
             port=port or ZDB_DEFAULT_PORT,
