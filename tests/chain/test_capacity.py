@@ -142,10 +142,10 @@ def test_a_node_reports_no_more_than_its_contract_declared(shared_clients: Clien
     contract_id = _create(deployer, node_id, cru=2, mru=GIB)
 
     def report(**used: int) -> Any:
-        return node.submit(
-            "contracts.report_resources", {"contract_id": contract_id, "used": _resources(**used)}
-        )
+        return node.report_resources(contract_id, _resources(**used))
 
+    node.report_result(contract_id, 0, SEALED)
+    assert node.contract(contract_id)["result"]["version"] == 0
     report(cru=2, mru=GIB)
     assert node.node(node_id)["used"] == _resources(cru=2, mru=GIB)
     assert refused(RejectCode.INVALID_ARGS, lambda: report(mru=GIB + 1)) == (

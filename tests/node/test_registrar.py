@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -96,7 +97,10 @@ def test_a_first_start_registers_and_a_second_changes_nothing(
 
 
 def test_changed_capacity_updates_the_record_and_keeps_the_rest(
-    ledger: LedgerProcess, clients: ClientFactory, tmp_path: Path
+    ledger: LedgerProcess,
+    clients: ClientFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     farmer, farm_id = _farm(clients)
 
@@ -119,6 +123,17 @@ def test_changed_capacity_updates_the_record_and_keeps_the_rest(
             node = await chain.node(first.node_id)
             assert node["resources"] == {"cru": 4, "mru": 8 * GIB, "sru": 50 * GIB, "hru": GIB}
             assert node["location"]["country"] == "BE"
+
+            # Declaring less than the contracts already hold is recorded, and said.
+            deployer = clients(10)
+            deployer.create_twin()
+            deployer.create_node_contract(
+                first.node_id, "ab" * 32, "c2VhbGVk", capacity={"cru": 3, "mru": GIB}
+            )
+            with caplog.at_level(logging.WARNING, logger="zgrid.node.registrar"):
+                await ensure_registered(chain, farm_id=farm_id, resources=CAPACITY, join_token=None)
+            assert f"node {first.node_id} now declares less cru than its contracts" in caplog.text
+            assert (await chain.node(first.node_id))["free"]["cru"] == -1
             return first
 
     asyncio.run(scenario())
@@ -307,6 +322,25 @@ def test_uptime_is_reported_every_interval_of_ledger_time_through_an_outage(
                     await loop
 
     asyncio.run(scenario())
+
+
+def test_the_uptime_loop_outlives_a_refusal(
+    ledger: LedgerProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        # An account with no node: every report is refused, and the loop goes on.
+        async with _node_chain(ledger.url, tmp_path) as chain:
+            loop = asyncio.create_task(report_uptime(chain, interval=1, poll=0.2))
+            await asyncio.sleep(1.5)
+            assert not loop.done()
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+
+    with caplog.at_level(logging.ERROR, logger="zgrid.node.registrar"):
+        asyncio.run(scenario())
+    assert "uptime report refused by the ledger: account" in caplog.text
+    assert caplog.text.count("uptime report refused") >= 2
 
 
 async def _after(value: Any, than: int) -> bool:

@@ -276,6 +276,21 @@ class ChainClient:
     async def cancel_contract(self, contract_id: int) -> SubmitResult:
         return await self.submit("contracts.cancel", {"contract_id": contract_id})
 
+    async def report_result(
+        self, contract_id: int, version: int, sealed_results: str
+    ) -> SubmitResult:
+        """The node's results of ``version`` of a contract, sealed to its deployer (base64)."""
+        return await self.submit(
+            "contracts.report_result",
+            {"contract_id": contract_id, "version": version, "sealed_results": sealed_results},
+        )
+
+    async def report_resources(self, contract_id: int, used: dict[str, int]) -> SubmitResult:
+        """What a contract uses on the signer node now; at most what the contract declared."""
+        return await self.submit(
+            "contracts.report_resources", {"contract_id": contract_id, "used": used}
+        )
+
     # -- state ---------------------------------------------------------------------------------
 
     async def account(self, address: str) -> dict[str, Any]:

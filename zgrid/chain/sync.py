@@ -189,6 +189,12 @@ class SyncChainClient:
     def cancel_contract(self, contract_id: int) -> SubmitResult:
         return self._call(self._client.cancel_contract, contract_id)
 
+    def report_result(self, contract_id: int, version: int, sealed_results: str) -> SubmitResult:
+        return self._call(self._client.report_result, contract_id, version, sealed_results)
+
+    def report_resources(self, contract_id: int, used: dict[str, int]) -> SubmitResult:
+        return self._call(self._client.report_resources, contract_id, used)
+
     # -- state ---------------------------------------------------------------------------------
 
     def account(self, address: str) -> dict[str, Any]:
