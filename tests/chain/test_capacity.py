@@ -92,8 +92,8 @@ def test_an_update_may_grow_into_what_is_free_and_shrink(shared_clients: ClientF
         ),
     )
     assert message == (
-        f"node {node_id} has 3 GiB ({3 * GIB} bytes) of memory free, "
-        f"the contract reserves 3 GiB ({3 * GIB + MIB} bytes)"
+        f"node {node_id} has 3 GiB ({3 * GIB} bytes) of memory free counting the 2 GiB "
+        f"the contract holds, the contract reserves 3 GiB ({3 * GIB + MIB} bytes)"
     )
     assert deployer.contract(contract_id)["version"] == 0  # the refused update changed nothing
 
@@ -111,6 +111,24 @@ def test_an_update_may_grow_into_what_is_free_and_shrink(shared_clients: ClientF
     assert deployer.node(node_id)["reserved"] == _resources(mru=6 * GIB)
     assert deployer.node(node_id)["free"] == _resources(cru=4, mru=2 * GIB, sru=100 * GIB)
     assert deployer.contract(other)["capacity"] == _resources(mru=5 * GIB)
+
+
+def test_a_contract_may_shrink_on_a_node_that_shrank(shared_clients: ClientFactory) -> None:
+    _, farm_id, node, node_id = farm_with_node(shared_clients)
+    deployer = _deployer(shared_clients)
+    first = _create(deployer, node_id, cru=2)
+    _create(deployer, node_id, cru=2)
+    node.update_node(farm_id, _resources(cru=2, mru=8 * GIB, sru=100 * GIB))
+    assert deployer.node(node_id)["free"]["cru"] == -2
+    deployer.update_node_contract(first, "cd" * 32, SEALED, capacity=_resources(cru=1))
+    assert deployer.node(node_id)["reserved"]["cru"] == 3
+    assert refused(
+        RejectCode.CONFLICT,
+        lambda: deployer.update_node_contract(first, "ef" * 32, SEALED, capacity=_resources(cru=2)),
+    ) == (
+        f"node {node_id} has 0 cores free counting the 1 core the contract holds, "
+        "the contract reserves 2 cores"
+    )
 
 
 def test_cancel_frees_the_reservation(

@@ -97,15 +97,27 @@ def _amounts(name: str, first: int, second: int) -> tuple[str, str]:
 
 
 def _check_fits(node: Node, asked: Resources, held: Resources) -> None:
-    """Refuse ``asked`` unless it fits what is free on ``node`` plus what the contract ``held``."""
+    """Refuse ``asked`` unless it fits what is free on ``node`` plus what the contract ``held``.
+
+    Asking no more of a resource than the contract held always fits, also on a node that
+    now declares less than its contracts reserve.
+    """
     free = node.resources.minus(node.reserved.minus(held))
     for name in _RESOURCE_NAMES:
         want, have = getattr(asked, name), getattr(free, name)
-        if want > have:
+        if want > have and want > getattr(held, name):
             shown_free, shown_asked = _amounts(name, have, want)
+            holds = getattr(held, name)
+            counting = (
+                f" counting the {_cores(holds) if name == 'cru' else _bytes(holds)} "
+                "the contract holds"
+                if holds
+                else ""
+            )
             raise refuse(
                 RejectCode.CONFLICT,
-                f"node {node.id} has {shown_free} free, the contract reserves {shown_asked}",
+                f"node {node.id} has {shown_free} free{counting}, "
+                f"the contract reserves {shown_asked}",
             )
 
 
