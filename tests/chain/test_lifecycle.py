@@ -65,7 +65,11 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
 
     first = sign_deployment(deployment(deployer_twin, 0, 10), deployer_twin, deployer.identity)
     created = deployer.create_node_contract(
-        node_id, first.hash_hex(), sealed_for(node_identity.public_key, first), public_ips=2
+        node_id,
+        first.hash_hex(),
+        sealed_for(node_identity.public_key, first),
+        public_ips=2,
+        capacity={"sru": 10 * GIB},
     )
     contract_id = created["result"]["contract_id"]
     reserved = [ip["ip"] for ip in created["result"]["public_ips"]]
@@ -81,7 +85,10 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
 
     second = sign_deployment(deployment(deployer_twin, 1, 20), deployer_twin, deployer.identity)
     updated = deployer.update_node_contract(
-        contract_id, second.hash_hex(), sealed_for(node_identity.public_key, second)
+        contract_id,
+        second.hash_hex(),
+        sealed_for(node_identity.public_key, second),
+        capacity={"sru": 20 * GIB},
     )
     assert updated["result"]["version"] == 1
 
@@ -100,6 +107,7 @@ def test_contract_life_and_its_events(ledger: LedgerProcess, clients: ClientFact
     assert deployer.contract(contract_id)["state"] == "deleted"
     assert all(ip["contract_id"] == 0 for ip in farmer.farm(farm_id)["public_ips"])
     assert node.node(node_id)["used"]["sru"] == 0
+    assert node.node(node_id)["reserved"]["sru"] == 0
 
     def contract_done(seen: list[ChainEvent]) -> bool:
         return any(e.name == "ContractCanceled" for e in seen)

@@ -82,14 +82,17 @@ def _node_with_contracts(
     node.create_twin()
     node_id = node.register_node(
         farm_id,
-        {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0},
+        {"cru": U64_MAX, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0},
         join_token=join_token(farmer, farm_id),
     )
     deployer = clients(10)
     deployer.create_twin()
+    # The first contract reserves every core; the others reserve nothing.
     contracts = [
-        deployer.create_node_contract(node_id, HASH, SEALED)["result"]["contract_id"]
-        for _ in range(count)
+        deployer.create_node_contract(
+            node_id, HASH, SEALED, capacity={"cru": U64_MAX if not index else 0}
+        )["result"]["contract_id"]
+        for index in range(count)
     ]
     return node, node_id, contracts
 
@@ -123,7 +126,7 @@ def test_numbers_too_large_are_refused_and_blocks_keep_coming(
     )
     assert message == (
         "invalid args for contracts.report_resources: used.cru: "
-        f"node {node_id}'s contracts would use more than {U64_MAX} cru together"
+        f"1 core is more than the 0 cores contract {second} reserves"
     )
     assert node.node(node_id)["used"]["cru"] == U64_MAX
 

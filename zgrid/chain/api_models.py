@@ -68,7 +68,8 @@ BatchAnswer = Accepted | ErrorBody  # one per transaction of a batch, in order
 
 
 class FreeResources(_Answer):
-    """Resources less what contracts use (negative if a node reported less than is used)."""
+    """Resources less what contracts reserve (or use, where that is more); negative when
+    a node reported less capacity than its contracts already hold."""
 
     cru: int
     mru: int

@@ -215,6 +215,14 @@ class ChainClient:
         )
         return int(result["result"]["node_id"])
 
+    async def update_node(
+        self, farm_id: int, resources: dict[str, int], **fields: Any
+    ) -> SubmitResult:
+        """Replace the signer node's record (``join_token`` needed only to change farm)."""
+        return await self.submit(
+            "nodes.update", {"farm_id": farm_id, "resources": resources, **fields}
+        )
+
     async def report_uptime(self, uptime: int, timestamp: int) -> SubmitResult:
         return await self.submit("nodes.report_uptime", {"uptime": uptime, "timestamp": timestamp})
 
@@ -226,19 +234,22 @@ class ChainClient:
         public_ips: int = 0,
         *,
         approvers: list[int] | None = None,
+        capacity: dict[str, int] | None = None,
     ) -> SubmitResult:
         """``approvers``: the twins of the deployment's signature requirement, the only
-        ones the ledger lets approve it."""
-        return await self.submit(
-            "contracts.create_node_contract",
-            {
-                "node_id": node_id,
-                "deployment_hash": deployment_hash,
-                "sealed_deployment": sealed_deployment,
-                "public_ips": public_ips,
-                "approvers": approvers or [],
-            },
-        )
+        ones the ledger lets approve it. ``capacity``: what the contract reserves on the
+        node (``cru``, ``mru``, ``sru``, ``hru``; a key left out is 0); the ledger refuses
+        it unless it fits the node's free capacity."""
+        args: dict[str, Any] = {
+            "node_id": node_id,
+            "deployment_hash": deployment_hash,
+            "sealed_deployment": sealed_deployment,
+            "public_ips": public_ips,
+            "approvers": approvers or [],
+        }
+        if capacity is not None:
+            args["capacity"] = capacity
+        return await self.submit("contracts.create_node_contract", args)
 
     async def update_node_contract(
         self,
@@ -247,8 +258,10 @@ class ChainClient:
         sealed_deployment: str,
         *,
         approvers: list[int] | None = None,
+        capacity: dict[str, int] | None = None,
     ) -> SubmitResult:
-        """``approvers`` left out keeps the contract's list."""
+        """``approvers`` and ``capacity`` left out keep what the contract had; a new
+        capacity must fit what is free on the node plus what the contract held."""
         args: dict[str, Any] = {
             "contract_id": contract_id,
             "deployment_hash": deployment_hash,
@@ -256,10 +269,27 @@ class ChainClient:
         }
         if approvers is not None:
             args["approvers"] = approvers
+        if capacity is not None:
+            args["capacity"] = capacity
         return await self.submit("contracts.update_node_contract", args)
 
     async def cancel_contract(self, contract_id: int) -> SubmitResult:
         return await self.submit("contracts.cancel", {"contract_id": contract_id})
+
+    async def report_result(
+        self, contract_id: int, version: int, sealed_results: str
+    ) -> SubmitResult:
+        """The node's results of ``version`` of a contract, sealed to its deployer (base64)."""
+        return await self.submit(
+            "contracts.report_result",
+            {"contract_id": contract_id, "version": version, "sealed_results": sealed_results},
+        )
+
+    async def report_resources(self, contract_id: int, used: dict[str, int]) -> SubmitResult:
+        """What a contract uses on the signer node now; at most what the contract declared."""
+        return await self.submit(
+            "contracts.report_resources", {"contract_id": contract_id, "used": used}
+        )
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -29,8 +29,10 @@ def node_status(node: Node, now: int) -> str:
 def node_json(node: Node, state: LedgerState, now: int) -> dict[str, Any]:
     document = node.model_dump()
     document["status"] = node_status(node, now)
+    # Contracts reserve what they declared; what a node reports used stays within it,
+    # except on contracts from before capacity was declared, which reserve nothing.
     document["free"] = {
-        key: document["resources"][key] - document["used"][key]
+        key: document["resources"][key] - max(document["used"][key], document["reserved"][key])
         for key in ("cru", "mru", "sru", "hru")
     }
     farm = state.farms.get(node.farm_id)

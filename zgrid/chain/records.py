@@ -145,6 +145,10 @@ class Node(Record):
     twin_id: int
     resources: Resources
     used: Resources = Field(default_factory=Resources)
+    reserved: Resources = Field(
+        default_factory=Resources,
+        description="the capacity its live node contracts declared, together",
+    )
     location: Location = Field(default_factory=Location)
     public_config: PublicConfig | None = None
     interfaces: list[Interface] = Field(default_factory=list)
@@ -201,6 +205,10 @@ class Contract(Record):
     )
     approvals: list[Approval] = Field(default_factory=list)
     result: ResultReport | None = None
+    capacity: Resources = Field(
+        default_factory=Resources,
+        description="what the node contract reserves on its node, as its deployer declared",
+    )
     used: Resources = Field(default_factory=Resources)
     # name contracts
     name: str = ""

@@ -142,6 +142,9 @@ class SyncChainClient:
     def register_node(self, farm_id: int, resources: dict[str, int], **fields: Any) -> int:
         return self._call(self._client.register_node, farm_id, resources, **fields)
 
+    def update_node(self, farm_id: int, resources: dict[str, int], **fields: Any) -> SubmitResult:
+        return self._call(self._client.update_node, farm_id, resources, **fields)
+
     def report_uptime(self, uptime: int, timestamp: int) -> SubmitResult:
         return self._call(self._client.report_uptime, uptime, timestamp)
 
@@ -153,6 +156,7 @@ class SyncChainClient:
         public_ips: int = 0,
         *,
         approvers: list[int] | None = None,
+        capacity: dict[str, int] | None = None,
     ) -> SubmitResult:
         return self._call(
             self._client.create_node_contract,
@@ -161,6 +165,7 @@ class SyncChainClient:
             sealed_deployment,
             public_ips,
             approvers=approvers,
+            capacity=capacity,
         )
 
     def update_node_contract(
@@ -170,6 +175,7 @@ class SyncChainClient:
         sealed_deployment: str,
         *,
         approvers: list[int] | None = None,
+        capacity: dict[str, int] | None = None,
     ) -> SubmitResult:
         return self._call(
             self._client.update_node_contract,
@@ -177,10 +183,17 @@ class SyncChainClient:
             deployment_hash,
             sealed_deployment,
             approvers=approvers,
+            capacity=capacity,
         )
 
     def cancel_contract(self, contract_id: int) -> SubmitResult:
         return self._call(self._client.cancel_contract, contract_id)
+
+    def report_result(self, contract_id: int, version: int, sealed_results: str) -> SubmitResult:
+        return self._call(self._client.report_result, contract_id, version, sealed_results)
+
+    def report_resources(self, contract_id: int, used: dict[str, int]) -> SubmitResult:
+        return self._call(self._client.report_resources, contract_id, used)
 
     # -- state ---------------------------------------------------------------------------------
 

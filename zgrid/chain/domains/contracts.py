@@ -6,6 +6,12 @@ asks for, and records what the node reports back. Since it cannot read the
 deployment's signature requirement either, the contract names the twins of that
 requirement (``approvers``); only they may add approvals, and the node checks the list
 against the deployment it unseals.
+
+A node contract declares the capacity it reserves (``capacity``: cores, and bytes of
+memory, SSD and HDD). The node's record keeps the sum of what its live node contracts
+declared (``reserved``), changed by each create, update and end, never recounted; a
+contract that does not fit the node's ``resources − reserved`` is refused, and the
+node refuses a deployment asking for more than its contract declared.
 """
 
 from __future__ import annotations
@@ -64,10 +70,75 @@ def _unique(value: list[int] | None) -> list[int] | None:
 Approvers = list[Id]
 
 
+_RESOURCE_NAMES = {"cru": "cores", "mru": "memory", "sru": "SSD storage", "hru": "HDD storage"}
+_BYTE_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+
+
+def _bytes(value: int) -> str:
+    """Bytes as a person reads them: 1288490188 -> '1.2 GiB', 4294967296 -> '4 GiB'."""
+    for unit, size in _BYTE_UNITS:
+        if value >= size:
+            return f"{value / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{value} bytes"
+
+
+def _cores(count: int) -> str:
+    return f"{count} core{'' if count == 1 else 's'}"
+
+
+def _amounts(name: str, first: int, second: int) -> tuple[str, str]:
+    """Two amounts of resource ``name`` in human units ("3 cores", "1.2 GiB of memory")."""
+    if name == "cru":
+        return _cores(first), _cores(second)
+    shown = _bytes(first), _bytes(second)
+    if shown[0] == shown[1]:  # rounded alike: the exact numbers tell them apart
+        shown = f"{shown[0]} ({first} bytes)", f"{shown[1]} ({second} bytes)"
+    return f"{shown[0]} of {_RESOURCE_NAMES[name]}", shown[1]
+
+
+def _check_fits(node: Node, asked: Resources, held: Resources) -> None:
+    """Refuse ``asked`` unless it fits what is free on ``node`` plus what the contract ``held``.
+
+    Asking no more of a resource than the contract held always fits, also on a node that
+    now declares less than its contracts reserve.
+    """
+    free = node.resources.minus(node.reserved.minus(held))
+    for name in _RESOURCE_NAMES:
+        want, have = getattr(asked, name), getattr(free, name)
+        if want > have and want > getattr(held, name):
+            shown_free, shown_asked = _amounts(name, have, want)
+            holds = getattr(held, name)
+            counting = (
+                f" counting the {_cores(holds) if name == 'cru' else _bytes(holds)} "
+                "the contract holds"
+                if holds
+                else ""
+            )
+            raise refuse(
+                RejectCode.CONFLICT,
+                f"node {node.id} has {shown_free} free{counting}, "
+                f"the contract reserves {shown_asked}",
+            )
+
+
+def _reserve(ctx: CallContext, node: Node, asked: Resources, held: Resources) -> None:
+    """Make ``asked`` the contract's share of ``node.reserved`` in place of ``held``."""
+    if asked != held:
+        reserved = node.reserved.minus(held).plus(asked)
+        ctx.state.nodes.put(node.id, node.model_copy(update={"reserved": reserved}))
+
+
+CAPACITY_DESCRIPTION = (
+    "what the contract reserves on the node: cores (cru) and bytes of memory (mru), "
+    "SSD (sru) and HDD (hru); the ledger refuses it unless it fits the node's free capacity"
+)
+
+
 class CreateNodeArgs(Args):
     node_id: Id
     deployment_hash: str = Field(pattern=HASH)
     sealed_deployment: str
+    capacity: Resources = Field(default_factory=Resources, description=CAPACITY_DESCRIPTION)
     public_ips: int = Field(default=0, ge=0, le=16)
     approvers: Approvers = Field(
         default_factory=list,
@@ -166,6 +237,7 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
         raise refuse(RejectCode.FORBIDDEN, f"node {node.id} is rented by twin {node.rented_by}")
     if node.power == "down":
         raise refuse(RejectCode.CONFLICT, f"node {node.id} is powered down")
+    _check_fits(node, args.capacity, Resources())
     farm = ctx.state.farms.get(node.farm_id)
     assert farm is not None  # a node's farm is never removed
     policy = ctx.genesis.price_policy(farm.pricing_policy_id)
@@ -178,6 +250,7 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
         "a node contract",
     )
     contract_id = ctx.state.next_id("contract")
+    _reserve(ctx, node, args.capacity, Resources())
     ips = _reserve_ips(ctx, node, args.public_ips, contract_id)
     _store_new_contract(
         ctx,
@@ -189,6 +262,7 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
         sealed_deployment=args.sealed_deployment,
         public_ips=ips,
         approvers=args.approvers,
+        capacity=args.capacity,
     )
     ctx.emit(
         "ContractCreated",
@@ -199,6 +273,7 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
         deployment_hash=args.deployment_hash,
         version=0,
         public_ips=[ip.model_dump() for ip in ips],
+        capacity=args.capacity.model_dump(),
     )
     return {"contract_id": contract_id, "public_ips": [ip.model_dump() for ip in ips]}
 
@@ -229,6 +304,10 @@ class UpdateNodeArgs(Args):
         max_length=MAX_APPROVERS,
         description="the new deployment's signers; left out, they stay as they were",
     )
+    capacity: Resources | None = Field(
+        default=None,
+        description="what the new deployment reserves; left out, the contract keeps what it had",
+    )
 
     _check_sealed = field_validator("sealed_deployment")(_sealed)
     _check_approvers = field_validator("approvers")(_unique)
@@ -243,9 +322,17 @@ def update_node_contract(ctx: CallContext, args: UpdateNodeArgs) -> dict[str, An
         )
     if args.approvers is not None:
         _check_twins(ctx, args.approvers)
+    capacity = contract.capacity if args.capacity is None else args.capacity
+    if capacity != contract.capacity:
+        node = _node(ctx, contract.node_id)
+        # What the node reports used may stay above a smaller capacity until it has
+        # applied the new deployment and reports again.
+        _check_fits(node, capacity, contract.capacity)
+        _reserve(ctx, node, capacity, contract.capacity)
     version = contract.version + 1
     updated = contract.model_copy(
         update={
+            "capacity": capacity,
             "deployment_hash": args.deployment_hash,
             "sealed_deployment": args.sealed_deployment,
             "version": version,
@@ -262,6 +349,7 @@ def update_node_contract(ctx: CallContext, args: UpdateNodeArgs) -> dict[str, An
         node_id=contract.node_id,
         deployment_hash=args.deployment_hash,
         version=version,
+        capacity=capacity.model_dump(),
     )
     return {"contract_id": contract.id, "version": version}
 
@@ -334,7 +422,8 @@ def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
 
 
 def end_contract(ctx: CallContext, contract: Contract, reason: str) -> None:
-    """Delete ``contract``: free what it holds on its node (rent, IPs, used capacity) or its name."""
+    """Delete ``contract``: free what it holds on its node (rent, IPs, reserved and used
+    capacity) or its name."""
     if contract.type == "rent":
         node = ctx.state.nodes.get(contract.node_id)
         if node is not None:
@@ -348,7 +437,13 @@ def end_contract(ctx: CallContext, contract: Contract, reason: str) -> None:
         node = ctx.state.nodes.get(contract.node_id)
         if node is not None:
             ctx.state.nodes.put(
-                node.id, node.model_copy(update={"used": node.used.minus(contract.used)})
+                node.id,
+                node.model_copy(
+                    update={
+                        "used": node.used.minus(contract.used),
+                        "reserved": node.reserved.minus(contract.capacity),
+                    }
+                ),
             )
     ctx.state.contracts.put(
         contract.id,
@@ -469,6 +564,14 @@ class ReportResourcesArgs(Args):
 
 def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, Any]:
     node, contract = _node_contract_of_signer(ctx, args.contract_id)
+    for name in _RESOURCE_NAMES:
+        used, declared = getattr(args.used, name), getattr(contract.capacity, name)
+        if used > declared:
+            shown_used, shown_declared = _amounts(name, used, declared)
+            raise ctx.invalid(
+                f"used.{name}",
+                f"{shown_used} is more than the {shown_declared} contract {contract.id} reserves",
+            )
     others = node.used.minus(contract.used)
     overflowing = others.overflow(args.used)
     if overflowing is not None:
