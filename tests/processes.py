@@ -75,6 +75,7 @@ class ServerProcess:
             if self.answers():
                 return
             time.sleep(0.05)
+        self.stop()  # never leave a server running that the caller does not know it started
         raise RuntimeError(f"{self.name} did not answer within {timeout} s: {self.log.read_text()}")
 
     def stop(self) -> int:

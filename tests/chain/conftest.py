@@ -30,13 +30,19 @@ class LedgerProcess(ServerProcess):
     name = "ledger"
 
     def __init__(
-        self, data: Path, block_time: float = BLOCK_TIME, extra: tuple[str, ...] = ()
+        self,
+        data: Path,
+        block_time: float = BLOCK_TIME,
+        extra: tuple[str, ...] = (),
+        *,
+        host: str = "127.0.0.1",
     ) -> None:
         self.data = data
         self.block_time = block_time
         self.extra = extra
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         super().__init__(data.parent / f"ledger-{self.port}.log")
 
     def argv(self) -> list[str]:
@@ -47,7 +53,7 @@ class LedgerProcess(ServerProcess):
             "--data",
             str(self.data),
             "--listen",
-            f"127.0.0.1:{self.port}",
+            f"{self.host}:{self.port}",
             "--block-time",
             str(self.block_time),
             *self.extra,

@@ -28,13 +28,15 @@ class HubProcess(ServerProcess):
         *,
         blocks: str | None = None,
         extra: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         self.data = data
         self.ledger_url = ledger_url
         self.blocks = blocks
         self.extra = extra
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         super().__init__(data.parent / f"hub-{self.port}.log")
 
     def argv(self) -> list[str]:
@@ -45,7 +47,7 @@ class HubProcess(ServerProcess):
             "--data",
             str(self.data),
             "--listen",
-            f"127.0.0.1:{self.port}",
+            f"{self.host}:{self.port}",
             "--ledger",
             self.ledger_url,
             "--public-url",

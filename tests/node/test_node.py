@@ -1,0 +1,308 @@
+"""The node daemon end to end: real ledger, hub, node processes in their own hosts, runc
+containers from a busybox flist, disks, Zero-DB namespaces and the planetary network."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root, require_tool
+from tests.node.deployer import Twin, create, deployment_of, results, wait_result
+from tests.node.grid import Grid, NodeDaemon, running_grid, traces
+from tests.node.hosts import HostNetwork
+from zgrid.node.logs import follow_logs
+from zgrid.node.sealing import ResultReport
+from zgrid.types import (
+    MIB,
+    ZDB,
+    ComputeCapacity,
+    MachineNetwork,
+    Mount,
+    Workload,
+    ZMachine,
+    ZMount,
+    make_workload,
+)
+from zgrid.zdb import ClientError, ZdbClient
+
+PAGE = "hello from zgrid"
+
+
+@pytest.fixture(scope="module")
+def grid(host_network: HostNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    require_root()
+    for tool in ("runc", "yggdrasil", "mkfs.ext4", "losetup", "busybox"):
+        require_tool(tool)
+    with running_grid(host_network, tmp_path_factory.mktemp("grid")) as grid:
+        yield grid
+
+
+@pytest.fixture(scope="module")
+def node(grid: Grid) -> NodeDaemon:
+    return grid.add_node("node1")
+
+
+def _machine(
+    grid: Grid,
+    name: str,
+    script: str,
+    *,
+    memory: int = 256 * MIB,
+    mounts: list[Mount] | None = None,
+) -> Workload:
+    return make_workload(
+        name,
+        ZMachine(
+            flist=grid.busybox_url,
+            compute_capacity=ComputeCapacity(cpu=1, memory=memory),
+            mounts=mounts or [],
+            entrypoint=f"/bin/sh -c {script!r}",
+            network=MachineNetwork(planetary=True),
+        ),
+    )
+
+
+def _run(coroutine: object) -> object:
+    return asyncio.run(asyncio.wait_for(coroutine, 180))  # type: ignore[arg-type]
+
+
+async def _logs_until(report: ResultReport, name: str, needle: str, timeout: float = 30) -> str:
+    access = report.workload(name).result.data["logs"]  # type: ignore[union-attr]
+    seen = b""
+
+    async def read() -> None:
+        nonlocal seen
+        async for chunk in follow_logs(
+            access["ips"][0], access["port"], access["namespace"], access["password"]
+        ):
+            seen += chunk
+            if needle.encode() in seen:
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(read(), timeout)
+    return seen.decode(errors="replace")
+
+
+def _http_from_client(grid: Grid, address: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = grid.client.http_get(f"http://[{address}]/", timeout=3)
+        if done.returncode == 0:
+            return done.stdout
+        last = done.stderr
+        time.sleep(0.3)
+    raise AssertionError(f"no HTTP answer from [{address}] within {timeout} s: {last}")
+
+
+WEB = (
+    "mkdir -p /www && echo " + PAGE + " > /www/index.html; "
+    "busybox dd if=/dev/zero of=/data/big bs=1M count=150 2>&1; echo dd-exit=$?; "
+    'echo pids: $(ls /proc | busybox grep -c "^[0-9]"); echo init: $(cat /proc/1/cmdline); '
+    "(busybox dd if=/dev/zero of=/dev/null bs=400M count=1; echo hog-exit=$?) & "
+    "exec busybox httpd -f -p [::]:80 -h /www"
+)
+
+
+def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
+    grid: Grid, node: NodeDaemon
+) -> None:
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        deployment = deployment_of(
+            alice.twin_id,
+            [
+                make_workload("data", ZMount(size=100 * MIB)),
+                make_workload(
+                    "db", ZDB(size=64 * MIB, mode="user", password="s3cret", public=False)
+                ),
+                _machine(grid, "web", WEB, mounts=[Mount(name="data", mountpoint="/data")]),
+            ],
+        )
+        contract = await create(alice, node.node_id, deployment)
+        report = await wait_result(alice, contract, where=f"; node log: {node.log}")
+        assert report.state == "ok", report
+        web = report.workload("web")
+        assert web is not None
+        address = web.result.data["planetary_ip"]
+        assert PAGE in _http_from_client(grid, address)
+
+        output = await _logs_until(report, "web", "hog-exit")
+        assert "dd-exit=1" in output and "No space left on device" in output
+        # Its own processes only: init (httpd), the memory hog's shell and the hog.
+        pids = int(output.split("pids:")[1].split()[0])
+        assert pids <= 4, output
+        assert "init: /bin/sh" in output
+
+        db = report.workload("db")
+        assert db is not None
+        namespace, port = db.result.data["namespace"], db.result.data["port"]
+        zdb = await ZdbClient.connect(node.host.address, port)
+        try:
+            with pytest.raises(ClientError):
+                await zdb.execute("SELECT", namespace)
+            assert await zdb.execute("SELECT", namespace, "s3cret") == b"OK"
+            await zdb.execute("SET", "k", "v")
+            assert await zdb.execute("GET", "k") == b"v"
+        finally:
+            await zdb.close()
+
+        # The memory hog is killed by the OOM killer and the node says so.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            current = await results(alice, contract)
+            machine = current.workload("web") if current else None
+            if machine and machine.result.data.get("oom_kills"):
+                assert "OOM killer" in machine.result.message
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise AssertionError(f"no OOM kill reported: {current}")
+        await alice.chain.close()
+
+    _run(scenario())
+
+
+def test_an_exiting_container_shows_its_code_and_output_to_its_deployer_only(
+    grid: Grid, node: NodeDaemon
+) -> None:
+    async def scenario() -> None:
+        alice, eve = await grid.deployer(), await grid.deployer()
+        contract = await create(
+            alice,
+            node.node_id,
+            deployment_of(alice.twin_id, [_machine(grid, "boom", "echo boom; exit 3")]),
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            report = await results(alice, contract)
+            machine = report.workload("boom") if report else None
+            if machine is not None and machine.result.data.get("exit_code") == 3:
+                break
+            assert time.monotonic() < deadline, report
+            await asyncio.sleep(0.2)
+        assert machine.result.state == "error"
+        assert (
+            "boom" in machine.result.data["output_tail"]
+            and "exited with code 3" in machine.result.message
+        )
+        assert report is not None
+        assert "boom" in await _logs_until(report, "boom", "boom")
+        # Eve can read the contract but not its sealed results, and guessing the password fails.
+        with pytest.raises(Exception):  # noqa: B017 - any failure to open is right
+            await results(eve, contract)
+        access = machine.result.data["logs"]
+        zdb = await ZdbClient.connect(access["ips"][0], access["port"])
+        try:
+            with pytest.raises(ClientError):
+                await zdb.execute("SELECT", access["namespace"], "not-the-password")
+        finally:
+            await zdb.close()
+        for twin in (alice, eve):
+            await twin.chain.close()
+
+    _run(scenario())
+
+
+@pytest.fixture(scope="module")
+def crash_node(grid: Grid) -> NodeDaemon:
+    return grid.add_node("node2")
+
+
+def _web_deployment(grid: Grid, twin: Twin) -> object:
+    script = (
+        "mkdir -p /www && echo "
+        + PAGE
+        + " > /www/index.html; exec busybox httpd -f -p [::]:80 -h /www"
+    )
+    return deployment_of(
+        twin.twin_id,
+        [
+            make_workload("data", ZMount(size=64 * MIB)),
+            _machine(grid, "web", script, mounts=[Mount(name="data", mountpoint="/data")]),
+        ],
+    )
+
+
+def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
+    grid: Grid, crash_node: NodeDaemon
+) -> None:
+    node = crash_node
+    before = traces(node)
+
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        contract = await create(alice, node.node_id, _web_deployment(grid, alice))  # type: ignore[arg-type]
+        # Killed while it provisions: as soon as its state names the contract.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and f'"id": {contract},' not in _state_text(node.data):
+            await asyncio.sleep(0.02)
+        node.kill9()
+        node.start()
+        report = await wait_result(alice, contract, where=f"; node log: {node.log}")
+        assert report.state == "ok", report
+        address = report.workload("web").result.data["planetary_ip"]  # type: ignore[union-attr]
+        assert PAGE in _http_from_client(grid, address)
+        running = traces(node)
+        assert running.containers == before.containers + 1
+        assert running.loop_devices == before.loop_devices + 2  # its disk and its root volume
+
+        # Stopped, its container and mounts removed by hand: they come back.
+        node.stop()
+        _remove_by_hand(node)
+        node.start()
+        assert PAGE in _http_from_client(grid, address, timeout=60)
+        assert traces(node) == running
+
+        # A reboot: every process and mount of the node gone, its data kept.
+        from tests.node.grid import kill_node_processes, unmount_under  # noqa: PLC0415
+
+        node.stop()
+        kill_node_processes(node)
+        unmount_under(node.data)
+        node.start()
+        assert PAGE in _http_from_client(grid, address, timeout=90)
+        assert traces(node).containers == running.containers
+
+        await alice.chain.cancel_contract(contract)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and traces(node) != before:
+            await asyncio.sleep(0.3)
+        assert traces(node) == before
+        await alice.chain.close()
+
+    _run(scenario())
+
+
+def _state_text(data: Path) -> str:
+    import sqlite3  # noqa: PLC0415
+
+    path = data / "state.db"
+    if not path.exists():
+        return ""
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(path, timeout=1)) as db,
+    ):
+        return " ".join(row[0] for row in db.execute("SELECT record FROM contracts"))
+    return ""
+
+
+def _remove_by_hand(node: NodeDaemon) -> None:
+    import subprocess  # noqa: PLC0415
+
+    root = str(node.data / "runtime" / "runc")
+    listed = subprocess.run(
+        ["runc", "--root", root, "list", "-q"], capture_output=True, text=True, check=False
+    )
+    for container in listed.stdout.split():
+        subprocess.run(["runc", "--root", root, "delete", "--force", container], check=False)
+    from tests.node.grid import unmount_under  # noqa: PLC0415
+
+    unmount_under(node.data / "machines")

@@ -1,0 +1,184 @@
+"""`zgrid node run`: the node daemon put together from its parts, and its start-up order.
+
+On start: the node key, the capacity, the registration on the ledger; then the node's
+own services (Zero-DB, yggdrasil), the runtime's recovery of what ran before a crash,
+and the engine following the ledger. The node opens no port of its own: its Zero-DB
+server is a workload service the deployments use (namespaces, the log channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zgrid.chain import ChainClient
+from zgrid.node.capacity import node_capacity
+from zgrid.node.disks import DiskPool
+from zgrid.node.dispatch import build_primitives
+from zgrid.node.engine import Engine
+from zgrid.node.flists import FlistManager
+from zgrid.node.keys import identity_dir, load_or_create_node_identity
+from zgrid.node.logs import LogChannel
+from zgrid.node.naming import unique_name
+from zgrid.node.net.planetary import PlanetaryNetwork
+from zgrid.node.net.yggdrasil import Yggdrasil
+from zgrid.node.primitives.zmachine import ZMachinePrimitive
+from zgrid.node.registrar import ensure_registered, report_uptime
+from zgrid.node.runtime import RuncRuntime
+from zgrid.node.state import LocalState
+from zgrid.node.system import run_command
+from zgrid.node.zdbserver import ZdbServer
+
+__all__ = ["NodeConfig", "node_scope", "run_node"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    farm_id: int
+    ledger_url: str
+    data_dir: Path
+    hub_url: str | None = None
+    capacity: str | None = None  # the --capacity override; None: measured
+    join_token: str | None = None
+    zdb_port: int = 9900
+    yggdrasil_listen: tuple[str, ...] = ()
+    yggdrasil_peers: tuple[str, ...] = ()
+    reconcile_interval: float = 60.0
+    uptime_interval: float = 2400.0
+    location: Mapping[str, str] = field(default_factory=dict)
+
+
+def node_scope(data_dir: Path) -> str:
+    """A string unique to this node on the machine: names of its kernel objects derive from it."""
+    return unique_name("n", str(data_dir.resolve()), length=12)
+
+
+async def node_addresses() -> list[str]:
+    """The addresses others can reach this node on (global IPv4/IPv6 of its netns)."""
+    output = await run_command(["ip", "-j", "address", "show"])
+    found: list[str] = []
+    for link in json.loads(output or "[]"):
+        for info in link.get("addr_info", []):
+            try:
+                address = ipaddress.ip_address(info.get("local", ""))
+            except ValueError:
+                continue
+            if address.is_loopback or address.is_link_local:
+                continue
+            found.append(str(address))
+    return found
+
+
+async def run_node(
+    config: NodeConfig, *, ready: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Run the node until cancelled; ``ready`` is called once it follows the ledger."""
+    data = config.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create_node_identity(data)
+    scope = node_scope(data)
+    capacity = node_capacity(data, config.capacity)
+    async with ChainClient(config.ledger_url, identity=identity) as chain:
+        registration = await ensure_registered(
+            chain,
+            farm_id=config.farm_id,
+            resources=capacity,
+            join_token=config.join_token,
+            identity_dir=identity_dir(data),
+        )
+        state = LocalState(data / "state.db")
+        zdb = ZdbServer(data / "zdb", port=config.zdb_port)
+        await zdb.ensure_running()
+        yggdrasil = Yggdrasil(
+            data / "yggdrasil",
+            scope=scope,
+            listen=list(config.yggdrasil_listen),
+            peers=list(config.yggdrasil_peers),
+        )
+        await yggdrasil.ensure_running()
+        runtime = RuncRuntime(data / "runtime", scope=scope)
+        await runtime.recover()
+        addresses: list[str] = await node_addresses()
+        logs = LogChannel(zdb, data / "logs")
+        engine_box: list[Engine] = []
+
+        async def changed(
+            workload_id: str, state_: str, message: str, info: Mapping[str, Any]
+        ) -> None:
+            if engine_box:
+                await engine_box[0].workload_changed(workload_id, state_, message, info)
+
+        machines = ZMachinePrimitive(
+            data / "machines",
+            disks=DiskPool(data / "disks", scope=scope),
+            flists=FlistManager(data / "flists", scope=scope),
+            network=PlanetaryNetwork(yggdrasil, data / "planetary", scope=scope),
+            runtime=runtime,
+            logs=logs,
+            addresses=lambda: list(addresses),
+            on_change=changed,
+            hub_url=config.hub_url,
+        )
+        primitives = build_primitives(machines=machines, zdb=zdb, addresses=lambda: list(addresses))
+        engine = Engine(
+            chain=chain,
+            identity=identity,
+            state=state,
+            primitives=primitives,
+            node_id=registration.node_id,
+            capacity=capacity,
+            reconcile_interval=config.reconcile_interval,
+        )
+        engine_box.append(engine)
+        info = {
+            "node_id": registration.node_id,
+            "twin_id": registration.twin_id,
+            "address": identity.address,
+            "yggdrasil": yggdrasil.address,
+            "subnet": yggdrasil.subnet,
+            "capacity": capacity.to_dict(),
+        }
+        log.info(
+            "node %s (twin %s) follows %s",
+            registration.node_id,
+            registration.twin_id,
+            config.ledger_url,
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(engine.run())
+                group.create_task(machines.watch())
+                group.create_task(report_uptime(chain, interval=config.uptime_interval))
+                group.create_task(_supervise(zdb, yggdrasil))
+                if ready is not None:
+                    group.create_task(_when_idle(engine, lambda: ready(info)))
+        finally:
+            with contextlib.suppress(Exception):
+                await logs.aclose()
+            state.close()
+
+
+async def _when_idle(engine: Engine, then: Callable[[], None]) -> None:
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    then()
+
+
+async def _supervise(zdb: ZdbServer, yggdrasil: Yggdrasil, interval: float = 5.0) -> None:
+    """The node's own services are started again if they die."""
+    while True:
+        await asyncio.sleep(interval)
+        for service in (zdb, yggdrasil):
+            try:
+                await service.ensure_running()
+            except Exception as exc:
+                log.warning("cannot restart %s: %s", type(service).__name__, exc)

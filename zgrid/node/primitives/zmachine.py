@@ -1,0 +1,350 @@
+"""The zmachine primitive in container mode: an flist root under runc, with disks, the
+planetary network and its output on the log channel.
+
+The flist is mounted once per image (read-only, shared) and overlaid with a writable
+upper on the machine's own root volume; the container runs with its own pid, mount,
+uts, ipc, net and cgroup namespaces and the cpu and memory the workload asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from zgrid.node.checks import human_bytes
+from zgrid.node.disks import DiskPool
+from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
+from zgrid.node.flists import FlistManager
+from zgrid.node.logs import LogChannel
+from zgrid.node.net.planetary import PlanetaryNetwork
+from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
+from zgrid.node.rootfs import is_mount_point, lower_is_dead, mount_overlay, unmount
+from zgrid.node.runtime.base import BindMount, ContainerSpec, ContainerStatus, Runtime
+from zgrid.types import ZMachine, min_root_size
+
+__all__ = ["MachineChange", "ZMachinePrimitive"]
+
+log = logging.getLogger(__name__)
+
+MachineChange = Callable[[str, str, str, Mapping[str, Any]], Awaitable[None]]
+"""Called as ``(workload_id, state, message, data)`` when a machine changes by itself."""
+
+_STABLE_AFTER = 60.0  # seconds a restarted machine must run before it is ok again
+_WATCH_INTERVAL = 1.0
+_TAIL = 2048
+
+
+def root_disk_id(ref: WorkloadRef) -> str:
+    """The machine's own root volume; '.' never appears in a workload name."""
+    return f"{ref.id}.root"
+
+
+class ZMachinePrimitive:
+    """Containers from flists; also watches them and reports exits and OOM kills."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        disks: DiskPool,
+        flists: FlistManager,
+        network: PlanetaryNetwork,
+        runtime: Runtime,
+        logs: LogChannel,
+        addresses: Callable[[], list[str]],
+        on_change: MachineChange | None = None,
+        hub_url: str | None = None,
+    ) -> None:
+        self._root = root
+        self._disks = disks
+        self._flists = flists
+        self._network = network
+        self._runtime = runtime
+        self._logs = logs
+        self._addresses = addresses
+        self._on_change = on_change
+        self._hub_url = hub_url.rstrip("/") if hub_url else None
+        self._seen: dict[str, tuple[int, int]] = {}  # workload id -> (exits, oom kills) reported
+        self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
+
+    @property
+    def disks(self) -> DiskPool:
+        return self._disks
+
+    def _dir(self, ref: WorkloadRef) -> Path:
+        return self._root / ref.id
+
+    # -- the Primitive interface ---------------------------------------------------------------
+
+    async def provision(self, item: Provisioning) -> ResultData:
+        machine = item.workload.data
+        assert isinstance(machine, ZMachine)
+        ref = item.ref
+        if machine.mode != "container":
+            raise ProvisionError(
+                "this node runs zmachines in container mode only (vm mode is not available yet)"
+            )
+        if machine.network.interfaces:
+            raise ProvisionError(
+                "private networks are not available on this node yet; use planetary: true"
+            )
+        if machine.network.public_ip:
+            raise ProvisionError("public IPs are not available on this node yet")
+        lower = await self._flists.lower(self._flist_url(machine.flist), pinned=self._pinned(ref))
+        cpu, memory = machine.compute_capacity.cpu, machine.compute_capacity.memory
+        volume = await self._disks.create(
+            root_disk_id(ref), max(machine.size, min_root_size(cpu, memory)), kind="rootfs"
+        )
+        rootfs = self._dir(ref) / "rootfs"
+        rootfs.mkdir(parents=True, exist_ok=True)
+        (self._dir(ref) / "flist").write_text(lower.hash)  # keeps the shared image mounted
+        if not is_mount_point(rootfs) or await lower_is_dead(rootfs):
+            # A root taken away (by hand, or its image mount died): the container still
+            # runs on the old one, so it starts again on a fresh overlay.
+            if (await self._runtime.status(ref.id)).state != "absent":
+                await self._runtime.stop(ref.id)
+            await unmount(rootfs)
+        await mount_overlay(lower.path, volume, rootfs)
+        mounts = self._mounts(item, machine)
+        env = dict(lower.config.env)
+        env.update(machine.env)
+        ssh_key = env.get("SSH_KEY", "")
+        if ssh_key:
+            _authorize(rootfs, ssh_key)
+        args = _arguments(machine.entrypoint, lower.config.entrypoint, lower.config.cmd)
+        attachment = await self._network.attach(
+            ref, contract_key=str(ref.contract_id), planetary=machine.network.planetary
+        )
+        output = self._dir(ref) / "output.log"
+        access = await self._logs.open(ref.id, output)
+        spec = ContainerSpec(
+            id=ref.id,
+            rootfs=rootfs,
+            args=tuple(args),
+            env=tuple(sorted(env.items())),
+            cwd=lower.config.workdir or "/",
+            hostname=ref.name.replace("_", "-")[:63],
+            cpu=cpu,
+            memory=memory,
+            mounts=tuple(mounts),
+            netns=attachment.netns_path,
+            log_path=output,
+        )
+        try:
+            status = await self._runtime.start(spec)
+        except RuntimeFailure as exc:
+            raise ProvisionError(f"the container cannot start: {exc}") from exc
+        self._seen[ref.id] = (len(status.exits), status.oom_kills)
+        return {
+            "planetary_ip": attachment.ipv6 or "",
+            "flist_hash": lower.hash,
+            "logs": {
+                "ips": self._addresses(),
+                "port": access.port,
+                "namespace": access.namespace,
+                "password": access.password,
+            },
+            "exit_code": None,
+            "restarts": status.restarts,
+        }
+
+    def _pinned(self, ref: WorkloadRef) -> str | None:
+        """The image a machine first got: it keeps it across restarts and repairs."""
+        try:
+            return (self._dir(ref) / "flist").read_text().strip() or None
+        except OSError:
+            return None
+
+    def _flist_url(self, flist: str) -> str:
+        """A URL as given; ``<twin>/<name>`` is the node's hub's published flist."""
+        if flist.startswith(("http://", "https://")):
+            return flist
+        if self._hub_url is None:
+            raise ProvisionError(
+                f"flist {flist!r} is not a URL and this node has no hub to look names up on"
+            )
+        return f"{self._hub_url}/flists/{flist.lstrip('/')}"
+
+    def _mounts(self, item: Provisioning, machine: ZMachine) -> list[BindMount]:
+        mounts = []
+        for mount in machine.mounts:
+            disk = WorkloadRef(item.ref.twin_id, item.ref.contract_id, mount.name)
+            if not self._disks.is_mounted(disk.id):
+                raise ProvisionError(f"disk {mount.name!r} is not ready (see its own result)")
+            mounts.append(BindMount(self._disks.path(disk.id), mount.mountpoint))
+        return mounts
+
+    async def deprovision(self, ref: WorkloadRef) -> None:
+        await self._runtime.stop(ref.id)
+        await self._logs.close(ref.id)
+        await self._network.detach(ref)
+        rootfs = self._dir(ref) / "rootfs"
+        await unmount(rootfs)
+        await self._disks.remove(root_disk_id(ref))
+        with contextlib.suppress(OSError):
+            for path in sorted(self._dir(ref).rglob("*"), key=lambda p: -len(p.parts)):
+                path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+            self._dir(ref).rmdir()
+        self._seen.pop(ref.id, None)
+        self._unstable.pop(ref.id, None)
+        await self.sweep_flists()
+
+    async def sweep_flists(self) -> None:
+        """Unmount the images no machine of this node uses any more."""
+        await self._flists.sweep(self._lowers_in_use())
+
+    def _lowers_in_use(self) -> set[str]:
+        hashes: set[str] = set()
+        for marker in self._root.glob("*/flist"):
+            with contextlib.suppress(OSError):
+                hashes.add(marker.read_text().strip())
+        return hashes
+
+    async def inspect(self, ref: WorkloadRef) -> Observed:
+        status = await self._runtime.status(ref.id)
+        if status.state == "absent":
+            return Observed(exists=False, detail="its container is not there")
+        if status.state == "stopped":
+            return Observed(exists=True, healthy=False, detail="its container is stopped")
+        rootfs = self._dir(ref) / "rootfs"
+        if not is_mount_point(rootfs):
+            return Observed(exists=True, healthy=False, detail="its root filesystem is not mounted")
+        if await lower_is_dead(rootfs):
+            return Observed(exists=True, healthy=False, detail="its image mount died")
+        if not await self._network.inspect(ref):
+            return Observed(exists=True, healthy=False, detail="its network is not as it should be")
+        return Observed(exists=True)
+
+    async def present(self) -> set[str]:
+        found = set(await self._runtime.containers())
+        found |= await self._network.present()
+        if self._root.is_dir():
+            found |= {path.name for path in self._root.iterdir() if path.is_dir()}
+        return found
+
+    async def pause(self, ref: WorkloadRef) -> None:
+        await self._runtime.pause(ref.id)
+
+    async def resume(self, ref: WorkloadRef) -> None:
+        await self._runtime.resume(ref.id)
+
+    # -- watching ------------------------------------------------------------------------------
+
+    async def watch(self, interval: float = _WATCH_INTERVAL) -> None:
+        """Report each exit and OOM kill of every machine, forever."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ids = await self._runtime.containers()
+            except NodeError as exc:
+                log.warning("cannot list containers: %s", exc)
+                continue
+            for container_id in ids:
+                try:
+                    await self._check(container_id, await self._runtime.status(container_id))
+                except NodeError as exc:
+                    log.warning("cannot inspect %s: %s", container_id, exc)
+
+    async def _check(self, workload_id: str, status: ContainerStatus) -> None:
+        if self._on_change is None:
+            return
+        exits, ooms = self._seen.get(workload_id, (len(status.exits), status.oom_kills))
+        self._seen[workload_id] = (len(status.exits), status.oom_kills)
+        memory = status.spec.memory if status.spec is not None else 0
+        if len(status.exits) > exits and status.exits:
+            last = status.exits[-1]
+            self._unstable[workload_id] = time.time()
+            why = "killed by the OOM killer" if last.oom_killed else f"exited with code {last.code}"
+            restart = f"; restarted {status.restarts} time(s)" if status.restarts else ""
+            tail = last.output_tail[-_TAIL:]
+            await self._on_change(
+                workload_id,
+                "error",
+                f"the container {why}{restart}; last output: {tail[-300:].strip()!r}",
+                {"exit_code": last.code, "output_tail": tail, "restarts": status.restarts},
+            )
+        elif status.oom_kills > ooms:
+            await self._on_change(
+                workload_id,
+                "ok",
+                f"the OOM killer killed {status.oom_kills} process(es) of the container "
+                f"(memory limit {human_bytes(memory)})",
+                {"oom_kills": status.oom_kills},
+            )
+        elif (
+            workload_id in self._unstable
+            and status.state == "running"
+            and time.time() - self._unstable[workload_id] > _STABLE_AFTER
+        ):
+            del self._unstable[workload_id]
+            await self._on_change(
+                workload_id,
+                "ok",
+                f"running again after {status.restarts} restart(s)",
+                {"restarts": status.restarts},
+            )
+
+
+def _arguments(
+    entrypoint: str, image_entrypoint: tuple[str, ...], image_cmd: tuple[str, ...]
+) -> list[str]:
+    if entrypoint:
+        try:
+            args = shlex.split(entrypoint)
+        except ValueError as exc:
+            raise ProvisionError(
+                f"the entrypoint {entrypoint!r} cannot be split into words: {exc}"
+            ) from exc
+        if args:
+            return args
+    args = [*image_entrypoint, *image_cmd]
+    if not args:
+        raise ProvisionError("the workload names no entrypoint and the flist has none either")
+    return args
+
+
+def _authorize(rootfs: Path, key: str) -> None:
+    """SSH_KEY becomes /root/.ssh/authorized_keys inside the machine.
+
+    The root comes from an flist anyone can publish, so no symlink on the way is
+    followed: a link there could otherwise point the write at the node's own files.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open(rootfs, flags)
+    try:
+        for part in ("root", ".ssh"):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o700, dir_fd=fd)
+            try:
+                inner = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                raise ProvisionError(
+                    f"cannot place SSH_KEY: /{'root' if part == 'root' else 'root/.ssh'} in the "
+                    f"flist is not a plain directory ({exc.strerror})"
+                ) from exc
+            os.close(fd)
+            fd = inner
+        os.fchmod(fd, 0o700)
+        try:
+            os.unlink("authorized_keys", dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ProvisionError(f"cannot place SSH_KEY: {exc.strerror}") from exc
+        target = os.open(
+            "authorized_keys",
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            0o600,
+            dir_fd=fd,
+        )
+        with os.fdopen(target, "w") as handle:
+            handle.write(key.strip() + "\n")
+    finally:
+        os.close(fd)
