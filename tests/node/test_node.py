@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root, require_tool
-from tests.node.deployer import Twin, create, deployment_of, results, wait_result
+from tests.node.deployer import Twin, create, deployment_of, results, update, wait_result
 from tests.node.grid import Grid, NodeDaemon, running_grid, traces
 from tests.node.hosts import HostNetwork
 from zgrid.node.logs import follow_logs
@@ -133,7 +134,7 @@ def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
         address = web.result.data["planetary_ip"]
         assert PAGE in _http_from_client(grid, address)
 
-        output = await _logs_until(report, "web", "hog-exit")
+        output = await _logs_until(report, "web", "init:")
         assert "dd-exit=1" in output and "No space left on device" in output
         # Its own processes only: init (httpd), the memory hog's shell and the hog.
         pids = int(output.split("pids:")[1].split()[0])
@@ -164,6 +165,7 @@ def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
             await asyncio.sleep(0.3)
         else:
             raise AssertionError(f"no OOM kill reported: {current}")
+        await alice.chain.cancel_contract(contract)
         await alice.chain.close()
 
     _run(scenario())
@@ -204,6 +206,7 @@ def test_an_exiting_container_shows_its_code_and_output_to_its_deployer_only(
                 await zdb.execute("SELECT", access["namespace"], "not-the-password")
         finally:
             await zdb.close()
+        await alice.chain.cancel_contract(contract)
         for twin in (alice, eve):
             await twin.chain.close()
 
@@ -270,11 +273,15 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         assert PAGE in _http_from_client(grid, address, timeout=90)
         assert traces(node).containers == running.containers
 
+        # Cancelled while the node is down: it removes everything when it is back.
+        node.stop()
         await alice.chain.cancel_contract(contract)
+        node.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and traces(node) != before:
             await asyncio.sleep(0.3)
         assert traces(node) == before
+        assert node.status()["contracts"] == []
         await alice.chain.close()
 
     _run(scenario())
@@ -306,3 +313,104 @@ def _remove_by_hand(node: NodeDaemon) -> None:
     from tests.node.grid import unmount_under  # noqa: PLC0415
 
     unmount_under(node.data / "machines")
+
+
+def test_an_update_grows_adds_and_removes_workloads_and_a_cancel_leaves_nothing(
+    grid: Grid, node: NodeDaemon
+) -> None:
+    before = traces(node)
+
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        first = deployment_of(
+            alice.twin_id,
+            [
+                make_workload("a", ZMount(size=64 * MIB)),
+                make_workload("db", ZDB(size=32 * MIB, mode="seq", password="pw", public=False)),
+            ],
+        )
+        contract = await create(alice, node.node_id, first)
+        report = await wait_result(alice, contract)
+        assert report.state == "ok", report
+        namespace = report.workload("db").result.data["namespace"]  # type: ignore[union-attr]
+        second = deployment_of(
+            alice.twin_id,
+            [
+                make_workload("a", ZMount(size=128 * MIB), version=1),
+                make_workload("b", ZMount(size=64 * MIB), version=1),
+            ],
+            version=1,
+        )
+        await update(alice, contract, node.node_id, second)
+        report = await wait_result(alice, contract, version=1)
+        assert report.state == "ok", report
+        assert report.workload("a").result.data["size"] == 128 * MIB  # type: ignore[union-attr]
+        assert report.workload("b") is not None and report.workload("db") is None
+        zdb = await ZdbClient.connect(node.host.address, 9900)
+        try:
+            with pytest.raises(ClientError):
+                await zdb.execute("SELECT", namespace, "pw")
+        finally:
+            await zdb.close()
+        # The capacity the contract uses is on the ledger, and `zgrid node status` agrees.
+        deadline = time.monotonic() + 10
+        while (await alice.chain.contract(contract))["used"]["sru"] != 192 * MIB:
+            assert time.monotonic() < deadline, await alice.chain.contract(contract)
+            await asyncio.sleep(0.1)
+        [mine] = [c for c in node.status()["contracts"] if c["id"] == contract]
+        assert mine["state"] == "ok" and mine["version"] == 1
+        assert [w["name"] for w in mine["workloads"]] == ["a", "b"]
+
+        await alice.chain.cancel_contract(contract)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and traces(node) != before:
+            await asyncio.sleep(0.2)
+        assert traces(node) == before
+        await alice.chain.close()
+
+    _run(scenario())
+
+
+def test_a_machine_without_entrypoint_runs_the_flists_and_gets_its_ssh_key(
+    grid: Grid, node: NodeDaemon, tmp_path: Path
+) -> None:
+    source = tmp_path / "tagged"
+    for directory in ("bin", "root"):
+        (source / directory).mkdir(parents=True)
+    import shutil  # noqa: PLC0415
+
+    shutil.copy2(shutil.which("busybox") or "/bin/busybox", source / "bin" / "busybox")
+    (source / "bin" / "sh").symlink_to("busybox")
+    (source / "bin" / "cat").symlink_to("busybox")
+    script = "cat /root/.ssh/authorized_keys; echo tags-ran $GREETING; exec busybox sleep 3600"
+    url = grid.push(
+        source,
+        "tagged",
+        {
+            "entrypoint": json.dumps(["/bin/sh", "-c"]),
+            "cmd": json.dumps([script]),
+            "env": json.dumps(["GREETING=hi", "PATH=/bin"]),
+        },
+    )
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE4d test@zgrid"
+
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        machine = make_workload(
+            "tagged",
+            ZMachine(
+                flist=url,
+                compute_capacity=ComputeCapacity(cpu=1, memory=256 * MIB),
+                env={"SSH_KEY": key},
+                network=MachineNetwork(planetary=False),
+            ),
+        )
+        contract = await create(alice, node.node_id, deployment_of(alice.twin_id, [machine]))
+        report = await wait_result(alice, contract)
+        assert report.state == "ok", report
+        output = await _logs_until(report, "tagged", "tags-ran")
+        assert key in output and "tags-ran hi" in output
+        await alice.chain.cancel_contract(contract)
+        await alice.chain.close()
+
+    _run(scenario())
