@@ -13,6 +13,7 @@ import pytest
 import zgrid.chain
 import zgrid.flist
 import zgrid.identity
+import zgrid.node
 import zgrid.types
 import zgrid.web
 import zgrid.zdb
@@ -35,7 +36,8 @@ PUBLIC = {
     ],
     zgrid.chain: [
         "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "ChainStorageError", "Genesis",
-        "GenesisError", "JoinToken", "Ledger", "LedgerUnavailable", "NotFound", "RejectCode",
+        "GenesisError", "Interface", "JoinToken", "Ledger", "LedgerUnavailable", "Location", "NotFound",
+        "RejectCode",
         "SignedTransaction", "SyncChainClient", "TransactionBody", "TransactionRejected", "TxStatus",
         "VerificationFailed", "VerifyReport", "create_app", "format_tokens", "init_dev_chain",
         "issue_join_token", "load_genesis", "parse_listen", "parse_tokens", "serve",
@@ -59,6 +61,12 @@ PUBLIC = {
         "ZMachine", "ZMachineWorkload", "ZMount", "ZMountWorkload", "compute_units", "farming_units",
         "make_workload", "min_root_size", "parse_deployment", "sign_deployment", "storage_units",
         "validate_update", "verify_signatures", "workload_id",
+    ],
+    zgrid.node: [
+        "CapacityExceeded", "NetworkFailure", "NodeConfig", "NodeConfigError", "NodeError",
+        "ProvisionError", "ResultReport", "RuntimeFailure", "SystemCommandError", "WorkloadReport",
+        "follow_logs", "load_or_create_node_identity", "node_scope", "node_status", "open_results",
+        "run_node", "seal_deployment", "seal_results", "unseal_deployment",
     ],
     zgrid.web: [
         "BODY_IDLE_TIMEOUT", "AppServer", "ConnectionLimits", "ErrorBody", "ErrorDetail", "RequestRefused",

@@ -22,7 +22,7 @@ from zgrid.chain.errors import (
 )
 from zgrid.chain.genesis import Genesis, init_dev_chain, load_genesis
 from zgrid.chain.ledger import Ledger, TxStatus
-from zgrid.chain.records import ChainEvent
+from zgrid.chain.records import ChainEvent, Interface, Location
 from zgrid.chain.sync import SyncChainClient
 from zgrid.chain.transaction import SignedTransaction, TransactionBody, sign_transaction
 from zgrid.chain.units import UNITS_PER_TOKEN, format_tokens, parse_tokens
@@ -56,9 +56,11 @@ __all__ = [
     "ChainStorageError",
     "Genesis",
     "GenesisError",
+    "Interface",
     "JoinToken",
     "Ledger",
     "LedgerUnavailable",
+    "Location",
     "NotFound",
     "RejectCode",
     "SignedTransaction",

@@ -87,7 +87,7 @@ def run(
     ] = 2400.0,
 ) -> None:
     """Run the node daemon until interrupted: register, then run what the ledger says."""
-    from zgrid.node.daemon import NodeConfig, run_node  # noqa: PLC0415
+    from zgrid.node import NodeConfig, run_node  # noqa: PLC0415
 
     config = NodeConfig(
         farm_id=farm,
@@ -120,7 +120,7 @@ def run(
 @app.command()
 def address(data: DataDir = Path("/var/lib/zgrid/node"), as_json: JsonOption = False) -> None:
     """Print the node's account address (its key is made on first use); fund it for fees."""
-    from zgrid.node.keys import load_or_create_node_identity  # noqa: PLC0415
+    from zgrid.node import load_or_create_node_identity  # noqa: PLC0415
 
     identity = load_or_create_node_identity(data)
     if as_json:
@@ -132,7 +132,7 @@ def address(data: DataDir = Path("/var/lib/zgrid/node"), as_json: JsonOption = F
 @app.command()
 def status(data: DataDir = Path("/var/lib/zgrid/node"), as_json: JsonOption = False) -> None:
     """What the node runs, per contract and workload, from its local state."""
-    from zgrid.node.status import node_status  # noqa: PLC0415
+    from zgrid.node import node_status  # noqa: PLC0415
 
     document = node_status(data)
     if as_json:

@@ -1,4 +1,82 @@
 """The node daemon: turns the ledger's contracts for this node into running workloads,
-restores them after any crash, and reports what it uses and what became of them."""
+restores them after any crash, and reports what it uses and what became of them.
 
-__all__: list[str] = []
+The face other packages use: running a node (:func:`run_node`), reading its state, and
+what a deployer needs to talk to one through the ledger (sealing, results, logs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from zgrid.node.errors import (
+    CapacityExceeded,
+    NetworkFailure,
+    NodeConfigError,
+    NodeError,
+    ProvisionError,
+    RuntimeFailure,
+    SystemCommandError,
+)
+
+if TYPE_CHECKING:
+    from zgrid.node.daemon import NodeConfig, node_scope, run_node
+    from zgrid.node.keys import load_or_create_node_identity
+    from zgrid.node.logs import follow_logs
+    from zgrid.node.sealing import (
+        ResultReport,
+        WorkloadReport,
+        open_results,
+        seal_deployment,
+        seal_results,
+        unseal_deployment,
+    )
+    from zgrid.node.status import node_status
+
+# Loaded on first use: the node's own helper processes (the container supervisor, the
+# flist mount) import modules of this package and must not pay for the whole daemon.
+_LAZY = {
+    "NodeConfig": "zgrid.node.daemon",
+    "node_scope": "zgrid.node.daemon",
+    "run_node": "zgrid.node.daemon",
+    "load_or_create_node_identity": "zgrid.node.keys",
+    "follow_logs": "zgrid.node.logs",
+    "ResultReport": "zgrid.node.sealing",
+    "WorkloadReport": "zgrid.node.sealing",
+    "open_results": "zgrid.node.sealing",
+    "seal_deployment": "zgrid.node.sealing",
+    "seal_results": "zgrid.node.sealing",
+    "unseal_deployment": "zgrid.node.sealing",
+    "node_status": "zgrid.node.status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zgrid.node' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "CapacityExceeded",
+    "NetworkFailure",
+    "NodeConfig",
+    "NodeConfigError",
+    "NodeError",
+    "ProvisionError",
+    "ResultReport",
+    "RuntimeFailure",
+    "SystemCommandError",
+    "WorkloadReport",
+    "follow_logs",
+    "load_or_create_node_identity",
+    "node_scope",
+    "node_status",
+    "open_results",
+    "run_node",
+    "seal_deployment",
+    "seal_results",
+    "unseal_deployment",
+]

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zgrid.chain import ChainClient
+import stamina
+
+from zgrid.chain import ChainClient, LedgerUnavailable
 from zgrid.node.capacity import node_capacity
 from zgrid.node.disks import DiskPool
 from zgrid.node.dispatch import build_primitives
@@ -30,11 +32,12 @@ from zgrid.node.naming import unique_name
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.net.yggdrasil import Yggdrasil
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
-from zgrid.node.registrar import ensure_registered, report_uptime
+from zgrid.node.registrar import Registration, ensure_registered, report_uptime
 from zgrid.node.runtime import RuncRuntime
 from zgrid.node.state import LocalState
 from zgrid.node.system import run_command
 from zgrid.node.zdbserver import ZdbServer
+from zgrid.types import Capacity
 
 __all__ = ["NodeConfig", "node_scope", "run_node"]
 
@@ -88,13 +91,7 @@ async def run_node(
     scope = node_scope(data)
     capacity = node_capacity(data, config.capacity)
     async with ChainClient(config.ledger_url, identity=identity) as chain:
-        registration = await ensure_registered(
-            chain,
-            farm_id=config.farm_id,
-            resources=capacity,
-            join_token=config.join_token,
-            identity_dir=identity_dir(data),
-        )
+        registration = await _registered(chain, config, capacity, identity_dir(data))
         state = LocalState(data / "state.db")
         zdb = ZdbServer(data / "zdb", port=config.zdb_port)
         await zdb.ensure_running()
@@ -165,6 +162,24 @@ async def run_node(
             with contextlib.suppress(Exception):
                 await logs.aclose()
             state.close()
+
+
+async def _registered(
+    chain: ChainClient, config: NodeConfig, capacity: Capacity, keys: Path
+) -> Registration:
+    """Register or update the node, waiting for a ledger that cannot be reached yet."""
+    async for attempt in stamina.retry_context(
+        on=LedgerUnavailable, attempts=None, timeout=None, wait_initial=1.0, wait_max=15.0
+    ):
+        with attempt:
+            return await ensure_registered(
+                chain,
+                farm_id=config.farm_id,
+                resources=capacity,
+                join_token=config.join_token,
+                identity_dir=keys,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _when_idle(engine: Engine, then: Callable[[], None]) -> None:

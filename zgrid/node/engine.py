@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import stamina
+
 from zgrid.chain import ChainClient, ChainError, ChainEvent, NotFound
 from zgrid.identity import Identity, public_key_from_address
 from zgrid.node.checks import (
@@ -110,7 +112,11 @@ class Engine:
 
     async def run(self) -> None:
         """Resync with the ledger, then follow it, work the queue and reconcile, forever."""
-        await self.resync()
+        async for attempt in stamina.retry_context(
+            on=ChainError, attempts=None, timeout=None, wait_initial=0.5, wait_max=10.0
+        ):
+            with attempt:
+                await self.resync()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._work())
             group.create_task(self._follow())
@@ -129,6 +135,10 @@ class Engine:
 
     async def resync(self) -> None:
         """Queue every contract the ledger holds for this node and every one known locally."""
+        if self._state.cursor == 0:
+            # A new node reads its contracts whole below; the chain's history of events
+            # before now has nothing more to tell it.
+            self._state.set_cursor(int((await self._chain.head())["height"]))
         page, size = 1, 100
         while True:
             found = await self._chain.query(
@@ -439,10 +449,15 @@ class Engine:
         for workload in _install_order(list(deployment.workloads)):
             stored = self._state.workload(record.id, workload.name)
             primitive = self._primitives.get(WorkloadType(workload.type))
-            if stored is None or primitive is None or stored.state != ResultState.OK:
-                if stored is not None and stored.state == ResultState.INIT:
-                    await self._provision(record, deployment, workload)
+            if stored is None or primitive is None:
                 continue
+            if stored.state == ResultState.INIT:
+                await self._provision(record, deployment, workload)
+                continue
+            if not stored.created:
+                continue  # it never got made (its result says why); an update may fix it
+            # Made once: whatever its last state (a machine that exited is in error), it
+            # must exist; after a reboot it does not.
             ref = WorkloadRef(record.twin_id, record.id, workload.name)
             observed = await primitive.inspect(ref)
             if observed.exists and observed.healthy:
@@ -451,6 +466,12 @@ class Engine:
             stored.state = ResultState.INIT
             self._state.put_workload(stored)
             await self._provision(record, deployment, workload)
+            if record.paused and isinstance(primitive, Pausable):
+                await primitive.pause(ref)  # restored during the grace period: frozen again
+                restored = self._state.workload(record.id, workload.name)
+                if restored is not None and restored.state == ResultState.OK:
+                    restored.state = ResultState.PAUSED
+                    self._state.put_workload(restored)
 
     async def _apply_pause(self, record: ContractRecord, *, paused: bool) -> None:
         """The grace period freezes workloads (state kept); its end thaws them."""

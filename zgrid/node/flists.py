@@ -39,9 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from zgrid.atomic import write_atomic
-from zgrid.flist.errors import FlistError
-from zgrid.flist.meta import FlistReader
-from zgrid.flist.safety import check_tree
+from zgrid.flist import FlistError, FlistReader, check_tree
 from zgrid.node.errors import NodeError, ProvisionError
 from zgrid.node.lowermount import FUSE_TYPE, LowerMount, process_alive
 from zgrid.node.rootfs import MountEntry, read_mountinfo

@@ -17,8 +17,14 @@ import os
 import stat
 from pathlib import Path
 
-from zgrid.identity import Identity, KeyStoreError, load_identity, new_mnemonic, save_identity
-from zgrid.identity.keystore import identity_path
+from zgrid.identity import (
+    Identity,
+    KeyStoreError,
+    identity_path,
+    load_identity,
+    new_mnemonic,
+    save_identity,
+)
 from zgrid.node.errors import NodeConfigError
 
 __all__ = ["identity_dir", "load_or_create_node_identity"]

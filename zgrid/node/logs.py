@@ -39,8 +39,7 @@ from zgrid.atomic import write_atomic
 from zgrid.node.errors import ProvisionError
 from zgrid.node.primitives.zdb import namespace_info
 from zgrid.node.zdbserver import ZdbServer
-from zgrid.zdb import ClientError, ZdbClient
-from zgrid.zdb.errors import ConnectionLost
+from zgrid.zdb import ClientError, ConnectionLost, ZdbClient
 
 __all__ = [
     "ENTRY_MAX",

@@ -23,8 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zgrid.chain import ChainClient, LedgerUnavailable, RejectCode, TransactionRejected
-from zgrid.chain.records import Interface, Location
+from zgrid.chain import (
+    ChainClient,
+    Interface,
+    LedgerUnavailable,
+    Location,
+    RejectCode,
+    TransactionRejected,
+)
 from zgrid.node.errors import NodeConfigError
 from zgrid.types import Capacity
 

@@ -14,7 +14,7 @@ from zgrid.chain import ChainClient, ChainError, NotFound, TransactionRejected
 from zgrid.identity import public_key_from_address
 from zgrid.node.sealing import ResultReport, WorkloadReport, seal_results
 from zgrid.node.state import ContractRecord, LocalState, WorkloadRecord
-from zgrid.types import ResultState, WorkloadResult, parse_deployment
+from zgrid.types import Capacity, ResultState, WorkloadResult, parse_deployment
 
 __all__ = ["Reporter", "deployment_state", "result_report"]
 
@@ -103,7 +103,7 @@ class Reporter:
                 {"contract_id": contract_id, "version": record.version, "sealed_results": sealed},
                 wait=False,
             )
-            used = self._used(record) if report.state != ResultState.ERROR else {}
+            used = self._used(record, workloads)
             if used != record.used:
                 await self._submit_used(contract_id, used)
                 record.used = used
@@ -129,8 +129,14 @@ class Reporter:
         )
 
     @staticmethod
-    def _used(record: ContractRecord) -> dict[str, int]:
-        if record.deployment is None:
+    def _used(record: ContractRecord, workloads: list[WorkloadRecord]) -> dict[str, int]:
+        """What the contract's workloads that were made use; a refused one uses nothing."""
+        if record.deployment is None or record.status == "error":
             return {}
-        capacity = parse_deployment(record.deployment).capacity()
-        return {"cru": capacity.cru, "mru": capacity.mru, "sru": capacity.sru, "hru": capacity.hru}
+        made = {w.name for w in workloads if w.created and w.intent != "absent"}
+        deployment = parse_deployment(record.deployment)
+        total = Capacity()
+        for workload in deployment.workloads:
+            if workload.name in made:
+                total += workload.data.capacity()
+        return {"cru": total.cru, "mru": total.mru, "sru": total.sru, "hru": total.hru}

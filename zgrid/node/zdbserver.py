@@ -24,8 +24,7 @@ from pathlib import Path
 
 from zgrid.atomic import write_atomic
 from zgrid.node.errors import NodeConfigError, SystemCommandError
-from zgrid.zdb import ClientError, ZdbClient
-from zgrid.zdb.errors import ConnectionLost
+from zgrid.zdb import ClientError, ConnectionLost, ZdbClient
 
 __all__ = ["ZdbServer"]
 

@@ -14,8 +14,7 @@ from zgrid.node.errors import ProvisionError
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
 from zgrid.node.zdbserver import ZdbServer
 from zgrid.types import ZDB
-from zgrid.zdb import ClientError, ZdbClient
-from zgrid.zdb.errors import ConnectionLost
+from zgrid.zdb import ClientError, ConnectionLost, ZdbClient
 
 __all__ = ["ZdbPrimitive", "namespace_info"]
 
