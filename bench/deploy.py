@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 import statistics
 import subprocess
@@ -50,6 +51,7 @@ from zgrid.types import MIB, ComputeCapacity, MachineNetwork, ZMachine, make_wor
 PAGE = "bench page"
 SCRIPT = f"mkdir -p /www && echo {PAGE} > /www/index.html; exec busybox httpd -f -p [::]:80 -h /www"
 WARM_TARGET, COLD_TARGET = 1.5, 3.0
+BLOCK_TIME = 1.0
 
 
 @dataclass
@@ -99,6 +101,8 @@ async def _one(grid: Grid, node: NodeDaemon, mode: str, index: int) -> Sample:
         ),
     )
     deployment = deployment_of(twin.twin_id, [machine])
+    # A deployer submits at any moment of the block interval, not right after a block.
+    await asyncio.sleep(random.uniform(0, BLOCK_TIME))
     start = time.monotonic()
     contract = await create(twin, node.node_id, deployment)
     included = time.monotonic()
@@ -152,7 +156,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="zgrid-bench-") as tmp,
         HostNetwork(Path(tmp) / "hosts") as network,
     ):
-        grid = Grid(network, Path(tmp) / "grid", block_time=1.0).start()
+        grid = Grid(network, Path(tmp) / "grid", block_time=BLOCK_TIME).start()
         node = grid.add_node("bench")
         with Progress(console=console, transient=True) as progress:
             for mode in ("cold", "warm"):

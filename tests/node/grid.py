@@ -278,10 +278,14 @@ class Traces:
     """What a node has on the machine, to compare before and after."""
 
     containers: int
-    mounts: int
+    mounts: int  # under the node's data directory, images left out
     loop_devices: int
     netns: int
-    processes: int
+    processes: int  # in the node's host, images' mount processes left out
+    images: int = 0  # flists mounted: a cache the node keeps a while after their last use
+
+    def without_images(self) -> Traces:
+        return Traces(self.containers, self.mounts, self.loop_devices, self.netns, self.processes)
 
 
 def traces(node: NodeDaemon) -> Traces:
@@ -294,10 +298,22 @@ def traces(node: NodeDaemon) -> Traces:
     containers = len(json.loads(runc.stdout or "null") or [])
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    lowers = node.data / "flists" / "lowers"
+    mounts = mounts_under(node.data)
+    images = [m for m in mounts if m.parent == lowers]
+    lasting = _lasting(node.host.pids())
     return Traces(
         containers=containers,
-        mounts=len(mounts_under(node.data)),
+        mounts=len(mounts) - len(images),
         loop_devices=sum(1 for line in loops.splitlines() if str(node.data) in line),
         netns=len(netns.stdout.splitlines()),
-        processes=len(_lasting(node.host.pids())),
+        processes=len([pid for pid in lasting if not _serves_an_image(pid)]),
+        images=len(images),
     )
+
+
+def _serves_an_image(pid: int) -> bool:
+    try:
+        return b"zgrid.node.lowermount" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

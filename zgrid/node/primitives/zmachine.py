@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 MachineChange = Callable[[str, str, str, Mapping[str, Any]], Awaitable[None]]
 """Called as ``(workload_id, state, message, data)`` when a machine changes by itself."""
 
+_RELEASED = ".released"  # one file per image: when its last machine went
+IMAGE_KEEP = 600.0  # seconds an unused image stays mounted
 _STABLE_AFTER = 60.0  # seconds a restarted machine must run before it is ok again
 _WATCH_INTERVAL = 1.0
 _TAIL = 2048
@@ -182,6 +184,7 @@ class ZMachinePrimitive:
         return mounts
 
     async def deprovision(self, ref: WorkloadRef) -> None:
+        self._release_image(ref)
         await self._runtime.stop(ref.id)
         await self._logs.close(ref.id)
         await self._network.detach(ref)
@@ -194,11 +197,32 @@ class ZMachinePrimitive:
             self._dir(ref).rmdir()
         self._seen.pop(ref.id, None)
         self._unstable.pop(ref.id, None)
-        await self.sweep_flists()
 
-    async def sweep_flists(self) -> None:
-        """Unmount the images no machine of this node uses any more."""
-        await self._flists.sweep(self._lowers_in_use())
+    async def sweep_flists(self, *, keep_for: float = IMAGE_KEEP) -> list[str]:
+        """Unmount the images no machine has used for ``keep_for`` seconds.
+
+        An image stays mounted a while after its last machine went, so the next machine
+        of a popular image starts without mounting it again (its blocks are cached on
+        disk either way). Returns the hashes unmounted.
+        """
+        in_use = self._lowers_in_use()
+        released = self._root / _RELEASED
+        recent: set[str] = set()
+        now = time.time()
+        for marker in released.glob("*") if released.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if now - marker.stat().st_mtime < keep_for:
+                    recent.add(marker.name)
+                else:
+                    marker.unlink()
+        return await self._flists.sweep(in_use | recent)
+
+    def _release_image(self, ref: WorkloadRef) -> None:
+        image = self._pinned(ref)
+        if image:
+            released = self._root / _RELEASED
+            released.mkdir(parents=True, exist_ok=True)
+            (released / image).touch()
 
     def _lowers_in_use(self) -> set[str]:
         hashes: set[str] = set()
@@ -226,7 +250,11 @@ class ZMachinePrimitive:
         found = set(await self._runtime.containers())
         found |= await self._network.present()
         if self._root.is_dir():
-            found |= {path.name for path in self._root.iterdir() if path.is_dir()}
+            found |= {
+                path.name
+                for path in self._root.iterdir()
+                if path.is_dir() and not path.name.startswith(".")
+            }
         return found
 
     async def pause(self, ref: WorkloadRef) -> None:
