@@ -16,7 +16,8 @@ from tests.conftest import require_root, require_tool
 from tests.node.deployer import Twin, create, deployment_of, results, update, wait_result
 from tests.node.grid import Grid, NodeDaemon, running_grid, traces
 from tests.node.hosts import HostNetwork
-from zgrid.node.logs import follow_logs
+from zgrid.node import follow_logs, node_scope
+from zgrid.node.disks import DiskPool
 from zgrid.node.sealing import ResultReport
 from zgrid.types import (
     MIB,
@@ -229,6 +230,9 @@ def _web_deployment(grid: Grid, twin: Twin) -> object:
         [
             make_workload("data", ZMount(size=64 * MIB)),
             _machine(grid, "web", script, mounts=[Mount(name="data", mountpoint="/data")]),
+            # Exits 3 once (its result says error), then runs: it must come back after a
+            # reboot like any other machine.
+            _machine(grid, "phoenix", "[ -e /ran ] && exec busybox sleep 3600; touch /ran; exit 3"),
         ],
     )
 
@@ -252,9 +256,17 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         assert report.state == "ok", report
         address = report.workload("web").result.data["planetary_ip"]  # type: ignore[union-attr]
         assert PAGE in _http_from_client(grid, address)
+        deadline = time.monotonic() + 30
+        while True:  # the phoenix has exited once and runs again
+            phoenix = (await results(alice, contract)).workload("phoenix")  # type: ignore[union-attr]
+            if phoenix is not None and phoenix.result.data.get("exit_code") == 3:
+                break
+            assert time.monotonic() < deadline, phoenix
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)  # its restart back-off
         running = traces(node)
-        assert running.containers == before.containers + 1
-        assert running.loop_devices == before.loop_devices + 2  # its disk and its root volume
+        assert running.containers == before.containers + 2
+        assert running.loop_devices == before.loop_devices + 3  # a disk and two root volumes
 
         # Stopped, its container and mounts removed by hand: they come back.
         node.stop()
@@ -365,6 +377,16 @@ def test_an_update_grows_adds_and_removes_workloads_and_a_cancel_leaves_nothing(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and traces(node).without_images() != before:
             await asyncio.sleep(0.2)
+        assert traces(node).without_images() == before
+
+        # A disk no contract owns (left by hand, or by a node that lost its state) goes at
+        # the next reconcile pass.
+        pool = DiskPool(node.data / "disks", scope=node_scope(node.data))
+        await pool.create("9-999-orphan", 8 * MIB, kind="zmount")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "9-999-orphan" in await pool.ids():
+            await asyncio.sleep(0.2)
+        assert "9-999-orphan" not in await pool.ids()
         assert traces(node).without_images() == before
         await alice.chain.close()
 

@@ -171,6 +171,8 @@ async def _registered(
     async for attempt in stamina.retry_context(
         on=LedgerUnavailable, attempts=None, timeout=None, wait_initial=1.0, wait_max=15.0
     ):
+        if attempt.num > 1:
+            log.warning("cannot reach the ledger at %s yet; trying again", config.ledger_url)
         with attempt:
             return await ensure_registered(
                 chain,
