@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -273,7 +273,7 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         _remove_by_hand(node)
         node.start()
         assert PAGE in _http_from_client(grid, address, timeout=60)
-        assert traces(node).without_images() == running.without_images()
+        await _until(lambda: traces(node).without_images() == running.without_images())
 
         # A reboot: every process and mount of the node gone, its data kept.
         from tests.node.grid import kill_node_processes, unmount_under  # noqa: PLC0415
@@ -283,7 +283,7 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         unmount_under(node.data)
         node.start()
         assert PAGE in _http_from_client(grid, address, timeout=90)
-        assert traces(node).containers == running.containers
+        await _until(lambda: traces(node).containers == running.containers)
 
         # Cancelled while the node is down: it removes everything when it is back.
         node.stop()
@@ -297,6 +297,13 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         await alice.chain.close()
 
     _run(scenario())
+
+
+async def _until(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"still not so after {timeout} s"
+        await asyncio.sleep(0.2)
 
 
 def _state_text(data: Path) -> str:
