@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,20 @@ import pytest
 
 from tests.chain.conftest import LedgerProcess, running_ledger
 from tests.factories import join_token
-from tests.node.deployer import Twin, create, deployment_of, wait_result
+from tests.node.deployer import Twin, create, deployment_of, results, update, wait_result
 from zgrid.chain import UNITS_PER_TOKEN, ChainClient, SyncChainClient
 from zgrid.identity import Identity
 from zgrid.node.engine import Engine
 from zgrid.node.state import LocalState
 from zgrid.types import (
     GIB,
+    MIB,
     Capacity,
     ComputeCapacity,
     MachineNetwork,
+    Volume,
     ZMachine,
+    ZMount,
     make_workload,
     sign_deployment,
 )
@@ -240,5 +244,38 @@ def test_a_restarted_engine_redoes_nothing_and_a_cancel_removes_the_contract(
                 await asyncio.sleep(0.1)
             assert engine._state.contract(contract) is None
         await alice.chain.close()
+
+    _run(scenario)
+
+
+def test_a_refused_update_keeps_the_running_version_and_says_why(
+    ledger: LedgerProcess, tmp_path: Path
+) -> None:
+    node = _node(ledger)
+
+    async def scenario() -> None:
+        async with _engine(ledger, tmp_path, node, ROOMY):
+            alice = await _twin(ledger.url)
+            first = deployment_of(alice.twin_id, [make_workload("d", ZMount(size=MIB))])
+            contract = await create(alice, node[1], first)
+            report = await wait_result(alice, contract)
+            # This engine runs no disks: the workload's own result says so.
+            assert "does not run zmount workloads" in report.workloads[0].result.message
+            # A workload may not change its type in an update.
+            second = deployment_of(
+                alice.twin_id, [make_workload("d", Volume(size=MIB), version=1)], version=1
+            )
+            await update(alice, contract, node[1], second)
+            deadline = time.monotonic() + 30
+            while True:
+                current = await results(alice, contract)
+                if current is not None and "version 1 refused" in current.message:
+                    break
+                assert time.monotonic() < deadline, current
+                await asyncio.sleep(0.1)
+            assert current.version == 0 and "cannot change" in current.message
+            report = current
+            assert report.version == 0 and report.workloads[0].type == "zmount"
+            await alice.chain.close()
 
     _run(scenario)
