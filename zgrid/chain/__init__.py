@@ -5,11 +5,11 @@ seals signed, hash-linked blocks into SQLite, and serves them over HTTP with an
 event stream; everybody else talks to it through :class:`ChainClient`.
 """
 
+from __future__ import annotations
+
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from zgrid.chain.client import ChainClient
-from zgrid.chain.domains.join_tokens import JoinToken, issue_join_token
 from zgrid.chain.errors import (
     ChainError,
     ChainStorageError,
@@ -20,21 +20,44 @@ from zgrid.chain.errors import (
     TransactionRejected,
     VerificationFailed,
 )
-from zgrid.chain.genesis import Genesis, init_dev_chain, load_genesis
-from zgrid.chain.ledger import Ledger, TxStatus
-from zgrid.chain.records import ChainEvent, Interface, Location
-from zgrid.chain.sync import SyncChainClient
-from zgrid.chain.transaction import SignedTransaction, TransactionBody, sign_transaction
-from zgrid.chain.units import UNITS_PER_TOKEN, format_tokens, parse_tokens
-from zgrid.chain.verify import VerifyReport, verify_chain
 
 if TYPE_CHECKING:
     from zgrid.chain.api import create_app
+    from zgrid.chain.client import ChainClient
+    from zgrid.chain.domains.join_tokens import JoinToken, issue_join_token
+    from zgrid.chain.genesis import Genesis, init_dev_chain, load_genesis
+    from zgrid.chain.ledger import Ledger, TxStatus
+    from zgrid.chain.records import ChainEvent, Interface, Location
     from zgrid.chain.server import parse_listen, serve
+    from zgrid.chain.sync import SyncChainClient
+    from zgrid.chain.transaction import SignedTransaction, TransactionBody, sign_transaction
+    from zgrid.chain.units import UNITS_PER_TOKEN, format_tokens, parse_tokens
+    from zgrid.chain.verify import VerifyReport, verify_chain
 
-# The HTTP server side (FastAPI, uvicorn) is loaded on first use: clients and the
-# CLI import this package too and should not pay for a web framework they do not run.
-_SERVER_SIDE = {
+# Everything but the errors is loaded on first use: a client needs neither the validator
+# (the state machine, its domains, the block store) nor the HTTP server side (FastAPI,
+# uvicorn), and the CLI and the other packages import this one for a name or two.
+_LAZY = {
+    "ChainClient": "zgrid.chain.client",
+    "JoinToken": "zgrid.chain.domains.join_tokens",
+    "issue_join_token": "zgrid.chain.domains.join_tokens",
+    "Genesis": "zgrid.chain.genesis",
+    "init_dev_chain": "zgrid.chain.genesis",
+    "load_genesis": "zgrid.chain.genesis",
+    "Ledger": "zgrid.chain.ledger",
+    "TxStatus": "zgrid.chain.ledger",
+    "ChainEvent": "zgrid.chain.records",
+    "Interface": "zgrid.chain.records",
+    "Location": "zgrid.chain.records",
+    "SyncChainClient": "zgrid.chain.sync",
+    "SignedTransaction": "zgrid.chain.transaction",
+    "TransactionBody": "zgrid.chain.transaction",
+    "sign_transaction": "zgrid.chain.transaction",
+    "UNITS_PER_TOKEN": "zgrid.chain.units",
+    "format_tokens": "zgrid.chain.units",
+    "parse_tokens": "zgrid.chain.units",
+    "VerifyReport": "zgrid.chain.verify",
+    "verify_chain": "zgrid.chain.verify",
     "create_app": "zgrid.chain.api",
     "serve": "zgrid.chain.server",
     "parse_listen": "zgrid.chain.server",
@@ -42,10 +65,16 @@ _SERVER_SIDE = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _SERVER_SIDE.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'zgrid.chain' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from zgrid.chain import format_tokens, parse_tokens
 from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
@@ -16,6 +15,8 @@ app = typer.Typer(help="Balances, transfers and the dev faucet.", no_args_is_hel
 
 
 def _amount(text: str) -> int:
+    from zgrid.chain import parse_tokens  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     try:
         units = parse_tokens(text)
     except ValueError as exc:
@@ -25,9 +26,15 @@ def _amount(text: str) -> int:
     return units
 
 
+def _format_tokens(units: int) -> str:
+    from zgrid.chain import format_tokens  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
+    return format_tokens(units)
+
+
 def _tokens(units: int) -> int | float:
     """Whole tokens as a JSON number (exact amounts are in the *_units fields)."""
-    text = format_tokens(units)
+    text = _format_tokens(units)
     return float(text) if "." in text else int(text)
 
 
@@ -61,7 +68,7 @@ def balance(
         emit_json(_balance_json(account))
     else:
         out_console.print(
-            f"{account['address']}: {format_tokens(account['free'])} free, {format_tokens(account['reserved'])} reserved"
+            f"{account['address']}: {_format_tokens(account['free'])} free, {_format_tokens(account['reserved'])} reserved"
         )
 
 
@@ -81,7 +88,9 @@ def transfer(
     if as_json:
         emit_json({"hash": result["hash"], "height": result["height"], "amount_units": units})
     else:
-        out_console.print(f"sent {format_tokens(units)} tokens to {to} in block {result['height']}")
+        out_console.print(
+            f"sent {_format_tokens(units)} tokens to {to} in block {result['height']}"
+        )
 
 
 @app.command()
@@ -98,4 +107,4 @@ def faucet(
     if as_json:
         emit_json({"hash": result["hash"], "height": result["height"], "amount_units": units})
     else:
-        out_console.print(f"received {format_tokens(units)} tokens in block {result['height']}")
+        out_console.print(f"received {_format_tokens(units)} tokens in block {result['height']}")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-import zgrid.chain
-from zgrid.chain import Ledger, format_tokens, init_dev_chain, verify_chain
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, err_console, out_console
+
+if TYPE_CHECKING:
+    from zgrid.chain import Ledger
 
 app = typer.Typer(help="Create, run, inspect and verify a ledger.", no_args_is_help=True)
 
@@ -28,6 +28,8 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Write a genesis and a validator key into DATA."""
+    from zgrid.chain import format_tokens, init_dev_chain  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     if not dev:
         raise typer.BadParameter(
             "only dev chains can be created here for now; pass --dev", param_hint="--dev"
@@ -71,6 +73,8 @@ def run(
     ] = 10.0,
 ) -> None:
     """Run the validator: produce blocks and serve the API until interrupted (holds the terminal)."""
+    import zgrid.chain  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     try:
         host, port = zgrid.chain.parse_listen(listen)
     except ValueError as exc:
@@ -130,6 +134,16 @@ def status(
 @app.command()
 def verify(data: DataDir, as_json: JsonOption = False) -> None:
     """Replay the whole block log from genesis and check it reaches the stored state."""
+    from rich.progress import (  # noqa: PLC0415  # only this command draws a progress bar
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from zgrid.chain import format_tokens, verify_chain  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     with Progress(
         TextColumn("replaying blocks"),
         BarColumn(),

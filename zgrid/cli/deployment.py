@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zgrid.chain import NotFound
 from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import check_ledger_url, ledger_client
 from zgrid.cli.output import emit_json, out_console
 from zgrid.errors import ZgridError
 from zgrid.identity import load_identity, public_key_from_address
-from zgrid.types import (
-    Deployment,
-    InvalidDeployment,
-    compute_units,
-    parse_deployment,
-    sign_deployment,
-    storage_units,
-    verify_signatures,
-)
+
+if TYPE_CHECKING:
+    from zgrid.types import Deployment
 
 app = typer.Typer(help="Check, hash and sign deployment documents.", no_args_is_help=True)
 
@@ -32,6 +25,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 
 def _read(path: Path) -> Deployment:
+    from zgrid.types import InvalidDeployment, parse_deployment  # noqa: PLC0415  # the deployment models are heavy: load them on use
+
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -60,6 +55,8 @@ def _signer_keys(signers: list[str]) -> dict[int, bytes]:
 
 def _ledger_keys(ctx: typer.Context, url: str, deployment: Deployment) -> dict[int, bytes]:
     """The key of every twin the signature requirement names, as the ledger has it now."""
+    from zgrid.chain import NotFound  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     keys: dict[int, bytes] = {}
     with ledger_client(ctx, url, sign=False) as client:
         for request in deployment.signature_requirement.requests:
@@ -109,6 +106,8 @@ def check(
     looked up on the ledger and each signature is checked against that twin's key, as
     the node will. --signer checks offline against keys you give instead.
     """
+    from zgrid.types import compute_units, storage_units, verify_signatures  # noqa: PLC0415  # the deployment models are heavy: load them on use
+
     if signer and ledger is not None and _given_on_command_line(ctx, "ledger"):
         raise typer.BadParameter(
             "give either --ledger (the signers' keys on the ledger) or --signer (offline keys)",
@@ -177,6 +176,8 @@ def sign(
     as_json: JsonOption = False,
 ) -> None:
     """Add this identity's signature to a deployment file."""
+    from zgrid.types import sign_deployment  # noqa: PLC0415  # the deployment models are heavy: load them on use
+
     deployment = _read(path)
     stored = load_identity(settings(ctx).home)
     signed = sign_deployment(deployment, twin_id, stored.identity)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from zgrid.chain import ChainError, issue_join_token
 from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
@@ -118,6 +117,8 @@ def join_token(
 
     Signed with your twin's key; the ledger sees it only when a node registers with it.
     """
+    from zgrid.chain import ChainError, issue_join_token  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     seconds = _duration(valid_for)
     node_address = "" if node is None else public_key_from_address(node).hex()
     identity = load_identity(settings(ctx).home).identity

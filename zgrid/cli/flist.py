@@ -10,39 +10,22 @@ import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from zgrid.chain import ChainClient
 from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, err_console, out_console
-from zgrid.flist import (
-    BlockFetcher,
-    FlistError,
-    FlistReader,
-    Route,
-    Router,
-    check_tree,
-    image_entries,
-    mount,
-    pack_entries,
-    parse_route,
-    unpack,
-    walk_directory,
-)
-from zgrid.flist import hub as flist_hub
 from zgrid.identity import load_identity
+
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn
+
+    from zgrid.flist import BlockFetcher, Route
+
+# The flist package (HTTP stores, the hub client), the ledger's client and rich's progress
+# bars are imported by the commands that use them, so the others start without them.
 
 app = typer.Typer(
     help="flists: container and VM images as metadata plus shared blocks.", no_args_is_help=True
@@ -68,6 +51,8 @@ DEFAULT_CACHE = Path("/var/cache/zgrid/blocks")
 
 
 def _routes(stores: list[str] | None) -> list[Route]:
+    from zgrid.flist import parse_route  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     return [parse_route(spec) for spec in stores or []]
 
 
@@ -75,23 +60,42 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-_BYTES = (DownloadColumn(), TransferSpeedColumn())
-_BLOCKS = (TextColumn("{task.completed}/{task.total} blocks"),)
+def _bytes() -> tuple[ProgressColumn, ...]:
+    from rich.progress import DownloadColumn, TransferSpeedColumn  # noqa: PLC0415  # bars only
+
+    return (DownloadColumn(), TransferSpeedColumn())
+
+
+def _blocks() -> tuple[ProgressColumn, ...]:
+    from rich.progress import TextColumn  # noqa: PLC0415  # bars only
+
+    return (TextColumn("{task.completed}/{task.total} blocks"),)
 
 
 @contextmanager
 def _progress(
-    label: str, columns: tuple[ProgressColumn, ...], *, quiet: bool, total: int | None = None
+    label: str,
+    columns: Callable[[], tuple[ProgressColumn, ...]],
+    *,
+    quiet: bool,
+    total: int | None = None,
 ) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr, none when quiet or not a terminal; yields ``update(**fields)``
     (``advance=n``, or ``completed=done, total=n``)."""
     if quiet or not err_console.is_terminal:
         yield lambda **_fields: None
         return
+    from rich.progress import (  # noqa: PLC0415  # only a terminal gets a progress bar
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        *columns,
+        *columns(),
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
@@ -113,6 +117,8 @@ def _blocks_done(update: Callable[..., None]) -> Callable[[int, int], None]:
 
 
 def _parse_tags(tags: list[str] | None) -> dict[str, str]:
+    from zgrid.flist import FlistError  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     parsed: dict[str, str] = {}
     for tag in tags or []:
         key, sep, value = tag.partition("=")
@@ -138,6 +144,14 @@ def pack(
     as_json: JsonOption = False,
 ) -> None:
     """Pack a directory or an image archive into an flist; blocks go to the stores."""
+    from zgrid.flist import (  # noqa: PLC0415  # the flist package is heavy: load it on use
+        FlistError,
+        Router,
+        image_entries,
+        pack_entries,
+        walk_directory,
+    )
+
     routes = _routes(store)
     if not routes:
         raise FlistError("give at least one --store for the blocks")
@@ -166,7 +180,7 @@ def pack(
             finally:
                 await router.close()
 
-        with _progress(f"packing {source.name}", _BYTES, total=total, quiet=as_json) as update:
+        with _progress(f"packing {source.name}", _bytes, total=total, quiet=as_json) as update:
             report = _run(run())
     if as_json:
         emit_json(_document(report))
@@ -178,6 +192,8 @@ def pack(
 
 
 def _fetcher(flist: Path, store: list[str] | None, cache: Path | None) -> BlockFetcher:
+    from zgrid.flist import BlockFetcher, FlistError, FlistReader, Router  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     routes = _routes(store)
     if not routes:
         with FlistReader(flist) as reader:
@@ -210,6 +226,8 @@ def unpack_command(
 
     Device nodes and setuid/setgid files are refused unless allowed: an image from
     someone else must not make them on this host."""
+    from zgrid.flist import FlistReader, unpack  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     with FlistReader(flist) as reader:
         total = sum(inode.size for inode in reader.inodes() if inode.is_file)
     fetcher = _fetcher(flist, store, cache)
@@ -227,7 +245,7 @@ def unpack_command(
         finally:
             await fetcher.close()
 
-    with _progress(f"unpacking {flist.name}", _BYTES, total=total, quiet=as_json) as update:
+    with _progress(f"unpacking {flist.name}", _bytes, total=total, quiet=as_json) as update:
         report = _run(run())
     if as_json:
         emit_json({**_document(report), "fetched_blocks": fetcher.fetched})
@@ -242,6 +260,8 @@ def inspect(
     as_json: JsonOption = False,
 ) -> None:
     """Show an flist's tags, stores, size and (with --tree) its paths."""
+    from zgrid.flist import FlistReader, check_tree  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     with FlistReader(flist) as reader:
         checked = check_tree(reader, allow_devices=True, allow_setuid=True)
         files = [inode for _, inode in checked.entries if inode.is_file]
@@ -291,6 +311,8 @@ def mount_command(
     cache: CacheOption = DEFAULT_CACHE,
 ) -> None:
     """Mount an flist read-only; blocks are fetched on first read. Runs until unmounted."""
+    from zgrid.flist import mount  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     fetcher = _fetcher(flist, store, cache)
     mount(
         flist,
@@ -315,6 +337,8 @@ RetryOption = Annotated[
 
 def _own_twin(ctx: typer.Context, ledger: str) -> tuple[Any, int]:
     """This user's identity and twin id (from the ledger)."""
+    from zgrid.flist import FlistError  # noqa: PLC0415  # the flist package is heavy: load it on use
+
     identity = load_identity(settings(ctx).home).identity
     with ledger_client(ctx, ledger, sign=False) as chain:
         twin = chain.twin_of(identity.address)
@@ -339,6 +363,9 @@ def push(
     as_json: JsonOption = False,
 ) -> None:
     """Publish an flist under your twin: upload the blocks the hub lacks, then the flist."""
+    from zgrid.flist import FlistReader, Router  # noqa: PLC0415  # the flist package is heavy: load it on use
+    from zgrid.flist import hub as flist_hub  # noqa: PLC0415  # the hub client is heavy: load it on use
+
     identity, twin_id = _own_twin(ctx, ledger)
     fetcher_routes = _routes(store)
     if not fetcher_routes:
@@ -355,7 +382,7 @@ def push(
             finally:
                 await router.close()
 
-    with _progress(f"pushing {name}", _BLOCKS, quiet=as_json) as update:
+    with _progress(f"pushing {name}", _blocks, quiet=as_json) as update:
         report = _run(run())
     if as_json:
         emit_json(_document(report))
@@ -393,6 +420,10 @@ def pull(
     """Download a published flist, optionally with all its blocks. By name it is checked
     against its publisher's signature (the twin's key on the ledger); by hash, against
     the hash."""
+    from zgrid.chain import ChainClient  # noqa: PLC0415  # the ledger's client is heavy: load it on use
+    from zgrid.flist import FlistError, Router  # noqa: PLC0415  # the flist package is heavy: load it on use
+    from zgrid.flist import hub as flist_hub  # noqa: PLC0415  # the hub client is heavy: load it on use
+
     by_hash = bool(_HASH.match(source))
     owner_text, sep, name = source.partition("/")
     if sep and not re.fullmatch(r"[0-9]+", owner_text):
@@ -425,7 +456,7 @@ def pull(
             if blocks_to is not None:
                 await blocks_to.close()
 
-    with _progress(f"pulling {source}", _BLOCKS, quiet=as_json) as update:
+    with _progress(f"pulling {source}", _blocks, quiet=as_json) as update:
         report = _run(run())
     if as_json:
         emit_json(_document(report))
@@ -448,6 +479,9 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List the flists on a hub: yours, one twin's, or (--owners) who published."""
+    from zgrid.flist import FlistError  # noqa: PLC0415  # the flist package is heavy: load it on use
+    from zgrid.flist import hub as flist_hub  # noqa: PLC0415  # the hub client is heavy: load it on use
+
     if owners and owner is not None:
         raise FlistError("give a twin id or --owners, not both")
     if owner is None and not owners:

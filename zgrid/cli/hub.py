@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-import zgrid.chain
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, LedgerOption
 from zgrid.cli.output import err_console
-from zgrid.flist import hub as flist_hub
+
+if TYPE_CHECKING:
+    from zgrid.flist import hub as flist_hub
 
 app = typer.Typer(help="The flist hub: publish, list and serve flists.", no_args_is_help=True)
 
@@ -61,6 +62,9 @@ def run(
     ] = 2,
 ) -> None:
     """Serve the hub until SIGINT/SIGTERM (holds the terminal)."""
+    import zgrid.chain  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+    from zgrid.flist import hub as flist_hub  # noqa: PLC0415  # the hub's package is heavy: load it on use
+
     try:
         host, port = zgrid.chain.parse_listen(listen)
     except ValueError as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
 
-from zgrid.chain import SyncChainClient
 from zgrid.cli.context import settings
 from zgrid.identity import load_identity
+
+if TYPE_CHECKING:
+    from zgrid.chain import SyncChainClient
 
 __all__ = ["DEFAULT_LEDGER", "JsonOption", "LedgerOption", "check_ledger_url", "ledger_client"]
 
@@ -30,6 +32,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 def ledger_client(ctx: typer.Context, url: str, *, sign: bool) -> Iterator[SyncChainClient]:
     """A client for ``url``; with ``sign`` it signs as this machine's identity."""
     check_ledger_url(url)
+    from zgrid.chain import SyncChainClient  # noqa: PLC0415  # the ledger's client is heavy: load it on use
+
     identity = load_identity(settings(ctx).home).identity if sign else None
     client = SyncChainClient(url, identity=identity)
     try:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from zgrid.chain import NotFound
 from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
@@ -39,6 +38,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a twin."""
+    from zgrid.chain import NotFound  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
     with ledger_client(ctx, ledger, sign=False) as client:
         if twin_id is None:
             address = load_identity(settings(ctx).home).identity.address

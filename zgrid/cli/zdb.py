@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 
 from zgrid.cli.output import err_console
-from zgrid.zdb import ServerOptions, ZdbError, parse_size, run_server
 
 
 def _size(text: str) -> int:
+    from zgrid.zdb import ZdbError, parse_size  # noqa: PLC0415  # the server's package: load it on use
+
     try:
         return parse_size(text)
     except ZdbError as exc:
@@ -118,6 +119,8 @@ def run(
     ] = "256M",  # type: ignore[assignment]
 ) -> None:
     """Serve 0-db's protocol until SIGINT/SIGTERM; everything written reaches the files on the way out."""
+    from zgrid.zdb import ServerOptions, run_server  # noqa: PLC0415  # the server's package: load it on use
+
     options = ServerOptions(
         data=data,
         index=index,

@@ -1,16 +1,57 @@
 """The HTTP edge every zgrid server shares: one error body shape, bounded request
 bodies, an OpenAPI that documents those errors, and serving an ASGI app with clean start failures and bounded connections."""
 
-from zgrid.web.body import BODY_IDLE_TIMEOUT, iter_body, read_body
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from zgrid.web.errors import RequestRefused, ServeError, WebError
-from zgrid.web.openapi import ErrorBody, ErrorDetail, document_errors, error_responses
-from zgrid.web.responses import (
-    error_body,
-    error_response,
-    install_error_handlers,
-    validation_message,
-)
-from zgrid.web.serve import AppServer, ConnectionLimits, bind_socket, listen_address
+
+if TYPE_CHECKING:
+    from zgrid.web.body import BODY_IDLE_TIMEOUT, iter_body, read_body
+    from zgrid.web.openapi import ErrorBody, ErrorDetail, document_errors, error_responses
+    from zgrid.web.responses import (
+        error_body,
+        error_response,
+        install_error_handlers,
+        validation_message,
+    )
+    from zgrid.web.serve import AppServer, ConnectionLimits, bind_socket, listen_address
+
+# Everything but the errors needs Starlette, FastAPI or uvicorn, so it is loaded on first
+# use: clients raise and catch these errors too and should not pay for a web framework.
+_LAZY = {
+    "BODY_IDLE_TIMEOUT": "zgrid.web.body",
+    "iter_body": "zgrid.web.body",
+    "read_body": "zgrid.web.body",
+    "ErrorBody": "zgrid.web.openapi",
+    "ErrorDetail": "zgrid.web.openapi",
+    "document_errors": "zgrid.web.openapi",
+    "error_responses": "zgrid.web.openapi",
+    "error_body": "zgrid.web.responses",
+    "error_response": "zgrid.web.responses",
+    "install_error_handlers": "zgrid.web.responses",
+    "validation_message": "zgrid.web.responses",
+    "AppServer": "zgrid.web.serve",
+    "ConnectionLimits": "zgrid.web.serve",
+    "bind_socket": "zgrid.web.serve",
+    "listen_address": "zgrid.web.serve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zgrid.web' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "BODY_IDLE_TIMEOUT",
