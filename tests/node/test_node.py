@@ -232,7 +232,11 @@ def _web_deployment(grid: Grid, twin: Twin) -> object:
             _machine(grid, "web", script, mounts=[Mount(name="data", mountpoint="/data")]),
             # Exits 3 once (its result says error), then runs: it must come back after a
             # reboot like any other machine.
-            _machine(grid, "phoenix", "[ -e /ran ] && exec busybox sleep 3600; touch /ran; exit 3"),
+            _machine(
+                grid,
+                "phoenix",
+                "[ -e /ran ] && while :; do echo tick; busybox sleep 0.3; done; touch /ran; exit 3",
+            ),
         ],
     )
 
@@ -253,7 +257,11 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         node.kill9()
         node.start()
         report = await wait_result(alice, contract, where=f"; node log: {node.log}")
-        assert report.state == "ok", report
+        # The phoenix's output reaches its log also after the daemon's restarts.
+        ticks = (await _logs_until(report, "phoenix", "tick")).count("tick")
+        assert ticks >= 1
+        web = report.workload("web")
+        assert web is not None and web.result.state == "ok", report  # the phoenix may be in error
         address = report.workload("web").result.data["planetary_ip"]  # type: ignore[union-attr]
         assert PAGE in _http_from_client(grid, address)
         deadline = time.monotonic() + 30
@@ -267,6 +275,14 @@ def test_the_node_restores_everything_after_crashes_and_a_cancel_leaves_nothing(
         running = traces(node)
         assert running.containers == before.containers + 2
         assert running.loop_devices == before.loop_devices + 3  # a disk and two root volumes
+
+        # Killed again once everything runs: its output still goes on reaching the log.
+        shipped = (await _logs_until(report, "phoenix", "none" * 9, timeout=2)).count("tick")
+        node.kill9()
+        node.start()
+        await asyncio.sleep(2)
+        later = (await _logs_until(report, "phoenix", "none" * 9, timeout=2)).count("tick")
+        assert later >= shipped + 4, (shipped, later)
 
         # Stopped, its container and mounts removed by hand: they come back.
         node.stop()

@@ -103,7 +103,6 @@ async def run_node(
         )
         await yggdrasil.ensure_running()
         runtime = RuncRuntime(data / "runtime", scope=scope)
-        await runtime.recover()
         addresses: list[str] = await node_addresses()
         logs = LogChannel(zdb, data / "logs")
         engine_box: list[Engine] = []
@@ -136,6 +135,7 @@ async def run_node(
             reconcile_interval=config.reconcile_interval,
         )
         engine_box.append(engine)
+        await machines.recover()
         info = {
             "node_id": registration.node_id,
             "twin_id": registration.twin_id,

@@ -157,6 +157,20 @@ class ZMachinePrimitive:
             "restarts": status.restarts,
         }
 
+    async def recover(self) -> list[str]:
+        """After the daemon restarted: find its containers again (they outlived it) and go
+        on copying their output to their logs, which only the daemon does."""
+        found = await self._runtime.recover()
+        for container_id in await self._runtime.containers():
+            machine = self._root / container_id
+            if not machine.is_dir():
+                continue
+            try:
+                await self._logs.open(container_id, machine / "output.log")
+            except NodeError as exc:
+                log.warning("cannot follow the output of %s again: %s", container_id, exc)
+        return found
+
     def _pinned(self, ref: WorkloadRef) -> str | None:
         """The image a machine first got: it keeps it across restarts and repairs."""
         try:
