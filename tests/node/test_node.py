@@ -459,3 +459,44 @@ def test_a_machine_without_entrypoint_runs_the_flists_and_gets_its_ssh_key(
         await alice.chain.close()
 
     _run(scenario())
+
+
+def test_an_exit_while_the_node_is_down_is_reported_when_it_is_back(
+    grid: Grid, node: NodeDaemon
+) -> None:
+    script = "while [ ! -e /data/stop ]; do busybox sleep 0.2; done; rm /data/stop; exit 7"
+
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        deployment = deployment_of(
+            alice.twin_id,
+            [
+                make_workload("data", ZMount(size=16 * MIB)),
+                _machine(grid, "waiter", script, mounts=[Mount(name="data", mountpoint="/data")]),
+            ],
+        )
+        contract = await create(alice, node.node_id, deployment)
+        report = await wait_result(alice, contract)
+        assert report.state == "ok", report
+        node.stop()
+        # The node's disks are mounted on the machine: the test tells the machine to exit.
+        stop = node.data / "disks" / "mounts" / f"{alice.twin_id}-{contract}-data" / "stop"
+        stop.touch()
+        deadline = time.monotonic() + 20
+        while stop.exists():
+            assert time.monotonic() < deadline, "the machine did not see its stop file"
+            await asyncio.sleep(0.1)
+        node.start()
+        deadline = time.monotonic() + 20
+        while True:
+            current = await results(alice, contract)
+            waiter = current.workload("waiter") if current else None
+            if waiter is not None and waiter.result.data.get("exit_code") == 7:
+                break
+            assert time.monotonic() < deadline, current
+            await asyncio.sleep(0.2)
+        assert "exited with code 7" in waiter.result.message
+        await alice.chain.cancel_contract(contract)
+        await alice.chain.close()
+
+    _run(scenario())

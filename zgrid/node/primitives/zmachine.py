@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from zgrid.atomic import write_atomic
 from zgrid.node.checks import human_bytes
 from zgrid.node.disks import DiskPool
 from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
@@ -73,7 +75,7 @@ class ZMachinePrimitive:
         self._addresses = addresses
         self._on_change = on_change
         self._hub_url = hub_url.rstrip("/") if hub_url else None
-        self._seen: dict[str, tuple[int, int]] = {}  # workload id -> (exits, oom kills) reported
+        self._seen: dict[str, tuple[float, int]] = {}  # id -> (last exit, OOM kills) reported
         self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
 
     @property
@@ -139,11 +141,13 @@ class ZMachinePrimitive:
             netns=attachment.netns_path,
             log_path=output,
         )
+        before = await self._runtime.status(ref.id)
+        if ref.id not in self._seen and not self._reported_path(ref.id).exists():
+            self._remember(ref.id, (_last_exit(before), before.oom_kills))
         try:
             status = await self._runtime.start(spec)
         except RuntimeFailure as exc:
             raise ProvisionError(f"the container cannot start: {exc}") from exc
-        self._seen[ref.id] = (len(status.exits), status.oom_kills)
         return {
             "planetary_ip": attachment.ipv6 or "",
             "flist_hash": lower.hash,
@@ -294,13 +298,36 @@ class ZMachinePrimitive:
                 except NodeError as exc:
                     log.warning("cannot inspect %s: %s", container_id, exc)
 
+    def _reported_path(self, workload_id: str) -> Path:
+        return self._root / workload_id / "reported.json"
+
+    def _reported(self, workload_id: str, status: ContainerStatus) -> tuple[float, int]:
+        """The last exit and OOM count already reported, kept on disk across daemon restarts
+        (an exit while the daemon was down is reported when it is back)."""
+        if workload_id in self._seen:
+            return self._seen[workload_id]
+        try:
+            document = json.loads(self._reported_path(workload_id).read_text())
+            return float(document["last_exit"]), int(document["oom_kills"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return _last_exit(status), status.oom_kills
+
+    def _remember(self, workload_id: str, seen: tuple[float, int]) -> None:
+        if self._seen.get(workload_id) == seen:
+            return
+        self._seen[workload_id] = seen
+        path = self._reported_path(workload_id)
+        if path.parent.is_dir():
+            document = {"last_exit": seen[0], "oom_kills": seen[1]}
+            write_atomic(path, json.dumps(document).encode(), sync=False)
+
     async def _check(self, workload_id: str, status: ContainerStatus) -> None:
         if self._on_change is None:
             return
-        exits, ooms = self._seen.get(workload_id, (len(status.exits), status.oom_kills))
-        self._seen[workload_id] = (len(status.exits), status.oom_kills)
+        last_seen, ooms = self._reported(workload_id, status)
+        self._remember(workload_id, (_last_exit(status), status.oom_kills))
         memory = status.spec.memory if status.spec is not None else 0
-        if len(status.exits) > exits and status.exits:
+        if status.exits and _last_exit(status) > last_seen:
             last = status.exits[-1]
             self._unstable[workload_id] = time.time()
             why = "killed by the OOM killer" if last.oom_killed else f"exited with code {last.code}"
@@ -332,6 +359,10 @@ class ZMachinePrimitive:
                 f"running again after {status.restarts} restart(s)",
                 {"restarts": status.restarts},
             )
+
+
+def _last_exit(status: ContainerStatus) -> float:
+    return status.exits[-1].at if status.exits else 0.0
 
 
 def _arguments(
