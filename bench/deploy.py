@@ -121,7 +121,7 @@ async def _one(grid: Grid, node: NodeDaemon, mode: str, index: int) -> Sample:
         mode=mode,
         inclusion=included - start,
         node=report.provision_ms / 1000,
-        report=(ok - start) - (included - start) - report.provision_ms / 1000,
+        report=max(0.0, (ok - included) - report.provision_ms / 1000),
         to_ok=ok - start,
         to_http=answered - start,
     )
