@@ -96,7 +96,14 @@ def _zgrid_imports(path: Path) -> set[str]:
 
 
 # The root modules every package may use; everything else of zgrid is a package.
-ROOT_MODULES = {"zgrid", "zgrid.errors", "zgrid.canonical", "zgrid.signatures", "zgrid.atomic"}
+ROOT_MODULES = {
+    "zgrid",
+    "zgrid.errors",
+    "zgrid.canonical",
+    "zgrid.signatures",
+    "zgrid.atomic",
+    "zgrid.lazy",
+}
 
 
 @pytest.mark.parametrize("package", ["identity", "types"])

@@ -33,6 +33,7 @@ from zgrid.chain import UNITS_PER_TOKEN, ChainClient, SyncChainClient, init_dev_
 from zgrid.flist import Router, pack_directory, parse_route
 from zgrid.flist.hub import HubClient
 from zgrid.identity import Identity
+from zgrid.node.rootfs import mounts_under
 from zgrid.types import GIB
 
 NODE_CAPACITY = f"cru=2,mru={4 * GIB},sru={20 * GIB},hru={10 * GIB}"
@@ -259,18 +260,8 @@ def _pids() -> list[int]:
 
 def unmount_under(root: Path) -> None:
     """Lazy-unmount every mount under ``root``, deepest first."""
-    for mountpoint in sorted(mounts_under(root), key=lambda p: -len(p.parts)):
+    for mountpoint in mounts_under(root):
         subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
-
-
-def mounts_under(root: Path) -> list[Path]:
-    found = []
-    with open("/proc/self/mountinfo") as handle:
-        for line in handle:
-            mountpoint = line.split()[4].encode().decode("unicode_escape")
-            if mountpoint == str(root) or mountpoint.startswith(f"{root}/"):
-                found.append(Path(mountpoint))
-    return found
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ event stream; everybody else talks to it through :class:`ChainClient`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zgrid.chain.errors import (
     ChainError,
@@ -20,6 +19,7 @@ from zgrid.chain.errors import (
     TransactionRejected,
     VerificationFailed,
 )
+from zgrid.lazy import lazy_members
 
 if TYPE_CHECKING:
     from zgrid.chain.api import create_app
@@ -64,19 +64,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zgrid.chain' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
-
 __all__ = [
     "UNITS_PER_TOKEN",
     "ChainClient",
@@ -110,3 +97,5 @@ __all__ = [
     "sign_transaction",
     "verify_chain",
 ]
+
+__getattr__, __dir__ = lazy_members(__name__, _LAZY, __all__)

@@ -7,9 +7,9 @@ what a deployer needs to talk to one through the ledger (sealing, results, logs)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from zgrid.lazy import lazy_members
 from zgrid.node.errors import (
     CapacityExceeded,
     NetworkFailure,
@@ -52,13 +52,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zgrid.node' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
 __all__ = [
     "CapacityExceeded",
     "NetworkFailure",
@@ -80,3 +73,5 @@ __all__ = [
     "seal_results",
     "unseal_deployment",
 ]
+
+__getattr__, __dir__ = lazy_members(__name__, _LAZY, __all__)

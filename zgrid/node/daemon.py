@@ -13,8 +13,8 @@ import contextlib
 import ipaddress
 import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class NodeConfig:
     yggdrasil_peers: tuple[str, ...] = ()
     reconcile_interval: float = 60.0
     uptime_interval: float = 2400.0
-    location: Mapping[str, str] = field(default_factory=dict)
 
 
 def node_scope(data_dir: Path) -> str:
@@ -105,14 +104,6 @@ async def run_node(
         runtime = RuncRuntime(data / "runtime", scope=scope)
         addresses: list[str] = await node_addresses()
         logs = LogChannel(zdb, data / "logs")
-        engine_box: list[Engine] = []
-
-        async def changed(
-            workload_id: str, state_: str, message: str, info: Mapping[str, Any]
-        ) -> None:
-            if engine_box:
-                await engine_box[0].workload_changed(workload_id, state_, message, info)
-
         machines = ZMachinePrimitive(
             data / "machines",
             disks=DiskPool(data / "disks", scope=scope),
@@ -121,7 +112,6 @@ async def run_node(
             runtime=runtime,
             logs=logs,
             addresses=lambda: list(addresses),
-            on_change=changed,
             hub_url=config.hub_url,
         )
         primitives = build_primitives(machines=machines, zdb=zdb, addresses=lambda: list(addresses))
@@ -134,7 +124,7 @@ async def run_node(
             capacity=capacity,
             reconcile_interval=config.reconcile_interval,
         )
-        engine_box.append(engine)
+        machines.on_change = engine.workload_changed
         await machines.recover()
         info = {
             "node_id": registration.node_id,

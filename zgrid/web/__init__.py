@@ -3,9 +3,9 @@ bodies, an OpenAPI that documents those errors, and serving an ASGI app with cle
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from zgrid.lazy import lazy_members
 from zgrid.web.errors import RequestRefused, ServeError, WebError
 
 if TYPE_CHECKING:
@@ -40,19 +40,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zgrid.web' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
-
 __all__ = [
     "BODY_IDLE_TIMEOUT",
     "AppServer",
@@ -73,3 +60,5 @@ __all__ = [
     "read_body",
     "validation_message",
 ]
+
+__getattr__, __dir__ = lazy_members(__name__, _LAZY, __all__)

@@ -10,8 +10,7 @@ for byte as pushed, with its publisher's signature, which a pull checks.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zgrid.flist.hub.auth import (
     BODY_HASH_HEADER,
@@ -40,6 +39,7 @@ from zgrid.flist.hub.results import (
     TransferProgress,
 )
 from zgrid.flist.hub.storage import FlistRecord, FlistStorage
+from zgrid.lazy import lazy_members
 
 if TYPE_CHECKING:
     from zgrid.flist.hub.app import Hub, create_app
@@ -56,13 +56,6 @@ _SERVER_SIDE = {
     "run_hub": "zgrid.flist.hub.server",
     "serve": "zgrid.flist.hub.server",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _SERVER_SIDE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zgrid.flist.hub' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [
@@ -96,3 +89,5 @@ __all__ = [
     "signed_digest",
     "verify_flist",
 ]
+
+__getattr__, __dir__ = lazy_members(__name__, _SERVER_SIDE, __all__)

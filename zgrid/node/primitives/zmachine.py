@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -73,7 +74,7 @@ class ZMachinePrimitive:
         self._runtime = runtime
         self._logs = logs
         self._addresses = addresses
-        self._on_change = on_change
+        self.on_change = on_change  # set once the engine exists (it needs the primitives)
         self._hub_url = hub_url.rstrip("/") if hub_url else None
         self._seen: dict[str, tuple[float, int]] = {}  # id -> (last exit, OOM kills) reported
         self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
@@ -209,10 +210,7 @@ class ZMachinePrimitive:
         rootfs = self._dir(ref) / "rootfs"
         await unmount(rootfs)
         await self._disks.remove(root_disk_id(ref))
-        with contextlib.suppress(OSError):
-            for path in sorted(self._dir(ref).rglob("*"), key=lambda p: -len(p.parts)):
-                path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
-            self._dir(ref).rmdir()
+        shutil.rmtree(self._dir(ref), ignore_errors=True)
         self._seen.pop(ref.id, None)
         self._unstable.pop(ref.id, None)
 
@@ -322,7 +320,7 @@ class ZMachinePrimitive:
             write_atomic(path, json.dumps(document).encode(), sync=False)
 
     async def _check(self, workload_id: str, status: ContainerStatus) -> None:
-        if self._on_change is None:
+        if self.on_change is None:
             return
         last_seen, ooms = self._reported(workload_id, status)
         self._remember(workload_id, (_last_exit(status), status.oom_kills))
@@ -333,14 +331,14 @@ class ZMachinePrimitive:
             why = "killed by the OOM killer" if last.oom_killed else f"exited with code {last.code}"
             restart = f"; restarted {status.restarts} time(s)" if status.restarts else ""
             tail = last.output_tail[-_TAIL:]
-            await self._on_change(
+            await self.on_change(
                 workload_id,
                 "error",
                 f"the container {why}{restart}; last output: {tail[-300:].strip()!r}",
                 {"exit_code": last.code, "output_tail": tail, "restarts": status.restarts},
             )
         elif status.oom_kills > ooms:
-            await self._on_change(
+            await self.on_change(
                 workload_id,
                 "ok",
                 f"the OOM killer killed {status.oom_kills} process(es) of the container "
@@ -353,7 +351,7 @@ class ZMachinePrimitive:
             and time.time() - self._unstable[workload_id] > _STABLE_AFTER
         ):
             del self._unstable[workload_id]
-            await self._on_change(
+            await self.on_change(
                 workload_id,
                 "ok",
                 f"running again after {status.restarts} restart(s)",

@@ -7,7 +7,7 @@ pay for asyncio and the rest of the runtime.
 
 from __future__ import annotations
 
-import importlib
+from zgrid.lazy import lazy_members
 
 TYPE_CHECKING = False  # typing itself costs the shim's start a few milliseconds
 if TYPE_CHECKING:
@@ -34,15 +34,4 @@ __all__ = [
 _HOMES = dict.fromkeys(__all__, "zgrid.node.runtime.base")
 _HOMES["RuncRuntime"] = "zgrid.node.runtime.runc"
 
-
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_members(__name__, _HOMES, __all__)
