@@ -114,6 +114,9 @@ def test_the_override_is_parsed_whole() -> None:
         ("cru=2,mru,sru=1GiB", "'mru' is not key=value (e.g. mru=4GiB)"),
         ("cru=2,mru=100MiB,sru=1GiB", "'mru=100MiB': a node needs at least 256 MiB of memory"),
         ("cru=2,mru=4GiB,sru=lots", "'sru=lots': 'lots' is not a size"),
+        # Python refuses to read integers of more than 4300 digits: never get that far.
+        ("cru=" + "9" * 200, "cru is 200 characters long; at most 32"),
+        ("cru=2,mru=" + "9" * 100 + "TiB,sru=1GiB", "mru is 103 characters long; at most 32"),
     ],
 )
 def test_a_bad_override_names_the_bad_item(text: str, message: str) -> None:
@@ -121,6 +124,11 @@ def test_a_bad_override_names_the_bad_item(text: str, message: str) -> None:
         parse_capacity(text)
     assert str(caught.value).startswith("--capacity: ")
     assert message in str(caught.value)
+
+
+def test_an_endless_override_is_refused_whole() -> None:
+    with pytest.raises(NodeConfigError, match="--capacity is 5004 characters long; at most 256"):
+        parse_capacity("cru=" + "9" * 5000)
 
 
 def test_the_override_replaces_the_measurement_within_the_machine(tmp_path: Path) -> None:

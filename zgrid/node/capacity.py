@@ -95,6 +95,10 @@ def measure(data_dir: Path, *, meminfo: Path = MEMINFO) -> Capacity:
     return machine - system_reserve(machine)
 
 
+_MAX_TEXT = 256  # characters of the whole --capacity value
+_MAX_VALUE = 32  # characters of one value: "1048576TiB" is 10
+
+
 def parse_size(text: str) -> int:
     """Bytes of ``"4GiB"``, ``"1.5 TiB"``, ``"512MiB"``, ``"100"``; ValueError says why not."""
     found = _SIZE.match(text)
@@ -120,6 +124,10 @@ def parse_capacity(text: str) -> Capacity:
     with B, KiB, MiB, GiB or TiB; no unit means bytes). cru, mru and sru must be given
     (the override replaces the measurement whole); hru left out is 0.
     """
+    if len(text) > _MAX_TEXT:
+        raise NodeConfigError(
+            f"--capacity is {len(text)} characters long; at most {_MAX_TEXT} (e.g. cru=2,mru=4GiB,sru=20GiB)"
+        )
     values: dict[str, int] = {}
     for raw in text.split(","):
         item = raw.strip()
@@ -146,6 +154,10 @@ def parse_capacity(text: str) -> Capacity:
 
 
 def _value(key: str, value: str, item: str) -> int:
+    if len(value.strip()) > _MAX_VALUE:
+        raise NodeConfigError(
+            f"--capacity: {key} is {len(value.strip())} characters long; at most {_MAX_VALUE}"
+        )
     if key == "cru":
         if not re.fullmatch(r"\s*[0-9]+\s*", value) or int(value) < 1:
             raise NodeConfigError(f"--capacity: {item!r}: cru is a whole number of cores, >= 1")
