@@ -63,3 +63,28 @@ def test_a_broken_stream_is_logged_then_given_up(
             for _ in events:
                 pass
     assert any("reconnecting after" in record.getMessage() for record in caplog.records)
+
+
+def test_closing_does_not_wait_for_a_call_an_interrupt_left_running() -> None:
+    import socket  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client = SyncChainClient(f"http://127.0.0.1:{server.getsockname()[1]}")
+        # What Ctrl-C leaves when it lands between scheduling a call and waiting for it: a
+        # request in the portal that nobody cancels, to a server that never answers.
+        client._portal.start_task_soon(client._client.head)
+        connection, _ = server.accept()
+        closed = threading.Event()
+
+        def close() -> None:
+            client.close()
+            closed.set()
+
+        threading.Thread(target=close, daemon=True).start()
+        try:
+            assert closed.wait(15), "close() waited for the abandoned request"
+        finally:
+            connection.close()

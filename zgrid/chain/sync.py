@@ -9,11 +9,13 @@ each coroutine of ChainClient has its blocking twin with the same parameters.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
+import anyio
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -23,6 +25,8 @@ from zgrid.chain.transaction import SignedTransaction
 from zgrid.identity import Identity
 
 __all__ = ["SyncChainClient"]
+
+_CLOSE_TIMEOUT = 5.0  # seconds closing the HTTP client may take
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,13 +49,15 @@ class SyncChainClient:
         self._closed = False
 
     def _call(self, method: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        future = self._portal.start_task_soon(functools.partial(method, *args, **kwargs))
+        future = None
         try:
+            future = self._portal.start_task_soon(functools.partial(method, *args, **kwargs))
             return future.result()
         except BaseException:
             # Ctrl-C (or any interruption of this thread) must not leave the call running
             # in the portal's thread, where closing the portal would wait for it forever.
-            future.cancel()
+            if future is not None:
+                future.cancel()
             raise
 
     @property
@@ -73,9 +79,17 @@ class SyncChainClient:
             return
         self._closed = True
         try:
-            self._call(self._client.close)
+            self._call(self._close_client)
         finally:
+            # A call that Ctrl-C cut short between two steps may still run in the portal:
+            # cancel whatever is left instead of waiting for an answer that may never come.
+            with contextlib.suppress(RuntimeError):
+                self._portal.call(self._portal.stop, True)
             self._portal_context.__exit__(None, None, None)
+
+    async def _close_client(self) -> None:
+        with anyio.move_on_after(_CLOSE_TIMEOUT):
+            await self._client.close()
 
     # -- chain ---------------------------------------------------------------------------------
 
