@@ -1,0 +1,88 @@
+"""The spec's entries spread into items: one per workload the spec asks for.
+
+A machine with ``replicas: n`` is n items (``machine/web/0`` … ``machine/web/n-1``). A disk
+mounted by a machine, and a zdb that names a machine, go with each replica of it (one
+item per replica, attached to that replica: same node, same contract). A disk no machine
+mounts, and a zdb with no machine, are one item each. The planner places items; the
+builder turns them into workloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zgrid.client.plan import ItemKind, item_key
+from zgrid.client.spec.model import MachineSpec, Spec
+from zgrid.types import Capacity, min_root_size
+
+__all__ = ["SpecItem", "machine_capacity", "spec_items"]
+
+
+@dataclass(frozen=True)
+class SpecItem:
+    key: str  # "<kind>/<entry>/<replica>"
+    kind: ItemKind
+    entry: str  # the spec entry's name
+    replica: int
+    attached_to: str | None  # the key of the machine item it goes with, if any
+    capacity: Capacity  # what its workload takes on a node
+
+
+def machine_capacity(machine: MachineSpec) -> Capacity:
+    """What a machine takes: its cores and memory, and at least the node's smallest root disk."""
+    return Capacity(
+        cru=machine.cpu,
+        mru=machine.memory,
+        sru=max(machine.disk, min_root_size(machine.cpu, machine.memory)),
+    )
+
+
+def spec_items(spec: Spec) -> list[SpecItem]:
+    """Every item of ``spec``: machines first (in spec order), then disks, then zdbs."""
+    items: list[SpecItem] = []
+    mounted_by: dict[str, MachineSpec] = {}
+    for machine in spec.machines:
+        for mount in machine.mounts:
+            mounted_by[mount.disk] = machine
+        for replica in range(machine.replicas):
+            items.append(
+                SpecItem(
+                    item_key("machine", machine.name, replica),
+                    "machine",
+                    machine.name,
+                    replica,
+                    None,
+                    machine_capacity(machine),
+                )
+            )
+    for disk in spec.disks:
+        owner = mounted_by.get(disk.name)
+        replicas = range(owner.replicas) if owner is not None else range(1)
+        for replica in replicas:
+            attached = None if owner is None else item_key("machine", owner.name, replica)
+            items.append(
+                SpecItem(
+                    item_key("disk", disk.name, replica),
+                    "disk",
+                    disk.name,
+                    replica,
+                    attached,
+                    Capacity(sru=disk.size),
+                )
+            )
+    for zdb in spec.zdbs:
+        owner = None if zdb.machine is None else spec.machine(zdb.machine)
+        replicas = range(owner.replicas) if owner is not None else range(1)
+        for replica in replicas:
+            attached = None if owner is None else item_key("machine", owner.name, replica)
+            items.append(
+                SpecItem(
+                    item_key("zdb", zdb.name, replica),
+                    "zdb",
+                    zdb.name,
+                    replica,
+                    attached,
+                    Capacity(hru=zdb.size),
+                )
+            )
+    return items
