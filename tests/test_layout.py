@@ -103,6 +103,8 @@ ROOT_MODULES = {
     "zgrid.signatures",
     "zgrid.atomic",
     "zgrid.lazy",
+    "zgrid.blocking",
+    "zgrid.syncgen",
 }
 
 

@@ -75,7 +75,7 @@ def test_closing_does_not_wait_for_a_call_an_interrupt_left_running() -> None:
         client = SyncChainClient(f"http://127.0.0.1:{server.getsockname()[1]}")
         # What Ctrl-C leaves when it lands between scheduling a call and waiting for it: a
         # request in the portal that nobody cancels, to a server that never answers.
-        client._portal.start_task_soon(client._client.head)
+        client._portal.start_task_soon(client.target.head)
         connection, _ = server.accept()
         closed = threading.Event()
 

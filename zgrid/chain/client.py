@@ -35,6 +35,9 @@ SubmitResult = dict[str, Any]
 class ChainClient:
     """Talks to one ledger over HTTP. ``identity`` signs; without it the client only reads."""
 
+    url: str
+    identity: Identity | None
+
     def __init__(
         self,
         url: str,
