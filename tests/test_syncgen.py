@@ -16,7 +16,7 @@ WRAPPERS = [
 ]
 
 
-@pytest.mark.parametrize(("module", "name", "sync_name", "path"), WRAPPERS, ids=lambda v: str(v))
+@pytest.mark.parametrize(("module", "name", "sync_name", "path"), WRAPPERS, ids=str)
 def test_the_committed_wrapper_is_what_the_generator_writes(
     module: str, name: str, sync_name: str, path: str
 ) -> None:
