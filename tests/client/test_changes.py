@@ -470,3 +470,29 @@ def test_the_same_inputs_give_the_same_changes() -> None:
     )
     assert plan(changed, current=running) == plan(changed, current=running)
     assert plan(spec) == plan(spec)
+
+
+def test_a_zdb_moved_to_another_node_keeps_its_password() -> None:
+    spec = app(zdbs=(ZdbSpec("keys", GIB),))
+    running = carried_out(plan(spec, {"zdb/keys/0": 1}))
+    before = named(running[1].deployment)["keys"].data
+    changes = by_node(plan(spec, {"zdb/keys/0": 2}, current=running))
+    assert (changes[1].action, changes[2].action) == ("cancel", "create")
+    after = named(changes[2].deployment)["keys"].data
+    assert isinstance(before, ZDB) and isinstance(after, ZDB)
+    assert after.password == before.password
+
+
+def test_a_replace_says_every_field_that_changed() -> None:
+    running = carried_out(plan(app(machine())))
+    changed = app(machine(cpu=2, memory=GIB, disk=2 * GIB, entrypoint="/bin/true"))
+    flists = {"busybox": "http://hub.test/flists/3/alpine.fl"}
+    (change,) = plan_changes(
+        changed, {"machine/web/0": 1}, twin_id=TWIN, flists=flists, current=running
+    )
+    (replaced,) = change.workloads
+    assert replaced.action == "replace"
+    assert replaced.reason == (
+        "flist changed, cpu 1 -> 2, memory 512 MiB -> 1 GiB, root disk the smallest -> 2 GiB, "
+        "entrypoint changed"
+    )

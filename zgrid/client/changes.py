@@ -229,8 +229,10 @@ class _NodeBuilder:
             zdb = next(z for z in spec.zdbs if z.name == item.entry)
             password = zdb.password
             if password is None:
-                password = self._passwords.get(item.key) or secrets.token_hex(16)
-                self._passwords[item.key] = password
+                password = self._passwords.get(item.key)
+                if password is None:
+                    password = secrets.token_hex(16)
+                    self._passwords[item.key] = password
             return zdb_data(zdb, password)
         machine = spec.machine(item.entry)
         disks = {
@@ -271,6 +273,10 @@ def _size(value: int) -> str:
     return f"{value} bytes"
 
 
+def _root(value: int) -> str:
+    return _size(value) if value else "the smallest"
+
+
 def _reason(old: Workload, new: Workload) -> str:
     """What changed from ``old`` to ``new``, in words: ``"env changed, memory 1 GiB -> 2 GiB"``."""
     before, after = old.data, new.data
@@ -307,7 +313,7 @@ def _machine_reasons(before: ZMachine, after: ZMachine) -> list[str]:
     if old_memory != new_memory:
         said.append(f"memory {_size(old_memory)} -> {_size(new_memory)}")
     if before.size != after.size:
-        said.append(f"root disk {_size(before.size)} -> {_size(after.size)}")
+        said.append(f"root disk {_root(before.size)} -> {_root(after.size)}")
     if before.mounts != after.mounts:
         said.append("mounts changed")
     if before.entrypoint != after.entrypoint:
