@@ -7,6 +7,7 @@ ClientError
  │    └── WrongPassphrase the passphrase or key file does not open it
  ├── NetworkNotConfigured no network by that name (or none at all) in the store
  ├── FlistNotFound        a machine's flist is not on the hub
+ ├── InvalidWorkload      a spec entry does not make a workload the node would take
  ├── PlacementError       nothing fits: why, per constraint
  ├── DeploymentNotFound   no deployment by that name on this network
  ├── DeploymentExists     deploying a name that already runs (apply changes it)
@@ -26,6 +27,7 @@ __all__ = [
     "DeploymentExists",
     "DeploymentNotFound",
     "FlistNotFound",
+    "InvalidWorkload",
     "NetworkNotConfigured",
     "PlacementError",
     "SpecError",
@@ -106,3 +108,7 @@ class DeployFailed(ClientError):
     def __init__(self, message: str, *, rolled_back: bool = True) -> None:
         self.rolled_back = rolled_back
         super().__init__(message)
+
+
+class InvalidWorkload(ClientError):
+    """A spec entry does not make a valid workload (which entry, which field, why)."""
