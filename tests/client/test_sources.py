@@ -156,8 +156,30 @@ def test_offers_match_the_ledger_over_several_pages(grid: Grid) -> None:
     assert gold.free == whole  # its farm has no public IPs
     assert by_id[grid.nodes["rented"]].rented_by == grid.renter_twin
     # The same as the ledger's own view of each node, whatever the page size.
+    views = asyncio.run(_views(grid.ledger.url, list(by_id)))
+    for offer in offers:
+        view = views[offer.node_id]
+        assert offer.free == Capacity(**view["free"], ipv4=view["free_ips"])
+        assert (offer.status, offer.rented_by, offer.farm_id) == (
+            view["status"],
+            view["rented_by"],
+            view["farm_id"],
+        )
     assert asyncio.run(_offers(grid.ledger.url)) == offers
     assert asyncio.run(_offers(grid.ledger.url, page_size=1)) == offers
+
+
+async def _views(url: str, node_ids: list[int]) -> dict[int, Any]:
+    async with ChainClient(url) as chain:
+        return {node_id: await chain.node(node_id) for node_id in node_ids}
+
+
+def test_page_options_are_bounded() -> None:
+    chain = cast(ChainClient, _Answers({}))
+    with pytest.raises(ValueError, match="page_size must be 1 to 1000"):
+        LedgerNodeSource(chain, page_size=1001)
+    with pytest.raises(ValueError, match="max_pages must be 1 or more"):
+        LedgerNodeSource(chain, max_pages=0)
 
 
 def test_a_grid_larger_than_the_pages_read_is_refused(grid: Grid) -> None:
