@@ -82,7 +82,7 @@ class _FarmRow(_Identified):
 
 
 class _Page(_Answer):
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] = Field(max_length=PAGE_SIZE)
     total: _U64
 
 
