@@ -11,7 +11,8 @@ ClientError
  ├── PlacementError       nothing fits: why, per constraint
  ├── DeploymentNotFound   no deployment by that name on this network
  ├── DeploymentExists     deploying a name that already runs (apply changes it)
- └── DeployFailed         a contract or workload failed; what this run made was rolled back
+ ├── DeployFailed         a contract or workload failed; what this run made was rolled back
+ └── InvalidAnswer        the ledger (or explorer) answered what the client cannot use
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "DeploymentExists",
     "DeploymentNotFound",
     "FlistNotFound",
+    "InvalidAnswer",
     "InvalidWorkload",
     "NetworkNotConfigured",
     "PlacementError",
@@ -108,6 +110,11 @@ class DeployFailed(ClientError):
     def __init__(self, message: str, *, rolled_back: bool = True) -> None:
         self.rolled_back = rolled_back
         super().__init__(message)
+
+
+class InvalidAnswer(ClientError):
+    """The ledger (or explorer) answered something the client cannot use: malformed, out of
+    range, or more than the client reads (a bounded number of pages)."""
 
 
 class InvalidWorkload(ClientError):
