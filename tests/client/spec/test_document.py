@@ -99,3 +99,16 @@ def test_the_document_must_be_a_mapping() -> None:
     problem = only_problem("- a\n")
     assert (problem.line, problem.column, problem.path) == (1, 1, "")
     assert problem.message.startswith("must be a mapping")
+
+
+def test_the_number_of_values_is_bounded() -> None:
+    many = "name: x\nplacement: {nodes: [" + "1, " * 20_000 + "1]}\n"
+    problem = only_problem(many)
+    assert problem.message == "YAML: more than 10000 values in one spec"
+    assert problem.line == 2
+
+
+def test_text_with_nul_is_refused() -> None:
+    problem = only_problem('name: x\nmachines: [{name: a, flist: b, entrypoint: "/bin/sh\\0-c"}]\n')
+    assert (problem.line, problem.column, problem.path) == (2, 44, "machines[0].entrypoint")
+    assert problem.message == "text must not contain the NUL character"

@@ -277,3 +277,11 @@ def test_a_schema_problem_is_not_reported_twice() -> None:
     # -1 breaks the schema's minimum; the unit parser would refuse it too.
     found = problems_of("name: app\ndisks: [{name: d, size: -1}]\n")
     assert len(found) == 1
+
+
+def test_the_number_of_problems_listed_is_bounded() -> None:
+    found = problems_of("name: app\nmachines:\n" + "  - 1\n" * 150)
+    assert len(found) == 101
+    assert (found[0].path, found[0].message) == ("machines", "must have at most 64 items, got 150")
+    assert [p.line for p in found[1:100]] == list(range(3, 102))  # one per item
+    assert (found[100].line, found[100].message) == (102, "51 more problems not shown")

@@ -1,10 +1,10 @@
 """A YAML text read into plain data, with the line and column of every key and value.
 
-Safe by construction: it composes nodes with PyYAML's pure-Python reader, scanner and
+Safe by construction and bounded: it composes nodes with PyYAML's pure-Python reader, scanner and
 parser (no object construction at all) and turns them into dicts, lists, text, numbers,
 booleans and None itself. Plain scalars follow YAML 1.2's core schema, so ``NO`` and
 ``on`` stay text and ``010`` is ten. Refused: anchors and aliases (no expansion bombs),
-nesting deeper than :data:`MAX_DEPTH`, tags other than the core ones, keys that are not
+nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_VALUES` values, tags other than the core ones, keys that are not
 text, and the same key twice in one mapping.
 """
 
@@ -20,9 +20,10 @@ from zgrid.client.errors import SpecProblem
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["MAX_DEPTH", "Document", "Path", "format_path", "read_document"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "Document", "Path", "format_path", "read_document"]
 
 MAX_DEPTH = 32  # a spec is a few levels deep; this only stops a parser stack bomb
+MAX_VALUES = 10_000  # keys, items and scalars: a big spec has a few hundred (parsing is linear)
 MAX_NUMBER_TEXT = 40  # digits of a number written in YAML
 
 Path = tuple[str | int, ...]
@@ -105,6 +106,7 @@ def _loader(text: str) -> Any:
             yaml.composer.Composer.__init__(self)
             yaml.resolver.BaseResolver.__init__(self)
             self.depth = 0
+            self.values = 0
 
         def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
             if kind is yaml.ScalarNode:
@@ -116,6 +118,11 @@ def _loader(text: str) -> Any:
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
                 raise ComposerError(
                     None, None, "anchors and aliases are not allowed in a spec", event.start_mark
+                )
+            self.values += 1
+            if self.values > MAX_VALUES:
+                raise ComposerError(
+                    None, None, f"more than {MAX_VALUES} values in one spec", event.start_mark
                 )
             self.depth += 1
             if self.depth > MAX_DEPTH:
@@ -235,6 +242,10 @@ def _scalar(node: yaml.Node, path: Path, document: Document) -> Any:
     if tag == _PLAIN:
         tag = _core_tag(text)
     if tag == _CORE + "str":
+        if "\0" in text:  # only a "\0" escape gets it here; no program takes it in a string
+            document.refused.add(path)
+            document.add(path, "text must not contain the NUL character")
+            return None
         return text
     if tag == _CORE + "null":
         if _NULL.fullmatch(text):

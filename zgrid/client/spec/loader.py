@@ -33,7 +33,8 @@ Sizes are bytes or a number with a unit: B, KB, MB, GB, TB, PB (1000-based), KiB
 GiB, TiB, PiB (1024-based). Names are unique across machines, disks and zdbs (they become
 workload names, which share one namespace on a node). An entry's ``placement`` is None in
 the model when it gives none; a zdb with a ``machine`` takes no placement. A problem's
-path is like ``machines[1].memory`` (indexes from 0).
+path is like ``machines[1].memory`` (indexes from 0). A spec is at most 1 MiB and 10,000
+YAML values; at most 100 problems are listed.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ from zgrid.client.spec.document import format_path, read_document
 from zgrid.client.spec.model import Spec
 from zgrid.client.spec.schema import schema_problems
 
-__all__ = ["MAX_SPEC_BYTES", "load_spec", "parse_spec"]
+__all__ = ["MAX_PROBLEMS", "MAX_SPEC_BYTES", "load_spec", "parse_spec"]
 
 MAX_SPEC_BYTES = 1 << 20
+MAX_PROBLEMS = 100  # reported; past that, one more problem says how many were left out
 
 
 def parse_spec(text: str, *, source: str = "<spec>") -> Spec:
@@ -72,6 +74,12 @@ def parse_spec(text: str, *, source: str = "<spec>") -> Spec:
     problems += [problem for problem in document.problems if problem.path not in reported]
     if problems:
         unique = sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
+        if len(unique) > MAX_PROBLEMS:
+            rest = unique[MAX_PROBLEMS]
+            more = SpecProblem(
+                "", rest.line, rest.column, f"{len(unique) - MAX_PROBLEMS} more problems not shown"
+            )
+            unique = [*unique[:MAX_PROBLEMS], more]
         raise SpecError(source, unique)
     return spec
 
