@@ -114,7 +114,7 @@ class _Builder:
                     self.fail(
                         (*path, "name"),
                         f"duplicate name {name!r}: {_KINDS[str(first[0])]} "
-                        f"{section_path(first)} has it already (names are unique across "
+                        f"{_section_path(first)} has it already (names are unique across "
                         "machines, disks and zdbs)",
                     )
                 else:
@@ -220,7 +220,7 @@ class _Builder:
         )
 
 
-def section_path(path: Path) -> str:
+def _section_path(path: Path) -> str:
     return f"{path[0]}[{path[1]}]"
 
 
