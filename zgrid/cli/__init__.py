@@ -14,7 +14,7 @@ import typer
 import typer.main
 
 from zgrid import __version__
-from zgrid.cli import account, chain, deployment, farm, flist, hub, identity, node, twin, zdb
+from zgrid.cli import account, chain, deployment, farm, flist, hub, identity, node, spec, twin, zdb
 from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console, one_line
 from zgrid.errors import ZgridError
@@ -42,6 +42,7 @@ app.add_typer(zdb.app, name="zdb")
 app.add_typer(flist.app, name="flist")
 app.add_typer(hub.app, name="hub")
 app.add_typer(node.app, name="node")
+app.add_typer(spec.app, name="spec")
 
 
 def _version(value: bool) -> None:
