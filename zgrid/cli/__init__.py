@@ -14,7 +14,19 @@ import typer
 import typer.main
 
 from zgrid import __version__
-from zgrid.cli import account, chain, deployment, farm, flist, hub, identity, node, twin, zdb
+from zgrid.cli import (
+    account,
+    chain,
+    deployment,
+    farm,
+    flist,
+    hub,
+    identity,
+    network,
+    node,
+    twin,
+    zdb,
+)
 from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console, one_line
 from zgrid.errors import ZgridError
@@ -33,6 +45,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(identity.app, name="identity")
+app.add_typer(network.app, name="network")
 app.add_typer(deployment.app, name="deployment")
 app.add_typer(chain.app, name="chain")
 app.add_typer(account.app, name="account")

@@ -18,6 +18,7 @@ from zgrid.client.errors import (
     StoreLocked,
     WrongPassphrase,
 )
+from zgrid.client.store import NetworkConfig, Notice, Store, Unlocker
 
 __all__ = [
     "ClientError",
@@ -25,11 +26,15 @@ __all__ = [
     "DeploymentExists",
     "DeploymentNotFound",
     "FlistNotFound",
+    "NetworkConfig",
     "NetworkNotConfigured",
+    "Notice",
     "PlacementError",
     "SpecError",
     "SpecProblem",
+    "Store",
     "StoreError",
     "StoreLocked",
+    "Unlocker",
     "WrongPassphrase",
 ]
