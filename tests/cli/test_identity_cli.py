@@ -293,3 +293,31 @@ def test_in_process_main_with_home_option(
     assert address in capsys.readouterr().out
     assert main(["--home", str(tmp_path / "none"), "identity", "show"]) == 1
     assert "no identity" in capsys.readouterr().err
+
+
+def test_a_command_that_signs_says_what_to_set_when_locked(tmp_path: Path) -> None:
+    assert zgrid_env(tmp_path, "identity", "new", ZGRID_PASSPHRASE="p w").returncode == 0
+    locked = zgrid_env(tmp_path, "twin", "create", "--ledger", "http://127.0.0.1:9")
+    assert locked.returncode == 1
+    assert locked.stderr.startswith(
+        f"error: the store in {tmp_path} is locked: set ZGRID_PASSPHRASE"
+    )
+    assert len(locked.stderr.splitlines()) == 1
+    # Reading an address needs no key: the store keeps addresses in clear.
+    shown = zgrid_env(tmp_path, "twin", "show", "--ledger", "http://127.0.0.1:9")
+    assert "locked" not in shown.stderr
+
+
+def test_a_node_key_directory_is_read_in_place(tmp_path: Path) -> None:
+    """`zgrid --home <data>/identity ...` (the node's faucet hint) never moves the node's key."""
+    data = tmp_path / "node"
+    made = run_zgrid("node", "address", "--data", str(data))
+    assert made.returncode == 0, made.stderr
+    keys = data / "identity"
+    shown = zgrid_env(keys, "identity", "show", "--json")  # no key needed: nothing is sealed
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["address"] == made.stdout.strip()
+    assert (keys / "identity.json").exists()
+    assert not (keys / "store.json").exists()
+    again = run_zgrid("node", "address", "--data", str(data))
+    assert again.stdout == made.stdout
