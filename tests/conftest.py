@@ -3,6 +3,9 @@
 A test that needs a system tool calls :func:`require_tool`: on a laptop it
 skips, under CI (``CI=true``) it fails, because CI installs every tool and a
 skip there hides a gap.
+
+Every process of the suite has ``$ZGRID_KEY_FILE`` set to a key file of its own, so the
+encrypted store of each test's ``$ZGRID_HOME`` opens without a prompt.
 """
 
 from __future__ import annotations

@@ -317,6 +317,7 @@ def test_a_node_key_directory_is_read_in_place(tmp_path: Path) -> None:
     shown = zgrid_env(keys, "identity", "show", "--json")  # no key needed: nothing is sealed
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["address"] == made.stdout.strip()
+    assert json.loads(shown.stdout)["path"] == str(keys / "identity.json")
     assert (keys / "identity.json").exists()
     assert not (keys / "store.json").exists()
     again = run_zgrid("node", "address", "--data", str(data))

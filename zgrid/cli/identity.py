@@ -49,6 +49,8 @@ def _report(
     action: str,
 ) -> None:
     path = store.identity_path(name)
+    if not path.exists() and (store.home / "identity.json").exists():
+        path = store.home / "identity.json"  # a node's key, read in place (never moved)
     document: dict[str, Any] = {"name": name, "address": address, "path": str(path)}
     if mnemonic is not None:
         document["mnemonic"] = mnemonic

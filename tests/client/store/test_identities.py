@@ -68,7 +68,8 @@ def test_missing_identity(key_store: MakeStore) -> None:
     [
         ("one two three", "got 3"),
         (" ".join(["abandon"] * 24), "checksum does not match"),
-        (" ".join(["abandon"] * 22 + ["zzsecretword", "abandon"]), "words number 23 are not"),
+        (" ".join(["abandon"] * 22 + ["zzsecretword", "abandon"]), "mnemonic word 23 is not"),
+        (" ".join(["zzsecretword", "abandon", "zz"] + ["abandon"] * 9), "words 1, 3 are not"),
         ("x" * 5000, "at most 1024 characters"),
     ],
 )

@@ -93,9 +93,10 @@ def _checked_mnemonic(phrase: str) -> str:
         unknown = [str(i + 1) for i, word in enumerate(words) if word not in _words]
         if not unknown or "not in the BIP39" not in str(exc):
             raise
-        raise MnemonicError(
-            f"mnemonic words number {', '.join(unknown[:5])} are not in the BIP39 English list"
-        ) from None
+        which = (
+            f"word {unknown[0]} is" if len(unknown) == 1 else f"words {', '.join(unknown[:5])} are"
+        )
+        raise MnemonicError(f"mnemonic {which} not in the BIP39 English list") from None
 
 
 class Store:
