@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.client.store.clear_search import assert_nothing_in_clear
 from tests.processes import ZGRID, run_zgrid
 from zgrid import __version__
 from zgrid.cli import main
@@ -322,3 +323,19 @@ def test_a_node_key_directory_is_read_in_place(tmp_path: Path) -> None:
     assert not (keys / "store.json").exists()
     again = run_zgrid("node", "address", "--data", str(data))
     assert again.stdout == made.stdout
+
+
+def test_the_cli_leaves_no_secret_in_clear(tmp_path: Path) -> None:
+    old = new_mnemonic()
+    save_identity(tmp_path, old)  # moved in by the first command below
+    env = {"ZGRID_PASSPHRASE": "cli pass"}
+    assert zgrid_env(tmp_path, "identity", "new", "--name", "ops", **env).returncode == 0
+    imported = new_mnemonic()
+    done = zgrid_env(tmp_path, "identity", "import", "--name", "imp", stdin=imported, **env)
+    assert done.returncode == 0, done.stderr
+    shown = zgrid_env(
+        tmp_path, "identity", "show", "--name", "ops", "--show-mnemonic", "--json", **env
+    )
+    ops = json.loads(shown.stdout)["mnemonic"]
+    assert zgrid_env(tmp_path, "network", "add", "dev", "--ledger", "http://h").returncode == 0
+    assert_nothing_in_clear(tmp_path, [old, ops, imported], ["cli pass"])

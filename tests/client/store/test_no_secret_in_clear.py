@@ -10,87 +10,21 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 from pathlib import Path
 
 import pytest
 
+from tests.client.store.clear_search import (
+    assert_nothing_in_clear,
+    clear_vocabulary,
+    store_files,
+)
 from tests.client.store.conftest import MakeStore
 from zgrid.client import NetworkConfig, Store
 from zgrid.identity import Identity, new_mnemonic, save_identity
 
 PASSPHRASE = "a passphrase nobody guesses 7f3a"
-
-
-def _files(home: Path) -> dict[Path, bytes]:
-    found = {path: path.read_bytes() for path in home.rglob("*") if path.is_file()}
-    assert found, "the store wrote nothing"
-    return found
-
-
-def _without_boxes(raw: bytes) -> bytes:
-    """A store file with its sealed boxes (ciphertext, base64) left out."""
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return raw
-    if isinstance(document, dict) and "box" in document:
-        document["box"] = ""
-    return json.dumps(document).encode()
-
-
-_CLEAR_FIELDS = ("name", "kind", "network", "identity", "ledger", "hub", "explorer", "current")
-
-
-def _structure_words(document: object, into: set[str]) -> None:
-    if isinstance(document, dict):
-        for key, value in document.items():
-            into.update(re.findall(r"[a-z]+", str(key)))
-            if key in _CLEAR_FIELDS and isinstance(value, str):
-                into.update(re.findall(r"[a-z]+", value))
-            _structure_words(value, into)
-
-
-def _clear_vocabulary(files: dict[Path, bytes], home: Path) -> set[str]:
-    """The lowercase words the store writes in clear itself: field names, names, URLs, paths."""
-    words = set(re.findall(r"[a-z]+", str(home)))
-    for path, raw in files.items():
-        words.update(re.findall(r"[a-z]+", str(path.relative_to(home))))
-        try:
-            _structure_words(json.loads(raw), words)
-        except ValueError:
-            continue
-    return words
-
-
-def _forms(identity: Identity) -> list[bytes]:
-    seed = identity.seed
-    return [
-        seed,
-        seed.hex().encode(),
-        seed.hex().upper().encode(),
-        base64.b64encode(seed),
-        base64.urlsafe_b64encode(seed),
-        base64.b64encode(seed).rstrip(b"="),
-    ]
-
-
-def _assert_nothing_in_clear(home: Path, phrases: list[str], secrets_: list[str]) -> None:
-    files = _files(home)
-    vocabulary = _clear_vocabulary(files, home)
-    for path, raw in files.items():
-        clear = _without_boxes(raw)
-        for phrase in phrases:
-            assert phrase.encode() not in raw, f"{path} holds a mnemonic"
-            assert phrase.upper().encode() not in raw, f"{path} holds a mnemonic"
-            for form in _forms(Identity.from_mnemonic(phrase)):
-                assert form not in raw, f"{path} holds a private key"
-            for word in set(phrase.split()) - vocabulary:
-                pattern = rb"(?<![a-zA-Z])" + word.encode() + rb"(?![a-zA-Z])"
-                assert not re.search(pattern, clear), f"{path} holds the word {word!r}"
-        for secret in secrets_:
-            assert secret.encode() not in raw, f"{path} holds {secret[:4]}…"
 
 
 def _fill(store: Store, tmp_path: Path) -> tuple[list[str], list[str]]:
@@ -113,7 +47,7 @@ def test_a_passphrase_store_holds_no_secret_in_clear(
     store = passphrase_store(PASSPHRASE)
     phrases, record_secrets = _fill(store, tmp_path)
     assert passphrase_store(PASSPHRASE).mnemonic("ops") == phrases[1]  # really stored
-    _assert_nothing_in_clear(home, phrases, [*record_secrets, PASSPHRASE])
+    assert_nothing_in_clear(home, phrases, [*record_secrets, PASSPHRASE])
 
 
 def test_a_key_file_store_holds_no_secret_in_clear(
@@ -127,8 +61,8 @@ def test_a_key_file_store_holds_no_secret_in_clear(
     assert key_store().record("main", "db") is not None
     key_hex = key_file.read_text().strip()
     key_forms = [key_hex, key_hex.upper(), base64.b64encode(bytes.fromhex(key_hex)).decode()]
-    _assert_nothing_in_clear(home, [*phrases, old_phrase], [*record_secrets, *key_forms])
-    assert bytes.fromhex(key_hex) not in b"".join(_files(home).values())
+    assert_nothing_in_clear(home, [*phrases, old_phrase], [*record_secrets, *key_forms])
+    assert bytes.fromhex(key_hex) not in b"".join(store_files(home).values())
 
 
 def test_the_search_finds_a_secret_left_in_clear(home: Path, tmp_path: Path) -> None:
@@ -136,16 +70,16 @@ def test_the_search_finds_a_secret_left_in_clear(home: Path, tmp_path: Path) -> 
     phrase = new_mnemonic()
     save_identity(home, phrase)
     with pytest.raises(AssertionError, match="holds a mnemonic"):
-        _assert_nothing_in_clear(home, [phrase], [])
+        assert_nothing_in_clear(home, [phrase], [])
     leaked = home / "leak.txt"
     (home / "identity.json").unlink()
     leaked.write_bytes(base64.b64encode(Identity.from_mnemonic(phrase).seed))
     with pytest.raises(AssertionError, match="holds a private key"):
-        _assert_nothing_in_clear(home, [phrase], [])
-    word = next(w for w in phrase.split() if w not in _clear_vocabulary(_files(home), home))
+        assert_nothing_in_clear(home, [phrase], [])
+    word = next(w for w in phrase.split() if w not in clear_vocabulary(store_files(home), home))
     leaked.write_text(json.dumps({"note": word}))
     with pytest.raises(AssertionError, match="holds the word"):
-        _assert_nothing_in_clear(home, [phrase], [])
+        assert_nothing_in_clear(home, [phrase], [])
     leaked.write_text("token " + "ab12" * 4)
     with pytest.raises(AssertionError, match="holds ab12"):
-        _assert_nothing_in_clear(home, [phrase], ["ab12" * 4])
+        assert_nothing_in_clear(home, [phrase], ["ab12" * 4])
