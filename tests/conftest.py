@@ -3,12 +3,17 @@
 A test that needs a system tool calls :func:`require_tool`: on a laptop it
 skips, under CI (``CI=true``) it fails, because CI installs every tool and a
 skip there hides a gap.
+
+Every process of the suite has ``$ZGRID_KEY_FILE`` set to a key file of its own, so the
+encrypted store of each test's ``$ZGRID_HOME`` opens without a prompt.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import tempfile
 
 import pytest
 
@@ -32,3 +37,25 @@ def require_tool(name: str) -> str:
 def require_root() -> None:
     if os.geteuid() != 0:
         _missing("needs root")
+
+
+# Commands that sign open the encrypted store under $ZGRID_HOME, which needs a key. Every
+# process of the suite (and every `zgrid` it starts, which inherits the environment) gets
+# one key file, so nothing waits at a prompt; tests about passphrases set their own env.
+_SESSION_KEYS: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    directory = tempfile.mkdtemp(prefix="zgrid-test-key-")
+    key_file = os.path.join(directory, "store.key")
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    os.environ["ZGRID_KEY_FILE"] = key_file
+    os.environ.pop("ZGRID_PASSPHRASE", None)
+    _SESSION_KEYS.append(directory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _SESSION_KEYS:
+        shutil.rmtree(_SESSION_KEYS.pop(), ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from tests.chain.conftest import LedgerProcess, running_ledger
 from tests.processes import run_zgrid
 from zgrid.chain import UNITS_PER_TOKEN, JoinToken, SyncChainClient
-from zgrid.identity import load_identity, new_mnemonic, save_identity
+from zgrid.client import Store, Unlocker
+from zgrid.identity import Identity, new_mnemonic
 from zgrid.types import GIB
 
 
@@ -20,6 +22,14 @@ from zgrid.types import GIB
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerProcess]:
     with running_ledger(tmp_path_factory.mktemp("farm-cli")) as process:
         yield process
+
+
+def _store(home: Path) -> Store:
+    return Store(home, unlocker=Unlocker.from_env(os.environ))  # the suite's key file
+
+
+def identity_of(home: Path) -> Identity:
+    return _store(home).identity()
 
 
 def user(
@@ -30,7 +40,7 @@ def user(
     Set up through the library: the CLI runs only for what each test is about.
     """
     home = tmp_path / name
-    identity = save_identity(home, new_mnemonic()).identity
+    identity = _store(home).add_identity(new_mnemonic())
     with SyncChainClient(ledger.url, identity=identity) as client:
         if tokens:
             client.faucet(tokens * UNITS_PER_TOKEN)
@@ -45,9 +55,9 @@ def zgrid(home: Path, ledger: LedgerProcess, *args: str) -> subprocess.Completed
 
 def test_a_farmer_lets_a_node_join_and_removes_it(tmp_path: Path, ledger: LedgerProcess) -> None:
     farmer = user(tmp_path, ledger, "farmer", tokens=5, twin=True)
-    with SyncChainClient(ledger.url, identity=load_identity(farmer).identity) as client:
+    with SyncChainClient(ledger.url, identity=identity_of(farmer)) as client:
         farm_id = client.create_farm("cli-farm")
-    node_identity = load_identity(user(tmp_path, ledger, "node", tokens=1, twin=True)).identity
+    node_identity = identity_of(user(tmp_path, ledger, "node", tokens=1, twin=True))
 
     issued = zgrid(
         farmer,
@@ -92,7 +102,7 @@ def test_a_farmer_lets_a_node_join_and_removes_it(tmp_path: Path, ledger: Ledger
 
 def test_only_the_farmer_issues_join_tokens(tmp_path: Path, ledger: LedgerProcess) -> None:
     farmer = user(tmp_path, ledger, "farmer", tokens=5, twin=True)
-    with SyncChainClient(ledger.url, identity=load_identity(farmer).identity) as client:
+    with SyncChainClient(ledger.url, identity=identity_of(farmer)) as client:
         farm = client.farm(client.create_farm("owned-farm"))
     stranger = user(tmp_path, ledger, "stranger")
     refused = zgrid(stranger, ledger, "farm", "join-token", str(farm["id"]))
@@ -143,7 +153,7 @@ def test_refusals_speak_in_tokens_and_commands(
     expected: str,
 ) -> None:
     home = user(tmp_path, ledger, "someone", tokens=tokens)
-    short = load_identity(home).identity.address[:16]
+    short = identity_of(home).address[:16]
     result = zgrid(home, ledger, *command)
     assert result.returncode == 1
     assert result.stderr.strip() == expected.format(short=short)

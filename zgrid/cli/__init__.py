@@ -14,7 +14,21 @@ import typer
 import typer.main
 
 from zgrid import __version__
-from zgrid.cli import account, chain, deployment, farm, flist, hub, identity, node, spec, twin, zdb
+from zgrid.cli import (
+    account,
+    chain,
+    deploy,
+    deployment,
+    farm,
+    flist,
+    hub,
+    identity,
+    network,
+    node,
+    spec,
+    twin,
+    zdb,
+)
 from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console, one_line
 from zgrid.errors import ZgridError
@@ -33,6 +47,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(identity.app, name="identity")
+app.add_typer(network.app, name="network")
 app.add_typer(deployment.app, name="deployment")
 app.add_typer(chain.app, name="chain")
 app.add_typer(account.app, name="account")
@@ -43,6 +58,7 @@ app.add_typer(flist.app, name="flist")
 app.add_typer(hub.app, name="hub")
 app.add_typer(node.app, name="node")
 app.add_typer(spec.app, name="spec")
+deploy.register(app)
 
 
 def _version(value: bool) -> None:

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
-from zgrid.identity import load_identity, public_key_from_address
+from zgrid.cli.store_access import own_address
+from zgrid.identity import public_key_from_address
 
 app = typer.Typer(help="Balances, transfers and the dev faucet.", no_args_is_help=True)
 
@@ -60,7 +60,7 @@ def balance(
 ) -> None:
     """Show an account's free and reserved balance in tokens."""
     if address is None:
-        address = load_identity(settings(ctx).home).identity.address
+        address = own_address(ctx)
     public_key_from_address(address)
     with ledger_client(ctx, ledger, sign=False) as client:
         account = client.account(address.lower())

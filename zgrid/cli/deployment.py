@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import check_ledger_url, ledger_client
 from zgrid.cli.output import emit_json, out_console
+from zgrid.cli.store_access import signing_identity
 from zgrid.errors import ZgridError
-from zgrid.identity import load_identity, public_key_from_address
+from zgrid.identity import public_key_from_address
 
 if TYPE_CHECKING:
     from zgrid.types import Deployment
@@ -179,8 +179,7 @@ def sign(
     from zgrid.types import sign_deployment  # noqa: PLC0415  # the deployment models are heavy: load them on use
 
     deployment = _read(path)
-    stored = load_identity(settings(ctx).home)
-    signed = sign_deployment(deployment, twin_id, stored.identity)
+    signed = sign_deployment(deployment, twin_id, signing_identity(ctx))
     target = output or path
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:

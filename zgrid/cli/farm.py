@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
-from zgrid.identity import load_identity, public_key_from_address
+from zgrid.cli.store_access import signing_identity
+from zgrid.identity import public_key_from_address
 
 app = typer.Typer(help="Farms: groups of nodes with their public IPs.", no_args_is_help=True)
 
@@ -121,7 +121,7 @@ def join_token(
 
     seconds = _duration(valid_for)
     node_address = "" if node is None else public_key_from_address(node).hex()
-    identity = load_identity(settings(ctx).home).identity
+    identity = signing_identity(ctx)
     with ledger_client(ctx, ledger, sign=False) as client:
         head = client.head()
         farm = client.farm(farm_id)

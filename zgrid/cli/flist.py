@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, err_console, out_console
-from zgrid.identity import load_identity
+from zgrid.cli.store_access import signing_identity
 
 if TYPE_CHECKING:
     from rich.progress import ProgressColumn
@@ -339,7 +338,7 @@ def _own_twin(ctx: typer.Context, ledger: str) -> tuple[Any, int]:
     """This user's identity and twin id (from the ledger)."""
     from zgrid.flist import FlistError  # noqa: PLC0415  # the flist package is heavy: load it on use
 
-    identity = load_identity(settings(ctx).home).identity
+    identity = signing_identity(ctx)
     with ledger_client(ctx, ledger, sign=False) as chain:
         twin = chain.twin_of(identity.address)
     if twin is None:

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from zgrid.cli.context import settings
-from zgrid.identity import load_identity
+from zgrid.cli.store_access import signing_identity
 
 if TYPE_CHECKING:
     from zgrid.chain import SyncChainClient
@@ -30,11 +29,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 @contextmanager
 def ledger_client(ctx: typer.Context, url: str, *, sign: bool) -> Iterator[SyncChainClient]:
-    """A client for ``url``; with ``sign`` it signs as this machine's identity."""
+    """A client for ``url``; with ``sign`` it signs as the store's identity (unlocked)."""
     check_ledger_url(url)
     from zgrid.chain import SyncChainClient  # noqa: PLC0415  # the ledger's client is heavy: load it on use
 
-    identity = load_identity(settings(ctx).home).identity if sign else None
+    identity = signing_identity(ctx) if sign else None
     client = SyncChainClient(url, identity=identity)
     try:
         yield client

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from zgrid.cli.context import settings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, out_console
-from zgrid.identity import load_identity
+from zgrid.cli.store_access import own_address
 
 app = typer.Typer(help="Your identity on the ledger (a twin).", no_args_is_help=True)
 
@@ -42,7 +41,7 @@ def show(
 
     with ledger_client(ctx, ledger, sign=False) as client:
         if twin_id is None:
-            address = load_identity(settings(ctx).home).identity.address
+            address = own_address(ctx)
             twin = client.twin_of(address)
             if twin is None:
                 raise NotFound(
