@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import zgrid.chain
+import zgrid.client
 import zgrid.flist
 import zgrid.identity
 import zgrid.node
@@ -28,6 +29,18 @@ PUBLIC = {
         "UnsafeFlist", "check_tree", "decode_block", "encode_block", "image_entries", "mount",
         "open_store", "pack_directory", "pack_entries", "parse_route", "public_url", "unpack",
         "walk_directory",
+    ],
+    zgrid.client: [
+        "DEFAULT_TIMEOUT", "ClientError", "ContractChange", "CurrentContract", "DeployFailed",
+        "DeploymentExists", "DeploymentNotFound", "DeploymentSummary", "DeploymentView", "DiskSpec",
+        "FlistNotFound", "Grid", "InvalidAnswer", "InvalidWorkload", "LedgerNodeSource",
+        "MachineSpec", "MountSpec", "NetworkConfig", "NetworkNotConfigured", "NodeOffer",
+        "NodeSource", "Notice", "PlacementError", "PlacementRules", "Plan", "PolicyPrices",
+        "PriceTerms", "Spec", "SpecError", "SpecProblem", "SpecSummary", "Store", "StoreError",
+        "StoreLocked", "SyncGrid", "Unlocker", "WorkloadChange", "WorkloadProgress", "WorkloadView",
+        "WrongPassphrase", "ZdbSpec", "contract_price", "decimal_text", "format_size", "load_spec",
+        "parse_size", "parse_spec", "place", "plan_changes", "price_terms", "resolve_flists",
+        "spec_schema", "spec_schema_text", "spec_summary", "to_tokens",
     ],
     zgrid.zdb: [
         "DEFAULT_NAMESPACE", "MODE_SEQ", "MODE_USER", "ClientError", "CommandError", "ConnectionLost",

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 WRAPPERS = [
     ("zgrid.chain.client", "ChainClient", "SyncChainClient", "zgrid/chain/sync.py"),
+    ("zgrid.client.grid", "Grid", "SyncGrid", "zgrid/client/sync.py"),
 ]
 
 

@@ -10,6 +10,7 @@ wrapper was not written again).
 
 from __future__ import annotations
 
+import ast
 import builtins
 import importlib
 import inspect
@@ -193,7 +194,8 @@ def _imports(module: Any, target: type, names: set[str]) -> str:
             value = getattr(module, name)
             home = getattr(value, "__module__", None)
             if not isinstance(value, type) or home is None or home.startswith("builtins"):
-                home = module.__name__  # an alias the module defines
+                # An alias: from the module it was imported from, or the module's own.
+                home = _imported_from(module).get(name, module.__name__)
             lines.setdefault(_face(home, module.__name__), set()).add(name)
         else:
             raise ValueError(f"{target.__name__} uses {name!r}, which its module does not know")
@@ -209,6 +211,16 @@ def _imports(module: Any, target: type, names: set[str]) -> str:
     if modules:
         blocks.insert(1, "\n".join(f"import {m}" for m in sorted(modules)))
     return "\n\n".join(blocks)
+
+
+def _imported_from(module: Any) -> dict[str, str]:
+    """Names ``module`` imports with ``from X import name``, and their X."""
+    found: dict[str, str] = {}
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                found[alias.asname or alias.name] = node.module
+    return found
 
 
 def _face(home: str, own: str) -> str:

@@ -100,9 +100,15 @@ class Host:
         return ["nsenter", f"--net={self.netns_path}", *[str(part) for part in argv]]
 
     def exec(
-        self, argv: Sequence[str], *, timeout: float = 30, input: str | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` in the host to its end; the caller checks ``returncode``."""
+        """Run ``argv`` in the host to its end (``env`` added to ours); the caller checks
+        ``returncode``."""
         return subprocess.run(
             self.command(argv),
             input=input,
@@ -110,6 +116,7 @@ class Host:
             text=True,
             timeout=timeout,
             check=False,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def popen(

@@ -136,6 +136,7 @@ __all__ = [
     "SpecError",
     "SpecProblem",
     "SpecSummary",
+    "Store",
     "StoreError",
     "StoreLocked",
     "SyncGrid",

@@ -17,13 +17,13 @@ hashes in it let :meth:`Deployer.destroy` find every contract the run made.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from zgrid.chain import ChainClient, LedgerUnavailable, NotFound, TransactionRejected
+from zgrid.client.builder import item_of
 from zgrid.client.errors import DeployFailed
 from zgrid.client.plan import ContractChange, Plan
 from zgrid.client.records import ContractEntry, DeploymentRecord
@@ -357,7 +357,7 @@ def _expect(item: _Submitted) -> Expectation:
     workloads: dict[str, str] = {}
     types: dict[str, str] = {}
     for workload in item.signed.workloads:
-        workloads[workload.name] = _key_of(workload)
+        workloads[workload.name] = item_of(workload) or workload.name
         types[workload.name] = str(workload.type)
     return Expectation(
         contract_id=item.contract_id,
@@ -366,13 +366,6 @@ def _expect(item: _Submitted) -> Expectation:
         workloads=workloads,
         types=types,
     )
-
-
-def _key_of(workload: Workload) -> str:
-    try:
-        return str(json.loads(workload.metadata)["key"])
-    except (ValueError, KeyError, TypeError):
-        return workload.name
 
 
 def rollback_deployment(previous: Deployment, failed: Deployment) -> Deployment:

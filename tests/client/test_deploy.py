@@ -1,0 +1,278 @@
+"""The deployer's client end to end: `zgrid plan/deploy/apply/show/logs/destroy` in a client
+host against a real ledger, hub and two node daemons running runc containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.deploying import Deployer
+from tests.conftest import require_root, require_tool
+from tests.node.grid import Grid, NodeDaemon, running_grid
+from tests.node.hosts import HostNetwork
+from zgrid.chain import SyncChainClient
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+SHOP = """\
+name: shop
+machines:
+  - name: web
+    flist: busybox
+    memory: 256MiB
+    replicas: 2
+    env: {{GREETING: {greeting}}}
+    entrypoint: >-
+      /bin/sh -c 'echo started $GREETING; mkdir -p /www;
+      echo "$GREETING from zgrid" > /www/index.html;
+      exec busybox httpd -f -p [::]:8080 -h /www'
+  - name: worker
+    flist: busybox
+    memory: 256MiB
+    env: {{MODE: {mode}}}
+    entrypoint: /bin/sh -c 'echo mode $MODE; exec sleep 100000'
+{disks}zdbs:
+  - {{name: store, size: 1GiB}}
+"""
+
+
+@pytest.fixture(scope="module")
+def grid(host_network: HostNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    require_root()
+    for tool in ("runc", "yggdrasil", "mkfs.ext4", "losetup", "busybox"):
+        require_tool(tool)
+    with running_grid(host_network, tmp_path_factory.mktemp("grid")) as grid:
+        yield grid
+
+
+@pytest.fixture(scope="module")
+def nodes(grid: Grid) -> list[NodeDaemon]:
+    return [grid.add_node("node1"), grid.add_node("node2")]
+
+
+@pytest.fixture(scope="module")
+def deployer(
+    grid: Grid, nodes: list[NodeDaemon], tmp_path_factory: pytest.TempPathFactory
+) -> Deployer:
+    return Deployer(grid, tmp_path_factory.mktemp("deployer") / "home").setup()
+
+
+def _page(grid: Grid, ip: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = grid.client.http_get(f"http://[{ip}]:8080/")
+        if done.returncode == 0:
+            return done.stdout
+        last = done.stderr
+        time.sleep(0.5)
+    raise AssertionError(f"no page at [{ip}]:8080 within {timeout} s: {last}")
+
+
+def _by_name(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {w["name"]: w for w in view["workloads"]}
+
+
+PRICED = """\
+name: priced
+machines:
+  - name: api
+    flist: busybox
+    cpu: 1
+    memory: 1GiB
+    disk: 2GiB
+    replicas: 2
+    disks: [{disk: data, mountpoint: /data}]
+disks:
+  - {name: data, size: 10GiB}
+zdbs:
+  - {name: cache, size: 5GiB, machine: api}
+"""
+
+
+def test_plan_prices_each_contract_by_the_pricing_policy(grid: Grid, deployer: Deployer) -> None:
+    plan = deployer.json("plan", str(deployer.spec("priced", PRICED)))
+    assert len(plan["contracts"]) == 2  # one replica (with its disk and zdb) per node
+    with SyncChainClient(grid.ledger.url) as chain:
+        genesis = chain.genesis()
+    policy = genesis["price_policies"][0]
+    total = Fraction(0)
+    for contract in plan["contracts"]:
+        kinds = sorted(w["key"].split("/")[0] for w in contract["workloads"])
+        assert kinds == ["disk", "machine", "zdb"], contract
+        # Per contract: 1 core, 1 GiB memory; SSD 2 GiB root + 10 GiB disk; HDD 5 GiB.
+        cru, memory, ssd, hdd = 1, Fraction(1), Fraction(12), Fraction(5)
+        cu = min(
+            max(memory / 4, Fraction(cru, 2)),
+            max(memory / 8, cru),
+            max(memory / 2, Fraction(cru, 4)),
+        )
+        su = hdd / 1200 + ssd / 200
+        price = cu * policy["cu"] + su * policy["su"]  # units USD per hour
+        assert contract["price_usd_per_hour"] == _decimal(price / 10_000_000)
+        total += price
+    assert plan["price_usd_per_hour"] == _decimal(total / 10_000_000)
+    assert plan["price_tokens_per_hour"] == _decimal(total / genesis["token_price"])
+    assert deployer.live_contracts() == [] and deployer.json("ls") == [], "a plan writes nothing"
+    shown = deployer.run("plan", str(deployer.spec("priced", PRICED)))
+    assert shown.returncode == 0 and "USD per hour" in shown.stdout, shown
+
+
+def test_a_two_replica_spec_runs_on_two_nodes_and_serves_both_pages(
+    grid: Grid, deployer: Deployer
+) -> None:
+    spec = deployer.spec("shop", SHOP.format(greeting="hello", mode="a", disks=""))
+    view = deployer.json("deploy", str(spec))
+    workloads = _by_name(view)
+    assert {w["state"] for w in workloads.values()} == {"ok"}, view
+    web = [w for w in view["workloads"] if w["key"].startswith("machine/web/")]
+    assert len(web) == 2
+    assert len({w["node_id"] for w in web}) == 2, "spread: the replicas are on distinct nodes"
+    for workload in web:
+        assert "hello from zgrid" in _page(grid, workload["planetary_ip"])
+    shown = deployer.json("show", "shop")
+    assert _by_name(shown).keys() == workloads.keys()
+    listed = deployer.json("ls")
+    assert [(d["name"], d["status"]) for d in listed] == [("shop", "deployed")]
+
+
+def test_logs_come_through_the_nodes_log_channel(deployer: Deployer) -> None:
+    shown = deployer.json("show", "shop")
+    worker = next(w for w in shown["workloads"] if w["key"] == "machine/worker/0")
+    deadline = time.monotonic() + 30
+    done = None
+    while time.monotonic() < deadline:
+        done = deployer.run("logs", f"shop/{worker['name']}")
+        if done.returncode == 0 and "mode a" in done.stdout:
+            break
+        time.sleep(0.5)
+    assert done is not None and "mode a" in done.stdout, done
+    ambiguous = deployer.run("logs", "shop/web")
+    assert ambiguous.returncode == 1 and "ambiguous" in ambiguous.stderr
+
+
+def test_apply_touches_only_what_changed(grid: Grid, deployer: Deployer) -> None:
+    before = deployer.json("show", "shop")
+    old = _by_name(before)
+    contracts_before = {c["id"]: c["version"] for c in before["contracts"]}
+    spec = deployer.spec(
+        "shop",
+        SHOP.format(
+            greeting="hello",
+            mode="b",
+            disks="disks:\n  - {name: scratch, size: 1GiB}\n",
+        ),
+    )
+    plan = deployer.json("plan", str(spec))
+    actions = {w["key"]: w["action"] for c in plan["contracts"] for w in c["workloads"]}
+    assert actions["machine/worker/0"] == "replace"
+    assert actions["disk/scratch/0"] == "create"
+    assert {actions[k] for k in ("machine/web/0", "machine/web/1", "zdb/store/0")} == {"keep"}
+    after = deployer.json("apply", str(spec), "--yes")
+    new = _by_name(after)
+    assert {w["state"] for w in new.values()} == {"ok"}, after
+    # The kept workloads are the very same: same name, same version, same node.
+    for key in ("machine/web/0", "machine/web/1", "zdb/store/0"):
+        (was,) = [w for w in old.values() if w["key"] == key]
+        (now,) = [w for w in new.values() if w["key"] == key]
+        assert (now["name"], now["version"], now["node_id"]) == (
+            was["name"], was["version"], was["node_id"],
+        )  # fmt: skip
+    (worker,) = [w for w in new.values() if w["key"] == "machine/worker/0"]
+    (old_worker,) = [w for w in old.values() if w["key"] == "machine/worker/0"]
+    assert worker["name"] != old_worker["name"] and worker["version"] > old_worker["version"]
+    # Only contracts holding a changed workload went to a new version.
+    changed_nodes = {worker["node_id"], new["scratch"]["node_id"]}
+    for contract in after["contracts"]:
+        if contract["id"] in contracts_before and contract["node_id"] not in changed_nodes:
+            assert contract["version"] == contracts_before[contract["id"]]
+    for workload in (w for w in new.values() if w["key"].startswith("machine/web/")):
+        assert "hello from zgrid" in _page(grid, workload["planetary_ip"])
+    again = deployer.run("apply", str(spec), "--yes")
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+
+
+def _decimal(value: Fraction) -> str:
+    scaled = (value * 10**7 * 2 + 1) // 2
+    whole, fraction = divmod(int(scaled), 10**7)
+    return f"{whole}.{fraction:07d}".rstrip("0").rstrip(".")
+
+
+def test_destroy_leaves_no_live_contract(deployer: Deployer) -> None:
+    assert deployer.live_contracts()
+    done = deployer.run("destroy", "shop", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert deployer.live_contracts() == []
+    assert deployer.json("ls") == []
+
+
+def test_a_second_machine_that_fits_nowhere_creates_nothing_and_says_why(
+    deployer: Deployer,
+) -> None:
+    spec = deployer.spec(
+        "toobig",
+        """\
+        name: toobig
+        machines:
+          - {name: small, flist: busybox, memory: 256MiB}
+          - {name: huge, flist: busybox, memory: 400GiB}
+        """,
+    )
+    done = deployer.run("deploy", str(spec))
+    assert done.returncode == 1, done
+    assert "huge" in done.stderr and "400 GiB" in done.stderr and "largest free" in done.stderr
+    assert deployer.live_contracts() == []
+    assert deployer.json("ls") == []
+
+
+def test_a_second_machine_failing_on_its_node_rolls_back_the_first(
+    grid: Grid, deployer: Deployer
+) -> None:
+    # Not on the hub, so the client cannot check it first: the node finds out.
+    missing = f"{grid.ledger.url}/no-such-image.fl"
+    spec = deployer.spec(
+        "broken",
+        f"""\
+        name: broken
+        machines:
+          - {{name: good, flist: busybox, memory: 256MiB, entrypoint: sleep 100000}}
+          - {{name: bad, flist: "{missing}", memory: 256MiB}}
+        placement: {{spread: true}}
+        """,
+    )
+    done = deployer.run("deploy", str(spec))
+    assert done.returncode == 1, done
+    assert "bad" in done.stderr and "rolled back" in done.stderr, done.stderr
+    assert deployer.live_contracts() == []
+    assert deployer.json("ls") == []
+
+
+def test_a_deploy_killed_halfway_is_cleaned_by_destroy(
+    grid: Grid, deployer: Deployer, tmp_path: Path
+) -> None:
+    spec = deployer.spec(
+        "killed",
+        SHOP.format(greeting="k", mode="k", disks="").replace("name: shop", "name: killed"),
+    )
+    process = deployer.popen("deploy", str(spec), log=tmp_path / "deploy.log")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not deployer.live_contracts():
+        time.sleep(0.05)
+    assert deployer.live_contracts(), (tmp_path / "deploy.log").read_text()
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    listed = {d["name"]: d for d in deployer.json("ls")}
+    assert listed["killed"]["status"] == "interrupted"
+    done = deployer.run("destroy", "killed", "--yes")
+    assert done.returncode == 0, done.stderr
+    time.sleep(1.0)  # a creation the killed run had sent may land in the next block
+    assert deployer.live_contracts() == [], json.dumps(deployer.live_contracts())

@@ -1,0 +1,475 @@
+"""Grid: the deployer's SDK. Plan, deploy, apply, show, follow logs and destroy deployments
+described by spec files, on the network the local store names.
+
+Everything here is a coroutine; :class:`zgrid.client.SyncGrid` is its blocking form,
+generated from this class. The CLI is a thin layer over these methods::
+
+    async with Grid.open() as grid:            # $ZGRID_HOME, the current network
+        plan = await grid.plan("hello.yaml")
+        view = await grid.deploy("hello.yaml")
+        print(view.workload("web").planetary_ip)
+        await grid.destroy("hello")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from zgrid.chain import ChainClient, NotFound
+from zgrid.client.builder import item_of
+from zgrid.client.changes import CurrentContract, plan_changes
+from zgrid.client.deployer import Deployer
+from zgrid.client.errors import DeploymentExists, DeploymentNotFound
+from zgrid.client.flists import resolve_flists
+from zgrid.client.offers import NodeOffer, NodeSource
+from zgrid.client.plan import ContractChange, Plan
+from zgrid.client.planner import place
+from zgrid.client.pricing import PriceTerms, contract_price, price_terms, to_tokens
+from zgrid.client.records import DeploymentRecord
+from zgrid.client.sources import LedgerNodeSource
+from zgrid.client.spec.loader import load_spec
+from zgrid.client.spec.model import Spec
+from zgrid.client.store import NetworkConfig, Store, Unlocker
+from zgrid.client.views import DeploymentSummary, DeploymentView, WorkloadView
+from zgrid.client.watch import ProgressCallback, open_report
+from zgrid.identity import Identity
+from zgrid.node import ResultReport, follow_logs
+
+__all__ = ["DEFAULT_TIMEOUT", "Grid", "SpecSource"]
+
+DEFAULT_TIMEOUT = 600.0  # seconds nodes get to settle a deploy before it is rolled back
+SpecSource = Spec | Path | str  # a Spec, or the path of a spec file
+_LOG_CONNECT_TIMEOUT = 3.0
+
+
+class Grid:
+    """One identity on one network. Build it with :meth:`open` (or pass its parts)."""
+
+    store: Store
+    network: NetworkConfig
+    identity: Identity
+    chain: ChainClient
+    source: NodeSource
+    timeout: float
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        network: NetworkConfig,
+        identity: Identity,
+        source: NodeSource | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.network = network
+        self.identity = identity
+        self.timeout = timeout
+        self.chain = ChainClient(network.ledger, identity=identity)
+        self.source = source or LedgerNodeSource(self.chain)
+        self._twin_id: int | None = None
+
+    @classmethod
+    def open(
+        cls,
+        home: Path | str | None = None,
+        *,
+        network: str | None = None,
+        unlocker: Unlocker | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Grid:
+        """The grid of ``network`` (default: the store's current one) as its identity.
+
+        ``home`` defaults to $ZGRID_HOME or ~/.zgrid; the store is unlocked with
+        ``unlocker`` (default: $ZGRID_PASSPHRASE or $ZGRID_KEY_FILE).
+        """
+        root = Path(home or os.environ.get("ZGRID_HOME") or "~/.zgrid").expanduser()
+        store = Store(root, unlocker=unlocker or Unlocker.from_env(os.environ))
+        return cls.from_store(store, network=network, timeout=timeout)
+
+    @classmethod
+    def from_store(
+        cls, store: Store, *, network: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Grid:
+        """The grid of ``network`` in an open store, as that network's identity."""
+        config = store.network(network)
+        return cls(
+            store=store, network=config, identity=store.identity(config.identity), timeout=timeout
+        )
+
+    async def __aenter__(self) -> Grid:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.chain.close()
+
+    # -- identity ------------------------------------------------------------------------------
+
+    async def twin_id(self, *, create: bool = False) -> int:
+        """This identity's twin on the ledger (0 when it has none); ``create`` makes one."""
+        if self._twin_id is None:
+            twin = await self.chain.twin_of(self.identity.address)
+            if twin is not None:
+                self._twin_id = int(twin["id"])
+            elif create:
+                self._twin_id = await self.chain.create_twin()
+        return self._twin_id or 0
+
+    # -- plan ----------------------------------------------------------------------------------
+
+    async def plan(self, spec: SpecSource) -> Plan:
+        """What deploying or applying ``spec`` would do, and its price; writes nothing."""
+        checked = _spec(spec)
+        record = self._record(checked.name)
+        current = {} if record is None else await self._current(record)
+        twin_id = await self.twin_id()
+        offers = await self.source.offers()
+        keys = {
+            item_of(w) or w.name: node_id
+            for node_id, contract in current.items()
+            for w in contract.deployment.workloads
+        }
+        assignment = place(checked, offers, current=keys, twin_id=twin_id)
+        flists = await resolve_flists(checked, hub=self.network.hub)
+        # Without a twin yet (deploy makes one first), plan as twin 1: such a plan is only
+        # shown, never signed.
+        changes = plan_changes(
+            checked, assignment, twin_id=twin_id or 1, flists=flists, current=current
+        )
+        return self._priced(checked.name, changes, offers, await price_terms(self.chain))
+
+    def _priced(
+        self,
+        name: str,
+        changes: tuple[ContractChange, ...],
+        offers: list[NodeOffer],
+        terms: PriceTerms,
+    ) -> Plan:
+        by_node = {offer.node_id: offer for offer in offers}
+        priced: list[ContractChange] = []
+        total = Fraction(0)
+        for change in changes:
+            price = Fraction(0)
+            offer = by_node.get(change.node_id)
+            if change.deployment is not None and change.action != "cancel" and offer is not None:
+                price = contract_price(
+                    change.deployment.capacity(),
+                    public_ips=change.public_ips,
+                    policy=terms.policy(offer.pricing_policy_id),
+                    certified=offer.certified,
+                )
+            total += price
+            priced.append(dataclasses.replace(change, price=price))
+        return Plan(
+            name=name,
+            network=self.network.name,
+            changes=tuple(priced),
+            price_usd=total,
+            price_tokens=to_tokens(total, terms.token_price),
+            token_price=terms.token_price,
+        )
+
+    # -- deploy, apply -------------------------------------------------------------------------
+
+    async def deploy(
+        self,
+        spec: SpecSource,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> DeploymentView:
+        """Create everything ``spec`` describes; all of it runs, or none of it is left."""
+        checked = _spec(spec)
+        record = self._record(checked.name)
+        if record is not None and not record.interrupted:
+            raise DeploymentExists(
+                f"{checked.name} is already deployed on {self.network.name} "
+                f"(contracts {_ids(record)}): change it with `zgrid apply`, "
+                f"remove it with `zgrid destroy {checked.name}`"
+            )
+        if record is not None:  # what an interrupted run left: clean it first
+            await self._destroy(record, on_step)
+        await self.twin_id(create=True)
+        return await self.apply(checked, on_progress=on_progress, on_step=on_step)
+
+    async def apply(
+        self,
+        spec: SpecSource,
+        *,
+        plan: Plan | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> DeploymentView:
+        """Make what runs match ``spec``, touching only what changed (``plan``: the one the
+        user saw; it is computed again when not given)."""
+        checked = _spec(spec)
+        twin_id = await self.twin_id(create=True)
+        if plan is None or any(
+            c.deployment is not None and c.deployment.twin_id != twin_id for c in plan.changes
+        ):
+            plan = await self.plan(checked)  # none given, or made before the twin existed
+        record = self._record(checked.name)
+        if record is None:
+            record = DeploymentRecord(
+                name=checked.name, network=self.network.name, twin_id=twin_id, status="deploying"
+            )
+        elif record.status != "deployed" and not record.interrupted:
+            raise DeploymentExists(
+                f"{checked.name} is being changed by process {record.pid} on {record.host}"
+            )
+        deployer = self._deployer(twin_id, on_progress, on_step)
+        await deployer.execute(plan, record)
+        return await self.show(checked.name)
+
+    def _deployer(
+        self,
+        twin_id: int,
+        on_progress: ProgressCallback | None,
+        on_step: Callable[[str], None] | None,
+    ) -> Deployer:
+        return Deployer(
+            chain=self.chain,
+            identity=self.identity,
+            twin_id=twin_id,
+            save=self._save,
+            drop=self._drop,
+            timeout=self.timeout,
+            on_progress=on_progress,
+            on_step=on_step,
+        )
+
+    # -- read ----------------------------------------------------------------------------------
+
+    async def deployments(self) -> list[DeploymentSummary]:
+        """Every deployment this store made on this network."""
+        summaries = []
+        for document in self.store.records(self.network.name):
+            record = DeploymentRecord.model_validate(document)
+            running = [entry.running() for entry in record.contracts]
+            workloads = sum(len(d.workloads) for d in running if d is not None)
+            summaries.append(
+                DeploymentSummary(
+                    name=record.name,
+                    network=record.network,
+                    status=record.shown_status(),
+                    contracts=record.contract_ids(),
+                    nodes=sorted({entry.node_id for entry in record.contracts}),
+                    workloads=workloads,
+                )
+            )
+        return sorted(summaries, key=lambda s: s.name)
+
+    async def show(self, name: str) -> DeploymentView:
+        """Each workload of ``name`` as its node reports it: state, node, addresses, error."""
+        record = self._need(name)
+        contracts: list[dict[str, Any]] = []
+        workloads: list[WorkloadView] = []
+        for entry in record.contracts:
+            running = entry.running()
+            state, report = "unknown", None
+            if entry.contract_id:
+                with contextlib.suppress(NotFound):
+                    contract = await self.chain.contract(entry.contract_id)
+                    state = str(contract.get("state", "unknown"))
+                    report = self._report(contract)
+            contracts.append(
+                {
+                    "id": entry.contract_id,
+                    "node_id": entry.node_id,
+                    "state": state,
+                    "version": None if running is None else running.version,
+                }
+            )
+            if running is None:
+                continue
+            for workload in running.workloads:
+                found = None
+                if report is not None and report.version == running.version:
+                    found = report.workload(workload.name)
+                data = dict(found.result.data) if found is not None else {}
+                workloads.append(
+                    WorkloadView(
+                        key=item_of(workload) or workload.name,
+                        name=workload.name,
+                        type=str(workload.type),
+                        node_id=entry.node_id,
+                        contract_id=entry.contract_id,
+                        version=workload.version,
+                        state="deleted"
+                        if state == "deleted"
+                        else (str(found.result.state) if found is not None else "unknown"),
+                        message="" if found is None else found.result.message,
+                        planetary_ip=str(data.get("planetary_ip", "")),
+                        data=_without_secrets(data),
+                    )
+                )
+        return DeploymentView(
+            name=record.name,
+            network=record.network,
+            status=record.shown_status(),
+            contracts=contracts,
+            workloads=workloads,
+        )
+
+    async def logs(self, name: str, machine: str, *, follow: bool = False) -> AsyncIterator[bytes]:
+        """A machine's output through its node's log channel; with ``follow``, until stopped.
+
+        ``machine`` is the workload's name (`zgrid show` lists them) or, for a machine with
+        one replica, its name in the spec.
+        """
+        access = await self._log_access(name, machine)
+        host = await _reachable(access["ips"], int(access["port"]))
+        async for chunk in follow_logs(
+            host,
+            int(access["port"]),
+            str(access["namespace"]),
+            str(access["password"]),
+            follow=follow,
+        ):
+            yield chunk
+
+    async def _log_access(self, name: str, machine: str) -> dict[str, Any]:
+        record = self._need(name)
+        candidates: list[tuple[str, int]] = []  # workload name, contract
+        for entry in record.contracts:
+            running = entry.running()
+            if running is None:
+                continue
+            for workload in running.workloads:
+                if str(workload.type) != "zmachine":
+                    continue
+                key = item_of(workload) or ""
+                if workload.name == machine or key.split("/")[1:2] == [machine]:
+                    candidates.append((workload.name, entry.contract_id))
+        names = {candidate[0] for candidate in candidates}
+        if not candidates:
+            raise DeploymentNotFound(f"{name} has no machine {machine!r} (see `zgrid show {name}`)")
+        if len(names) > 1:
+            raise DeploymentNotFound(f"{name}/{machine} is ambiguous: {', '.join(sorted(names))}")
+        workload_name, contract_id = candidates[0]
+        report = self._report(await self.chain.contract(contract_id))
+        found = None if report is None else report.workload(workload_name)
+        access = None if found is None else found.result.data.get("logs")
+        if not isinstance(access, dict) or not access.get("ips"):
+            state = "no report yet" if found is None else f"{found.result.state}"
+            raise DeploymentNotFound(
+                f"{name}/{machine} has no log channel yet (its node reports: {state})"
+            )
+        return access
+
+    # -- destroy -------------------------------------------------------------------------------
+
+    async def destroy(
+        self, name: str, *, on_step: Callable[[str], None] | None = None
+    ) -> list[int]:
+        """Cancel every contract of ``name`` (also those an interrupted run left); their ids."""
+        return await self._destroy(self._need(name), on_step)
+
+    async def _destroy(
+        self, record: DeploymentRecord, on_step: Callable[[str], None] | None
+    ) -> list[int]:
+        twin_id = await self.twin_id() or record.twin_id
+        record.claim("destroying")
+        self._save(record)
+        deployer = self._deployer(twin_id, None, on_step)
+        found = await deployer.find_contracts(record)
+        if on_step is not None:
+            on_step(f"cancelling contract(s) {', '.join(map(str, found)) or 'none left'}")
+        problems = await deployer.cancel(found)
+        if problems:
+            record.status = "destroying"
+            self._save(record)
+            raise DeploymentExists(f"{record.name} is not fully destroyed: " + "; ".join(problems))
+        self.store.drop_record(self.network.name, record.name)
+        return found
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _record(self, name: str) -> DeploymentRecord | None:
+        document = self.store.record(self.network.name, name)
+        return None if document is None else DeploymentRecord.model_validate(document)
+
+    def _need(self, name: str) -> DeploymentRecord:
+        record = self._record(name)
+        if record is None:
+            raise DeploymentNotFound(
+                f"no deployment {name!r} on network {self.network.name} (`zgrid ls` lists them)"
+            )
+        return record
+
+    def _drop(self, record: DeploymentRecord) -> None:
+        self.store.drop_record(self.network.name, record.name)
+
+    def _save(self, record: DeploymentRecord) -> None:
+        self.store.put_record(self.network.name, record.name, record.model_dump(mode="json"))
+
+    async def _current(self, record: DeploymentRecord) -> dict[int, CurrentContract]:
+        """What runs now per node; contracts the ledger ended are dropped from the record."""
+        current: dict[int, CurrentContract] = {}
+        live = []
+        for entry in record.contracts:
+            running = entry.running()
+            if running is None or not entry.contract_id:
+                continue
+            try:
+                contract = await self.chain.contract(entry.contract_id)
+            except NotFound:
+                continue
+            if contract.get("state") == "deleted":
+                continue
+            live.append(entry)
+            current[entry.node_id] = CurrentContract(entry.contract_id, running)
+        if len(live) != len(record.contracts) and record.status == "deployed":
+            record.contracts = live
+            self._save(record)
+        return current
+
+    def _report(self, contract: dict[str, Any]) -> ResultReport | None:
+        return open_report(self.identity, contract)
+
+
+def _spec(spec: SpecSource) -> Spec:
+    return spec if isinstance(spec, Spec) else load_spec(Path(spec))
+
+
+def _ids(record: DeploymentRecord) -> str:
+    return ", ".join(map(str, record.contract_ids())) or "none yet"
+
+
+def _without_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "password":
+            continue
+        shown[key] = _without_secrets(value) if isinstance(value, dict) else value
+    return shown
+
+
+async def _reachable(ips: list[str], port: int) -> str:
+    """The first of a node's addresses this machine can open a connection to."""
+    tried = []
+    for ip in ips:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(ip, port), _LOG_CONNECT_TIMEOUT
+            )
+        except (OSError, TimeoutError) as exc:
+            tried.append(f"{ip} ({exc or type(exc).__name__})")
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return ip
+    raise DeploymentNotFound(
+        f"the node's log channel cannot be reached on port {port}: " + ", ".join(tried)
+    )
