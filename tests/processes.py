@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,10 +16,37 @@ ZGRID = str(Path(sys.executable).parent / "zgrid")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port nothing listens on, below the kernel's ephemeral range.
+
+    An ephemeral port (what binding port 0 gives) is also what the kernel hands to
+    outgoing connections, so between choosing it and the server binding it, another
+    test's client may take it; ports below that range are only ever taken on purpose.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        if _bindable(port):
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::")):
+        with socket.socket(family) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL:
+                    continue  # no IPv6 here: the IPv4 check is what counts
+                return False
+    return True
 
 
 def run_zgrid(

@@ -3,9 +3,11 @@ host against a real ledger, hub and two node daemons running runc containers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -18,7 +20,10 @@ from tests.client.deploying import Deployer
 from tests.conftest import require_root, require_tool
 from tests.node.grid import Grid, NodeDaemon, running_grid
 from tests.node.hosts import HostNetwork
-from zgrid.chain import SyncChainClient
+from zgrid.chain import ChainClient, SyncChainClient
+from zgrid.client import DeployFailed, SyncGrid, Unlocker
+from zgrid.identity import Identity
+from zgrid.types import ZMount, make_workload
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -244,14 +249,17 @@ def test_a_second_machine_failing_on_its_node_rolls_back_the_first(
         f"""\
         name: broken
         machines:
-          - {{name: good, flist: busybox, memory: 256MiB, entrypoint: sleep 100000}}
+          - {{name: good, flist: busybox, memory: 256MiB, entrypoint: /bin/sh -c 'exec sleep 100000'}}
           - {{name: bad, flist: "{missing}", memory: 256MiB}}
         placement: {{spread: true}}
         """,
     )
     done = deployer.run("deploy", str(spec))
     assert done.returncode == 1, done
-    assert "bad" in done.stderr and "rolled back" in done.stderr, done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "bad (zmachine)" in error and "not found" in error and "rolled back" in error, error
+    assert "good (zmachine)" not in error, "only the machine that failed is blamed"
+    assert "stamina" not in done.stderr and "Traceback" not in done.stderr
     assert deployer.live_contracts() == []
     assert deployer.json("ls") == []
 
@@ -276,3 +284,108 @@ def test_a_deploy_killed_halfway_is_cleaned_by_destroy(
     assert done.returncode == 0, done.stderr
     time.sleep(1.0)  # a creation the killed run had sent may land in the next block
     assert deployer.live_contracts() == [], json.dumps(deployer.live_contracts())
+
+
+def test_ctrl_c_during_a_deploy_rolls_back_and_exits_130(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    spec = deployer.spec(
+        "interrupted",
+        SHOP.format(greeting="i", mode="i", disks="").replace("name: shop", "name: interrupted"),
+    )
+    log = tmp_path / "deploy.log"
+    process = deployer.popen("deploy", str(spec), log=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not deployer.live_contracts():
+        time.sleep(0.05)
+    assert deployer.live_contracts(), log.read_text()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, log.read_text()
+    assert "rolling back" in log.read_text()
+    assert deployer.live_contracts() == [], log.read_text()
+    assert "interrupted" not in {d["name"] for d in deployer.json("ls")}
+
+
+def test_the_ledger_refusing_the_second_contract_cancels_the_first(
+    grid: Grid, nodes: list[NodeDaemon], deployer: Deployer
+) -> None:
+    spec = deployer.spec(
+        "stale",
+        """\
+        name: stale
+        machines:
+          - {name: app, flist: busybox, memory: 2GiB, replicas: 2, entrypoint: /bin/sh -c 'exec sleep 100000'}
+        """,
+    )
+    with SyncGrid.open(deployer.home, unlocker=Unlocker.from_env(os.environ)) as sdk:
+        plan = sdk.plan(spec)
+        assert [c.action for c in plan.changes] == ["create", "create"]
+        # Between the plan and the deploy, someone else takes the second node's memory.
+        other, taken = asyncio.run(_occupy(grid, plan.changes[1].node_id, 3 * GIB))
+        try:
+            with pytest.raises(DeployFailed) as failed:
+                sdk.apply(spec, plan=plan)
+            assert "refused" in str(failed.value) and "rolled back" in str(failed.value)
+            assert deployer.live_contracts() == []
+            assert "stale" not in {d.name for d in sdk.deployments()}
+        finally:
+            asyncio.run(_cancel(grid, other, taken))
+
+
+async def _occupy(grid: Grid, node_id: int, memory: int) -> tuple[Identity, int]:
+    """Another deployer's contract holding ``memory`` on ``node_id``."""
+    from tests.node.deployer import create, deployment_of  # noqa: PLC0415
+
+    other = await grid.deployer()
+    try:
+        disk = make_workload("disk", ZMount(size=GIB))
+        deployment = deployment_of(other.twin_id, [disk])
+        taken = await create(other, node_id, deployment, capacity={"mru": memory, "sru": GIB})
+    finally:
+        await other.chain.close()
+    return other.identity, taken
+
+
+async def _cancel(grid: Grid, identity: Identity, contract_id: int) -> None:
+    async with ChainClient(grid.ledger.url, identity=identity) as chain:
+        await chain.cancel_contract(contract_id)
+
+
+def test_an_update_the_node_refuses_is_rolled_back_to_what_ran(deployer: Deployer) -> None:
+    spec = """\
+    name: resize
+    machines:
+      - {name: app, flist: busybox, memory: 256MiB, entrypoint: /bin/sh -c 'exec sleep 100000',
+         disks: [{disk: data, mountpoint: /data}]}
+    disks:
+      - {name: data, size: SIZE}
+    """
+    deployed = deployer.json("deploy", str(deployer.spec("resize", spec.replace("SIZE", "2GiB"))))
+    before = _by_name(deployed)
+    assert {w["state"] for w in before.values()} == {"ok"}
+    shrunk = deployer.run(
+        "apply", "--yes", str(deployer.spec("resize", spec.replace("SIZE", "1GiB")))
+    )
+    assert shrunk.returncode == 1, shrunk
+    assert "data" in shrunk.stderr and "rolled back" in shrunk.stderr, shrunk.stderr
+    after = deployer.json("show", "resize")
+    assert {w["state"] for w in after["workloads"]} == {"ok"}, after
+    assert {w["key"] for w in after["workloads"]} == {w["key"] for w in before.values()}
+    assert deployer.run("destroy", "resize", "--yes").returncode == 0
+    assert deployer.live_contracts() == []
+
+
+def test_the_sdk_example_runs_as_documented(grid: Grid, deployer: Deployer) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = grid.client.exec(
+        [
+            sys.executable,
+            str(root / "examples" / "sdk_deploy.py"),
+            str(root / "examples" / "web-replicas.yaml"),
+        ],
+        timeout=240,
+        env={"ZGRID_HOME": str(deployer.home), "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "USD per hour" in done.stdout and "destroyed: contracts" in done.stdout, done.stdout
+    assert deployer.live_contracts() == []

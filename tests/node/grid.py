@@ -33,6 +33,8 @@ from zgrid.chain import UNITS_PER_TOKEN, ChainClient, SyncChainClient, init_dev_
 from zgrid.flist import Router, pack_directory, parse_route
 from zgrid.flist.hub import HubClient
 from zgrid.identity import Identity
+from zgrid.node import node_scope
+from zgrid.node.net.planetary import netns_prefix
 from zgrid.node.rootfs import mounts_under
 from zgrid.types import GIB
 
@@ -271,7 +273,7 @@ class Traces:
     containers: int
     mounts: int  # under the node's data directory, images left out
     loop_devices: int
-    netns: int
+    netns: int  # the node's own (its machines')
     processes: int  # in the node's host, images' mount processes left out
     images: int = 0  # flists mounted: a cache the node keeps a while after their last use
 
@@ -289,6 +291,7 @@ def traces(node: NodeDaemon) -> Traces:
     containers = len(json.loads(runc.stdout or "null") or [])
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    own_netns = netns_prefix(node_scope(node.data))  # other tests' hosts and nodes come and go
     lowers = node.data / "flists" / "lowers"
     mounts = mounts_under(node.data)
     images = [m for m in mounts if m.parent == lowers]
@@ -297,7 +300,7 @@ def traces(node: NodeDaemon) -> Traces:
         containers=containers,
         mounts=len(mounts) - len(images),
         loop_devices=sum(1 for line in loops.splitlines() if str(node.data) in line),
-        netns=len(netns.stdout.splitlines()),
+        netns=sum(1 for line in netns.stdout.splitlines() if line.startswith(own_netns)),
         processes=len([pid for pid in lasting if not _serves_an_image(pid)]),
         images=len(images),
     )

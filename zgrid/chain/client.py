@@ -171,25 +171,25 @@ class ChainClient:
     async def wait_included(
         self, tx_hash: str, *, timeout: float = 30.0, poll: float = 0.05
     ) -> dict[str, Any]:
-        """Poll until ``tx_hash`` is in a committed block; LedgerUnavailable after ``timeout``."""
-        try:
-            async for attempt in stamina.retry_context(
-                on=_Pending,
-                attempts=None,
-                timeout=timeout,
-                wait_initial=poll,
-                wait_max=max(poll, 1.0),
-                wait_jitter=0,
-            ):
-                with attempt:
-                    status = await self.transaction(tx_hash)
-                    if status["status"] != "included":
-                        raise _Pending(tx_hash)
-        except _Pending:
-            raise LedgerUnavailable(
-                f"transaction {tx_hash} was not included within {timeout} s"
-            ) from None
-        return status
+        """Poll until ``tx_hash`` is in a committed block; LedgerUnavailable after ``timeout``.
+
+        A plain poll (``poll`` seconds at first, doubling up to a second): waiting for a
+        block is not a failure to retry, and says nothing until the time is up.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = poll
+        while True:
+            status = await self.transaction(tx_hash)
+            if status["status"] == "included":
+                return status
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise LedgerUnavailable(
+                    f"transaction {tx_hash} was not included within {timeout} s"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, max(poll, 1.0))
 
     # -- calls, by domain ----------------------------------------------------------------------
 
@@ -422,10 +422,6 @@ class ChainClient:
         if response.status_code != 200:
             raise _StreamUnavailable(f"the ledger answered {response.status_code}")
         return source
-
-
-class _Pending(Exception):
-    """A transaction is not in a committed block yet (retried until it is)."""
 
 
 class _StreamUnavailable(Exception):

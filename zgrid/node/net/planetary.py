@@ -35,6 +35,7 @@ __all__ = [
     "Attachment",
     "PlanetaryNetwork",
     "machine_address",
+    "netns_prefix",
 ]
 
 PLANETARY = "200::/7"
@@ -84,6 +85,12 @@ class _Record:
     ipv6: str | None
 
 
+def netns_prefix(scope: str) -> str:
+    """How every machine netns of the node of ``scope`` begins, so what one node left on a
+    machine can be told from what its neighbours run."""
+    return "zm" + hashlib.blake2b(scope.encode(), digest_size=2).hexdigest()
+
+
 class PlanetaryNetwork:
     """Namespaces for zmachines, planetary addresses for those that ask."""
 
@@ -96,7 +103,7 @@ class PlanetaryNetwork:
     # --- names and records --------------------------------------------------------------
 
     def netns_name(self, ref: WorkloadRef) -> str:
-        return unique_name("zm", self._scope, ref.id)
+        return unique_name(netns_prefix(self._scope), self._scope, ref.id)
 
     def bridge_name(self, contract_key: str) -> str:
         return unique_name("zb", self._scope, contract_key)
