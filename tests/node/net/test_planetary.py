@@ -19,7 +19,7 @@ from tests.node.hosts import Host, HostNetwork
 from zgrid.node.errors import NetworkFailure
 from zgrid.node.naming import unique_name
 from zgrid.node.net import Yggdrasil, links, machine_address
-from zgrid.node.net.planetary import PLANETARY
+from zgrid.node.net.planetary import PLANETARY, netns_prefix
 from zgrid.node.primitives.base import WorkloadRef
 
 SCOPE = "planetary-test-node"
@@ -115,7 +115,7 @@ def _assert_no_trace(agent: Agent, *refs: WorkloadRef) -> None:
     assert {link.name for link in _host_links(agent.host)} == _baseline(agent.host)
     names = asyncio.run(links.list_netns())
     for ref in refs:
-        assert unique_name("zm", SCOPE, ref.id) not in names
+        assert unique_name(netns_prefix(SCOPE), SCOPE, ref.id) not in names
     assert agent.present() == set()
     assert not list(agent.root.iterdir())
     host_routes = asyncio.run(links.routes(netns=agent.host.netns))
@@ -152,7 +152,7 @@ def test_a_machine_is_reachable_from_a_yggdrasil_peer(
     again = agent.ask(op="attach", ref=_ref(ref), contract_key="c1", planetary=True)
     print(f"repeated attach: {again['seconds']} s, {again['commands']} commands")
     ygg = agent.ygg
-    assert attached["netns"] == unique_name("zm", SCOPE, ref.id)
+    assert attached["netns"] == unique_name(netns_prefix(SCOPE), SCOPE, ref.id)
     assert attached["ipv6"] == machine_address(ygg.subnet, ref.id)
     assert ipaddress.IPv6Address(attached["ipv6"]) in ipaddress.IPv6Network(ygg.subnet)
     assert agent.inspect(ref) and agent.present() == {ref.id}
@@ -232,7 +232,7 @@ def test_inspect_sees_a_link_removed_by_hand_and_attach_repairs_it(agent: Agent)
     assert not agent.inspect(ref)
     agent.attach(ref)
     assert agent.inspect(ref)
-    netns = unique_name("zm", SCOPE, ref.id)
+    netns = unique_name(netns_prefix(SCOPE), SCOPE, ref.id)
     asyncio.run(links.delete_route(PLANETARY, netns=netns))
     assert not agent.inspect(ref)
     agent.attach(ref)
