@@ -84,7 +84,16 @@ async def create(
     return int(result["result"]["contract_id"])
 
 
-async def update(twin: Twin, contract_id: int, node_id: int, deployment: Deployment) -> None:
+async def update(
+    twin: Twin,
+    contract_id: int,
+    node_id: int,
+    deployment: Deployment,
+    *,
+    capacity: dict[str, int] | None = None,
+) -> None:
+    """Submit ``deployment`` as the contract's next version, declaring ``capacity`` (by default
+    what it needs)."""
     signed = sign_deployment(deployment, twin.twin_id, twin.identity)
     await twin.chain.submit(
         "contracts.update_node_contract",
@@ -92,7 +101,7 @@ async def update(twin: Twin, contract_id: int, node_id: int, deployment: Deploym
             "contract_id": contract_id,
             "deployment_hash": signed.hash_hex(),
             "sealed_deployment": seal_deployment(signed, await node_key(twin.chain, node_id)),
-            "capacity": capacity_of(signed),
+            "capacity": capacity if capacity is not None else capacity_of(signed),
         },
     )
 

@@ -22,7 +22,7 @@ from tests.factories import join_token
 from tests.node.deployer import Twin, create, deployment_of, results, update, wait_result
 from zgrid.chain import UNITS_PER_TOKEN, ChainClient, SyncChainClient
 from zgrid.identity import Identity
-from zgrid.node.engine import Engine
+from zgrid.node.engine import Engine, _ledger_step
 from zgrid.node.state import LocalState
 from zgrid.types import (
     GIB,
@@ -30,11 +30,13 @@ from zgrid.types import (
     Capacity,
     ComputeCapacity,
     MachineNetwork,
+    UpdateRefused,
     Volume,
     ZMachine,
     ZMount,
     make_workload,
     sign_deployment,
+    validate_update,
 )
 
 NODE_RESOURCES = {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0}
@@ -279,3 +281,46 @@ def test_a_refused_update_keeps_the_running_version_and_says_why(
             await alice.chain.close()
 
     _run(scenario)
+
+
+def _web(script: str, version: int) -> Any:
+    return make_workload(
+        "web",
+        ZMachine(
+            flist="https://hub.example/flists/1/busybox",
+            compute_capacity=ComputeCapacity(cpu=1, memory=GIB),
+            entrypoint=script,
+            network=MachineNetwork(planetary=True),
+        ),
+        version=version,
+    )
+
+
+def test_versions_the_node_skipped_count_as_steps_and_the_update_rules_still_hold() -> None:
+    running = deployment_of(7, [make_workload("a", ZMount(size=MIB)), _web("run", 0)], version=1)
+
+    def check(*workloads: Any, version: int) -> None:
+        validate_update(*_ledger_step(running, deployment_of(7, workloads, version=version)))
+
+    # The next version follows the rules as they are: an unchanged workload keeps its version.
+    check(make_workload("a", ZMount(size=MIB)), _web("run", 0), version=2)
+    with pytest.raises(UpdateRefused, match="unchanged workload must keep version 0, got 2"):
+        check(make_workload("a", ZMount(size=MIB)), _web("run", 2), version=2)
+    # Versions 2 and 3 were refused or never seen: a disk grown or added in one of them,
+    # and the machine changed there and back, carry that version.
+    check(
+        make_workload("a", ZMount(size=2 * MIB), version=2),
+        make_workload("b", ZMount(size=MIB), version=3),
+        _web("run", 3),
+        version=4,
+    )
+    # Still refused: a machine's data changed (whichever version it carries), a new type, and
+    # a change or a new workload carrying a version no newer than the running deployment's.
+    with pytest.raises(UpdateRefused, match="zmachine workload cannot change its data"):
+        check(make_workload("a", ZMount(size=MIB)), _web("other", 3), version=4)
+    with pytest.raises(UpdateRefused, match="cannot change from zmount to volume"):
+        check(make_workload("a", Volume(size=MIB), version=2), _web("run", 0), version=4)
+    with pytest.raises(UpdateRefused, match="changed workload must have version 4, got 1"):
+        check(make_workload("a", ZMount(size=2 * MIB), version=1), _web("run", 0), version=4)
+    with pytest.raises(UpdateRefused, match="new workload must have version 4"):
+        check(make_workload("b", ZMount(size=MIB), version=1), _web("run", 0), version=4)

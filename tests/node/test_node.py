@@ -16,6 +16,7 @@ from tests.conftest import require_root, require_tool
 from tests.node.deployer import Twin, create, deployment_of, results, update, wait_result
 from tests.node.grid import Grid, NodeDaemon, running_grid, traces
 from tests.node.hosts import HostNetwork
+from zgrid.client.deployer import rollback_deployment
 from zgrid.node import follow_logs, node_scope
 from zgrid.node.disks import DiskPool
 from zgrid.node.sealing import ResultReport
@@ -25,6 +26,7 @@ from zgrid.types import (
     ComputeCapacity,
     MachineNetwork,
     Mount,
+    Volume,
     Workload,
     ZMachine,
     ZMount,
@@ -411,6 +413,89 @@ def test_an_update_grows_adds_and_removes_workloads_and_a_cancel_leaves_nothing(
             await asyncio.sleep(0.2)
         assert "9-999-orphan" not in await pool.ids()
         assert traces(node).without_images() == before
+        await alice.chain.close()
+
+    _run(scenario())
+
+
+async def _refusal(twin: Twin, contract: int, version: int, node: NodeDaemon) -> ResultReport:
+    """The node's report once it says it refused ``version`` of ``contract``."""
+    deadline = time.monotonic() + 30
+    while True:
+        report = await results(twin, contract)
+        if report is not None and f"version {version} refused" in report.message:
+            return report
+        assert time.monotonic() < deadline, f"{report}; node log: {node.log.read_text()}"
+        await asyncio.sleep(0.1)
+
+
+def test_updates_after_refused_or_unseen_versions_are_applied(grid: Grid, node: NodeDaemon) -> None:
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        first = deployment_of(alice.twin_id, [make_workload("a", ZMount(size=16 * MIB))])
+        contract = await create(alice, node.node_id, first)
+        assert (await wait_result(alice, contract)).state == "ok"
+
+        # Version 1 is refused by the update rules (a workload keeps its type) ...
+        second = deployment_of(
+            alice.twin_id, [make_workload("a", Volume(size=16 * MIB), version=1)], version=1
+        )
+        await update(alice, contract, node.node_id, second)
+        report = await _refusal(alice, contract, 1, node)
+        assert "cannot change from zmount to volume" in report.message
+        assert report.version == 0 and report.state == "ok"
+        assert [(w.name, w.type, w.result.state) for w in report.workloads] == [
+            ("a", "zmount", "ok")
+        ]
+        # ... and version 2, the deployer's rollback (what ran, the disk at version 2), runs.
+        back = rollback_deployment(first, second)
+        await update(alice, contract, node.node_id, back)
+        report = await wait_result(
+            alice, contract, version=2, timeout=30, where=f"; node log: {node.log}"
+        )
+        assert report.state == "ok", report
+        assert [(w.name, w.version) for w in report.workloads] == [("a", 2)]
+
+        # Version 3 is refused for its capacity: more disk than its contract declares.
+        grown = deployment_of(
+            alice.twin_id,
+            [back.workloads[0], make_workload("b", ZMount(size=16 * MIB), version=3)],
+            version=3,
+        )
+        declared = {"cru": 0, "mru": 0, "sru": 16 * MIB, "hru": 0}
+        await update(alice, contract, node.node_id, grown, capacity=declared)
+        report = await _refusal(alice, contract, 3, node)
+        assert "more than the 16 MiB its contract declares" in report.message, report
+        assert report.version == 2 and [w.name for w in report.workloads] == ["a"]
+
+        # Versions 4 and 5 land while the node is down: it only ever reads version 5.
+        node.stop()
+        try:
+            fourth = deployment_of(
+                alice.twin_id,
+                [back.workloads[0], make_workload("b", ZMount(size=16 * MIB), version=4)],
+                version=4,
+            )
+            await update(alice, contract, node.node_id, fourth)
+            fifth = deployment_of(
+                alice.twin_id,
+                [*fourth.workloads, make_workload("c", ZMount(size=8 * MIB), version=5)],
+                version=5,
+            )
+            await update(alice, contract, node.node_id, fifth)
+        finally:
+            node.start()
+        report = await wait_result(
+            alice, contract, version=5, timeout=30, where=f"; node log: {node.log}"
+        )
+        assert report.state == "ok", report
+        assert [(w.name, w.version, w.result.state) for w in report.workloads] == [
+            ("a", 2, "ok"),
+            ("b", 4, "ok"),
+            ("c", 5, "ok"),
+        ]
+        await alice.chain.cancel_contract(contract)
+        await _until(lambda: all(c["id"] != contract for c in node.status()["contracts"]))
         await alice.chain.close()
 
     _run(scenario())

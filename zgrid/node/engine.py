@@ -79,6 +79,46 @@ def _capacity_of(document: Mapping[str, Any] | None) -> Capacity:
     )
 
 
+def _ledger_step(running: Deployment, proposed: Deployment) -> tuple[Deployment, Deployment]:
+    """The pair of versions ``validate_update`` checks when this node runs ``running`` and its
+    contract now holds ``proposed``, a newer version.
+
+    The ledger counts every update, also those this node refused (it kept running the old
+    version) and those it never saw (several updates landed before it read the contract,
+    and it reads only the newest). So the version step is the ledger's: ``running`` is
+    checked as if it were the version just before ``proposed``; an older or equal version
+    never gets here. After such skipped versions a workload may carry one of them as its
+    version: it counts as unchanged (keeping that version) if its content is the one that
+    runs, else as changed by this update, and the type and data rules apply to it as to any
+    other. A workload versioned at or before ``running`` follows the rules unchanged.
+    """
+    if proposed.version == running.version + 1:
+        return running, proposed
+    runs = {workload.name: workload for workload in running.workloads}
+    checked: list[Workload] = []
+    for workload in proposed.workloads:
+        before = runs.get(workload.name)
+        if workload.version <= running.version:
+            checked.append(workload)
+        elif (
+            before is not None
+            and before.type == workload.type
+            and _content(before) == _content(workload)
+        ):
+            runs[workload.name] = before.model_copy(update={"version": workload.version})
+            checked.append(workload)
+        else:
+            checked.append(workload.model_copy(update={"version": proposed.version}))
+    baseline = running.model_copy(
+        update={"version": proposed.version - 1, "workloads": list(runs.values())}
+    )
+    return baseline, proposed.model_copy(update={"workloads": checked})
+
+
+def _content(workload: Workload) -> tuple[object, ...]:
+    return (workload.data, workload.metadata, workload.description)
+
+
 class Engine:
     """Follows the ledger for one node and keeps its machine equal to its live contracts."""
 
@@ -283,7 +323,7 @@ class Engine:
             check_signatures(deployment, await self._signer_keys(deployment))
             previous = self._current_deployment(old)
             if previous is not None and previous.version < deployment.version:
-                validate_update(previous, deployment)
+                validate_update(*_ledger_step(previous, deployment))
             check_capacity(
                 deployment.capacity(),
                 declared=_capacity_of(contract.get("capacity")),
