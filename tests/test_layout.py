@@ -72,7 +72,7 @@ PUBLIC = {
         "TypesError", "UpdatePlan", "UpdateRefused", "Volume",
         "VolumeWorkload", "Workload", "WorkloadData", "WorkloadResult", "WorkloadType", "ZDBWorkload",
         "ZMachine", "ZMachineWorkload", "ZMount", "ZMountWorkload", "compute_units", "farming_units",
-        "make_workload", "min_root_size", "parse_deployment", "sign_deployment", "storage_units",
+        "make_workload", "min_root_size", "parse_deployment", "same_workload", "sign_deployment", "storage_units",
         "validate_update", "verify_signatures", "workload_id",
     ],
     zgrid.node: [

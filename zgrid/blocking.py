@@ -8,7 +8,7 @@ with the coroutine of the same name, so nothing is implemented twice.
 from __future__ import annotations
 
 import contextlib
-import functools
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
@@ -19,6 +19,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 __all__ = ["Blocking", "Closable"]
 
 _CLOSE_TIMEOUT = 5.0  # seconds closing the async object may take
+_CANCEL_GRACE = 360.0  # seconds an interrupted call may take to clean up after itself
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -55,15 +56,26 @@ class Blocking(Generic[A]):
         return self._target
 
     def _call(self, method: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        finished = threading.Event()
+
+        async def run() -> T:
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                finished.set()
+
         future = None
         try:
-            future = self._portal.start_task_soon(functools.partial(method, *args, **kwargs))
+            future = self._portal.start_task_soon(run)
             return future.result()
         except BaseException:
             # Ctrl-C (or any interruption of this thread) must not leave the call running
-            # in the portal's thread, where closing the portal would wait for it forever.
+            # in the portal's thread, where closing the portal would wait for it forever;
+            # what the call does on its way out (a deploy's rollback) runs to its end
+            # first, so that closing does not pull the connection from under it.
             if future is not None:
                 future.cancel()
+                finished.wait(_CANCEL_GRACE)
             raise
 
     def _iterate(self, stream: AsyncIterator[Y]) -> Iterator[Y]:

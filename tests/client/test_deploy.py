@@ -389,3 +389,35 @@ def test_the_sdk_example_runs_as_documented(grid: Grid, deployer: Deployer) -> N
     assert done.returncode == 0, done.stderr
     assert "USD per hour" in done.stdout and "destroyed: contracts" in done.stdout, done.stdout
     assert deployer.live_contracts() == []
+
+
+def test_an_apply_killed_halfway_is_taken_over_by_the_next_apply(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    spec = """\
+    name: resume
+    machines:
+      - {name: app, flist: busybox, memory: 256MiB, env: {MODE: MODE_VALUE},
+         entrypoint: /bin/sh -c 'echo $MODE; exec sleep 100000'}
+    """
+    first = deployer.json("deploy", str(deployer.spec("resume", spec.replace("MODE_VALUE", "a"))))
+    (contract,) = first["contracts"]
+    changed = deployer.spec("resume", spec.replace("MODE_VALUE", "b"))
+    process = deployer.popen("apply", "--yes", str(changed), log=tmp_path / "apply.log")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        live = {c["id"]: c for c in deployer.live_contracts()}
+        if live[contract["id"]]["version"] > contract["version"]:
+            break  # the update reached the ledger: kill the run before it settles
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert {d["name"]: d["status"] for d in deployer.json("ls")}["resume"] == "interrupted"
+    again = deployer.run("apply", "--yes", "--json", str(changed))
+    assert again.returncode == 0, again.stderr
+    shown = deployer.json("show", "resume")
+    assert shown["status"] == "deployed" and {w["state"] for w in shown["workloads"]} == {"ok"}
+    assert [c["id"] for c in deployer.live_contracts()] == [contract["id"]]
+    assert deployer.run("apply", "--yes", str(changed)).stdout.startswith("nothing to change")
+    assert deployer.run("destroy", "resume", "--yes").returncode == 0
+    assert deployer.live_contracts() == []

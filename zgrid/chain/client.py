@@ -146,10 +146,16 @@ class ChainClient:
         tx = await self.sign(call, args or {})
         try:
             return await self.submit_signed(tx, wait=wait, timeout=timeout)
-        except (TransactionRejected, LedgerUnavailable):
-            # Refused, or unknown whether it arrived: ask the ledger for the next nonce again.
-            self._nonce = None
+        except BaseException:
+            # Refused, cut short, or unknown whether it arrived: ask the ledger for the next
+            # nonce again.
+            self.forget_nonce()
             raise
+
+    def forget_nonce(self) -> None:
+        """The next signed call reads its nonce from the ledger again (after a transaction
+        this client signed may not have arrived)."""
+        self._nonce = None
 
     async def submit_signed(
         self, tx: SignedTransaction, *, wait: bool = True, timeout: float = 30.0

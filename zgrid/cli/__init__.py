@@ -1,7 +1,8 @@
 """The `zgrid` command: a thin layer over the packages, one sub-command group per component.
 
-Exit codes scripts can rely on: 0 success, 1 a zgrid error (one line on stderr),
-2 wrong usage, 130 interrupted.
+Exit codes scripts can rely on: 0 success, 1 a zgrid error (one line on stderr; a failed
+deploy rolled back), 2 wrong usage, 3 a failed deploy that could not undo all it made
+(`zgrid destroy` cleans up), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from zgrid.cli.context import CliSettings
 from zgrid.cli.output import err_console, one_line
 from zgrid.errors import ZgridError
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_LEFT_BEHIND", "EXIT_USAGE", "app", "main", "run"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_LEFT_BEHIND = 3
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         result = command.main(args=argv, prog_name="zgrid", standalone_mode=False)
     except ZgridError as exc:
         err_console.print(f"error: {one_line(str(exc))}")
-        return EXIT_ERROR
+        # A deploy that failed and could not undo all it made says so in its code too.
+        return EXIT_LEFT_BEHIND if getattr(exc, "rolled_back", True) is False else EXIT_ERROR
     except typer.TyperException as exc:  # click's errors: wrong usage (2), a bad file (1)
         if exc.exit_code == EXIT_USAGE:
             exc.show()  # type: ignore[attr-defined]  # every usage error can show its usage

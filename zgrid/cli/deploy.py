@@ -1,7 +1,9 @@
 """`zgrid plan|deploy|apply|ls|show|logs|destroy`: deployments from spec files, on a network.
 
 Exit codes: 0 done, 1 failed (and rolled back: nothing this run made is left), 2 wrong
-usage, 130 interrupted (what the run made so far is rolled back first).
+usage, 3 failed and not all of it could be undone (the message says what is left;
+`zgrid destroy NAME` cleans up), 130 interrupted (what the run made so far is rolled back
+first).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 
 from zgrid.cli.output import emit_json, err_console, out_console
 from zgrid.cli.progress import ProgressView
@@ -82,10 +85,10 @@ def _grid(ctx: typer.Context, network: str | None, timeout: float | None = None)
     return Grid.from_store(open_store(ctx), network=network, timeout=timeout or DEFAULT_TIMEOUT)
 
 
-def _print_plan(plan: Plan) -> None:
+def _print_plan(plan: Plan, *, console: Console = out_console) -> None:
     from zgrid.client import decimal_text  # noqa: PLC0415
 
-    out_console.print(f"plan for {plan.name} on network {plan.network}:")
+    console.print(f"plan for {plan.name} on network {plan.network}:")
     marks = {"create": "+", "update": "~", "replace": "±", "remove": "-", "keep": "="}
     for change in plan.changes:
         price = f"{decimal_text(change.price / 10_000_000)} USD/h" if change.price else ""
@@ -101,11 +104,11 @@ def _print_plan(plan: Plan) -> None:
             head = f"- contract {change.contract_id} on node {change.node_id} (cancelled)"
         else:
             head = f"= contract {change.contract_id} on node {change.node_id} (unchanged)"
-        out_console.print(f"  {head}  {price}".rstrip())
+        console.print(f"  {head}  {price}".rstrip())
         for workload in change.workloads:
             reason = f" ({workload.reason})" if workload.reason else ""
             was = f" replacing {workload.old_name}" if workload.old_name else ""
-            out_console.print(
+            console.print(
                 f"      {marks[workload.action]} {workload.name} {workload.type} "
                 f"{workload.action}{was}{reason}"
             )
@@ -115,8 +118,8 @@ def _print_plan(plan: Plan) -> None:
         for action in ("create", "update", "replace", "remove")
         if counts.get(action)
     )
-    out_console.print(f"workloads: {summary or 'nothing changes'}")
-    out_console.print(
+    console.print(f"workloads: {summary or 'nothing changes'}")
+    console.print(
         f"price: {decimal_text(plan.price_usd / 10_000_000)} USD per hour = "
         f"{decimal_text(plan.price_tokens / 10_000_000)} tokens per hour "
         f"(a token at {decimal_text(Fraction(plan.token_price, 10_000_000))} USD)"
@@ -185,8 +188,8 @@ def apply(
             if planned.empty:
                 return None
             if not yes:
-                _print_plan(planned)
-                if not typer.confirm("apply this plan?", default=False):
+                _print_plan(planned, console=err_console if as_json else out_console)
+                if not typer.confirm("apply this plan?", default=False, err=True):
                     raise typer.Exit(1)
             with ProgressView(quiet=as_json) as view:
                 return await grid.apply(
@@ -254,7 +257,8 @@ def _show_view(view: Any, *, as_json: bool, done: str) -> None:
         if workload.planetary_ip:
             out_console.print(f"      planetary: {workload.planetary_ip}")
         if workload.type == "zdb" and workload.data.get("namespace"):
-            ips = ", ".join(workload.data.get("ips", []))
+            found = workload.data.get("ips")
+            ips = ", ".join(map(str, found[:8])) if isinstance(found, list) else "?"
             out_console.print(
                 f"      namespace {workload.data['namespace']} on port "
                 f"{workload.data.get('port')} of {ips}"
@@ -297,8 +301,14 @@ def destroy(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel every contract of a deployment, also those an interrupted deploy left."""
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"destroy {name}?", default=False):
-        raise typer.Exit(1)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise typer.BadParameter(
+                "not a terminal to confirm on: add --yes to destroy without asking",
+                param_hint="--yes",
+            )
+        if not typer.confirm(f"destroy {name}?", default=False, err=True):
+            raise typer.Exit(1)
 
     async def work() -> list[int]:
         async with _grid(ctx, network) as grid:

@@ -43,7 +43,17 @@ from zgrid.client.errors import FlistNotFound, InvalidWorkload, PlacementError
 from zgrid.client.items import SpecItem, spec_items
 from zgrid.client.plan import ContractChange, WorkloadChange
 from zgrid.client.spec.model import Spec
-from zgrid.types import GIB, MIB, ZDB, Deployment, Workload, WorkloadData, ZMachine, ZMount
+from zgrid.types import (
+    GIB,
+    MIB,
+    ZDB,
+    Deployment,
+    Workload,
+    WorkloadData,
+    ZMachine,
+    ZMount,
+    same_workload,
+)
 
 __all__ = ["CurrentContract", "plan_changes"]
 
@@ -173,7 +183,7 @@ class _NodeBuilder:
             if old is not None and old.type == data.TYPE:
                 matched.add(id(old))
                 kept = new_workload(old.name, data, key=item.key, version=old.version)
-                if _content(kept) == _content(old):
+                if same_workload(kept, old):
                     workload, move = old, WorkloadChange(item.key, old.name, old.type, "keep")
                 elif old.data == data or type(data).DATA_UPDATABLE:
                     workload = new_workload(old.name, data, key=item.key, version=version)
@@ -248,10 +258,6 @@ class _NodeBuilder:
             )
         mounts = [(disks[mount.disk], mount.mountpoint) for mount in machine.mounts]
         return machine_data(machine, self._flists[machine.flist], mounts)
-
-
-def _content(workload: Workload) -> tuple[object, ...]:
-    return (workload.type, workload.data, workload.metadata, workload.description)
 
 
 def _removal(workload: Workload) -> WorkloadChange:

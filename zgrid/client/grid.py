@@ -22,11 +22,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError
+
 from zgrid.chain import ChainClient, NotFound
 from zgrid.client.builder import item_of
 from zgrid.client.changes import CurrentContract, plan_changes
 from zgrid.client.deployer import Deployer
-from zgrid.client.errors import DeploymentExists, DeploymentNotFound
+from zgrid.client.errors import DeploymentExists, DeploymentNotFound, InvalidAnswer
 from zgrid.client.flists import resolve_flists
 from zgrid.client.offers import NodeOffer, NodeSource
 from zgrid.client.plan import ContractChange, Plan
@@ -197,8 +199,8 @@ class Grid:
                 f"(contracts {_ids(record)}): change it with `zgrid apply`, "
                 f"remove it with `zgrid destroy {checked.name}`"
             )
-        if record is not None:  # what an interrupted run left: clean it first
-            await self._destroy(record, on_step)
+        # What an interrupted run left is taken over by apply: kept where it matches the
+        # spec, changed or cancelled where it does not.
         await self.twin_id(create=True)
         return await self.apply(checked, on_progress=on_progress, on_step=on_step)
 
@@ -228,6 +230,9 @@ class Grid:
                 f"{checked.name} is being changed by process {record.pid} on {record.host}"
             )
         deployer = self._deployer(twin_id, on_progress, on_step)
+        if record.interrupted:
+            await self._recover(record, deployer)
+            plan = await self.plan(checked)  # against what really runs now
         await deployer.execute(plan, record)
         return await self.show(checked.name)
 
@@ -247,6 +252,38 @@ class Grid:
             on_progress=on_progress,
             on_step=on_step,
         )
+
+    async def _recover(self, record: DeploymentRecord, deployer: Deployer) -> None:
+        """Take over what an interrupted run left: what reached the ledger is what runs (a
+        creation or update it sent, found by hash), any other contract it made is cancelled."""
+        live = await deployer.live_contracts()
+        by_hash = {str(c["deployment_hash"]): c for c in live}
+        for entry in record.contracts:
+            landed = by_hash.get(entry.pending_hash) if entry.pending_hash else None
+            if landed is not None and entry.pending is not None:
+                entry.contract_id = int(landed["id"])
+                # What runs is what the node made of it: the new version if it reported
+                # it, else (refused, or not read yet) the one before, or nothing.
+                report = self._report(await self.chain.contract(entry.contract_id))
+                if report is not None and report.version == int(entry.pending["version"]):
+                    entry.deployment = entry.pending
+            entry.pending, entry.pending_hash = None, ""
+        record.contracts = [e for e in record.contracts if e.deployment and e.contract_id]
+        kept = {e.contract_id for e in record.contracts}
+        hashes = set(record.hashes)
+        stray = [
+            int(c["id"])
+            for c in live
+            if str(c["deployment_hash"]) in hashes and int(c["id"]) not in kept
+        ]
+        problems = await deployer.cancel(stray) if stray else {}
+        if problems:
+            raise DeploymentExists(
+                f"{record.name}: what an interrupted run left cannot be cleaned: "
+                + "; ".join(problems.values())
+            )
+        record.status = "deployed"
+        self._save(record)
 
     # -- read ----------------------------------------------------------------------------------
 
@@ -328,17 +365,13 @@ class Grid:
         one replica, its name in the spec.
         """
         access = await self._log_access(name, machine)
-        host = await _reachable(access["ips"], int(access["port"]))
+        host = await _reachable([str(ip) for ip in access.ips], access.port)
         async for chunk in follow_logs(
-            host,
-            int(access["port"]),
-            str(access["namespace"]),
-            str(access["password"]),
-            follow=follow,
+            host, access.port, access.namespace, access.password, follow=follow
         ):
             yield chunk
 
-    async def _log_access(self, name: str, machine: str) -> dict[str, Any]:
+    async def _log_access(self, name: str, machine: str) -> LogAccess:
         record = self._need(name)
         candidates: list[tuple[str, int]] = []  # workload name, contract
         for entry in record.contracts:
@@ -365,7 +398,13 @@ class Grid:
             raise DeploymentNotFound(
                 f"{name}/{machine} has no log channel yet (its node reports: {state})"
             )
-        return access
+        try:
+            return LogAccess.model_validate(access)
+        except ValidationError as exc:
+            raise InvalidAnswer(
+                f"the node's log channel of {name}/{machine} is not usable: "
+                f"{exc.errors()[0]['msg']}"
+            ) from exc
 
     # -- destroy -------------------------------------------------------------------------------
 
@@ -378,7 +417,18 @@ class Grid:
     async def _destroy(
         self, record: DeploymentRecord, on_step: Callable[[str], None] | None
     ) -> list[int]:
-        twin_id = await self.twin_id() or record.twin_id
+        twin_id = await self.twin_id()
+        if twin_id != record.twin_id:
+            raise DeploymentExists(
+                f"{record.name} belongs to twin {record.twin_id}, but network "
+                f"{self.network.name} signs as {twin_id or 'no twin'} (identity "
+                f"{self.network.identity!r}): use the identity that made it"
+            )
+        if record.status in ("deploying", "applying") and not record.interrupted:
+            raise DeploymentExists(
+                f"{record.name} is being changed by process {record.pid} on {record.host}: "
+                "stop it first (Ctrl-C rolls it back)"
+            )
         record.claim("destroying")
         self._save(record)
         deployer = self._deployer(twin_id, None, on_step)
@@ -386,10 +436,14 @@ class Grid:
         if on_step is not None:
             on_step(f"cancelling contract(s) {', '.join(map(str, found)) or 'none left'}")
         problems = await deployer.cancel(found)
+        for contract_id in record.contract_ids():
+            if contract_id not in problems and not await deployer.ended(contract_id):
+                problems[contract_id] = f"contract {contract_id} is still live"
         if problems:
-            record.status = "destroying"
             self._save(record)
-            raise DeploymentExists(f"{record.name} is not fully destroyed: " + "; ".join(problems))
+            raise DeploymentExists(
+                f"{record.name} is not fully destroyed: " + "; ".join(problems.values())
+            )
         self.store.drop_record(self.network.name, record.name)
         return found
 
@@ -428,6 +482,11 @@ class Grid:
             if contract.get("state") == "deleted":
                 continue
             live.append(entry)
+            ledger_version = int(contract.get("version", running.version))
+            if ledger_version > running.version:
+                # The ledger counted an update the node refused (or this client never saw
+                # settle): what runs is older, the next version is the ledger's + 1.
+                running = running.model_copy(update={"version": ledger_version})
             current[entry.node_id] = CurrentContract(entry.contract_id, running)
         if len(live) != len(record.contracts) and record.status == "deployed":
             record.contracts = live
@@ -436,6 +495,18 @@ class Grid:
 
     def _report(self, contract: dict[str, Any]) -> ResultReport | None:
         return open_report(self.identity, contract)
+
+
+class LogAccess(BaseModel):
+    """Where a machine's log channel is, as its node reports it (bounded: it is the node's
+    word, and the client connects where it says)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ips: list[IPvAnyAddress] = Field(min_length=1, max_length=8)
+    port: int = Field(ge=1, le=65535)
+    namespace: str = Field(min_length=1, max_length=128)
+    password: str = Field(max_length=128)
 
 
 def _spec(spec: SpecSource) -> Spec:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from zgrid.identity import Identity, UnsealError
 from zgrid.node import ProvisionError, ResultReport, open_results
 
 __all__ = ["Expectation", "Outcome", "WorkloadProgress", "open_report", "watch_results"]
+
+log = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"ok", "error"})
 _POLL = 1.0  # seconds between reads when the event stream is quiet
@@ -51,11 +54,13 @@ class WorkloadProgress:
 class Outcome:
     expectation: Expectation
     report: ResultReport | None
-    failure: str = ""  # empty when every workload is ok
+    failure: str = ""  # empty when every workload is ok (or it did not settle, see below)
+    refused: bool = False  # the node refused the version and runs the one before
+    settled: bool = True  # False: left unsettled because another contract failed first
 
     @property
     def ok(self) -> bool:
-        return not self.failure
+        return self.settled and not self.failure
 
 
 ProgressCallback = Callable[[Sequence[WorkloadProgress]], None]
@@ -90,6 +95,12 @@ async def watch_results(
                 on_progress(_rows(expectations, latest, settled))
             if len(settled) == len(expectations):
                 return [settled[e.contract_id] for e in expectations]
+            if any(o.failure for o in settled.values()):  # no use waiting: it rolls back
+                return [
+                    settled.get(e.contract_id)
+                    or Outcome(e, latest.get(e.contract_id), settled=False)
+                    for e in expectations
+                ]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 for expectation in expectations:
@@ -105,11 +116,23 @@ async def watch_results(
                 await asyncio.wait_for(wake.wait(), min(_POLL, remaining))
     finally:
         follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError, LedgerUnavailable):
+        with contextlib.suppress(asyncio.CancelledError):
             await follower
 
 
 async def _follow(chain: ChainClient, height: int, ids: set[int], wake: asyncio.Event) -> None:
+    """Wake the watcher at each event about our contracts; the poll goes on without it."""
+    try:
+        await _wake_on_events(chain, height, ids, wake)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a stream gone bad: the poll every second carries on
+        log.warning("the ledger's event stream stopped (%s); polling only", exc)
+
+
+async def _wake_on_events(
+    chain: ChainClient, height: int, ids: set[int], wake: asyncio.Event
+) -> None:
     async for event in chain.events(height, give_up_after=None):
         if event.name in _WAKE_EVENTS and event.data.get("contract_id") in ids:
             wake.set()
@@ -130,10 +153,11 @@ async def _check(
         ), report
     if report is None:
         return None, None
-    if report.version == expectation.version - 1 and report.message.startswith(
+    if report.version < expectation.version and report.message.startswith(
         f"version {expectation.version} refused"
     ):
-        return Outcome(expectation, report, f"{node} refused the update: {report.message}"), report
+        failure = f"{node} refused the update: {report.message}"
+        return Outcome(expectation, report, failure, refused=True), report
     if report.version != expectation.version:
         return None, report
     failures = [

@@ -20,7 +20,7 @@ from zgrid.types.gateway import GatewayFQDNProxy, GatewayNameProxy
 from zgrid.types.network import Network, Peer
 from zgrid.types.publicip import PublicIP
 from zgrid.types.signing import Signer, sign_deployment, verify_signatures
-from zgrid.types.update import UpdatePlan, validate_update
+from zgrid.types.update import UpdatePlan, same_workload, validate_update
 from zgrid.types.workload import (
     GatewayFQDNProxyWorkload,
     GatewayNameProxyWorkload,
@@ -95,6 +95,7 @@ __all__ = [
     "make_workload",
     "min_root_size",
     "parse_deployment",
+    "same_workload",
     "sign_deployment",
     "storage_units",
     "validate_update",

@@ -14,7 +14,7 @@ from zgrid.types.deployment import Deployment
 from zgrid.types.errors import UpdateRefused
 from zgrid.types.workload import Workload
 
-__all__ = ["UpdatePlan", "validate_update"]
+__all__ = ["UpdatePlan", "same_workload", "validate_update"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class UpdatePlan:
 
 def _content(workload: Workload) -> tuple[object, ...]:
     return (workload.data, workload.metadata, workload.description)
+
+
+def same_workload(a: Workload, b: Workload) -> bool:
+    """What an update counts as unchanged: same type, data, metadata and description."""
+    return a.type == b.type and _content(a) == _content(b)
 
 
 def validate_update(current: Deployment, proposed: Deployment) -> UpdatePlan:
