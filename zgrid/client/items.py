@@ -56,33 +56,27 @@ def spec_items(spec: Spec) -> list[SpecItem]:
                 )
             )
     for disk in spec.disks:
-        owner = mounted_by.get(disk.name)
-        replicas = range(owner.replicas) if owner is not None else range(1)
-        for replica in replicas:
-            attached = None if owner is None else item_key("machine", owner.name, replica)
-            items.append(
-                SpecItem(
-                    item_key("disk", disk.name, replica),
-                    "disk",
-                    disk.name,
-                    replica,
-                    attached,
-                    Capacity(sru=disk.size),
-                )
-            )
+        items += _with_owner("disk", disk.name, Capacity(sru=disk.size), mounted_by.get(disk.name))
     for zdb in spec.zdbs:
         owner = None if zdb.machine is None else spec.machine(zdb.machine)
-        replicas = range(owner.replicas) if owner is not None else range(1)
-        for replica in replicas:
-            attached = None if owner is None else item_key("machine", owner.name, replica)
-            items.append(
-                SpecItem(
-                    item_key("zdb", zdb.name, replica),
-                    "zdb",
-                    zdb.name,
-                    replica,
-                    attached,
-                    Capacity(hru=zdb.size),
-                )
-            )
+        items += _with_owner("zdb", zdb.name, Capacity(hru=zdb.size), owner)
     return items
+
+
+def _with_owner(
+    kind: ItemKind, entry: str, capacity: Capacity, owner: MachineSpec | None
+) -> list[SpecItem]:
+    """One item per replica of the machine it goes with, or one item of its own."""
+    if owner is None:
+        return [SpecItem(item_key(kind, entry, 0), kind, entry, 0, None, capacity)]
+    return [
+        SpecItem(
+            item_key(kind, entry, replica),
+            kind,
+            entry,
+            replica,
+            item_key("machine", owner.name, replica),
+            capacity,
+        )
+        for replica in range(owner.replicas)
+    ]
