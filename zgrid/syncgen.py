@@ -181,6 +181,7 @@ def _collect(annotation: str, names: set[str]) -> None:
 def _imports(module: Any, target: type, names: set[str]) -> str:
     lines: dict[str, set[str]] = {}
     modules: set[str] = set()
+    imported = _imported_from(module)
     for name in sorted(names):
         if name in ("None", "True", "False") or hasattr(builtins, name):
             continue
@@ -195,7 +196,7 @@ def _imports(module: Any, target: type, names: set[str]) -> str:
             home = getattr(value, "__module__", None)
             if not isinstance(value, type) or home is None or home.startswith("builtins"):
                 # An alias: from the module it was imported from, or the module's own.
-                home = _imported_from(module).get(name, module.__name__)
+                home = imported.get(name, module.__name__)
             lines.setdefault(_face(home, module.__name__), set()).add(name)
         else:
             raise ValueError(f"{target.__name__} uses {name!r}, which its module does not know")

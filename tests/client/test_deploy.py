@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from tests.client.deploying import Deployer
-from tests.conftest import require_root, require_tool
-from tests.node.grid import Grid, NodeDaemon, running_grid
+from tests.node.grid import Grid, NodeDaemon, module_grid
 from tests.node.hosts import HostNetwork
 from zgrid.chain import ChainClient, SyncChainClient
 from zgrid.client import DeployFailed, SyncGrid, Unlocker
@@ -52,11 +51,7 @@ machines:
 
 @pytest.fixture(scope="module")
 def grid(host_network: HostNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
-    require_root()
-    for tool in ("runc", "yggdrasil", "mkfs.ext4", "losetup", "busybox"):
-        require_tool(tool)
-    with running_grid(host_network, tmp_path_factory.mktemp("grid")) as grid:
-        yield grid
+    yield from module_grid(host_network, tmp_path_factory.mktemp("grid"))
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chain.conftest import LedgerProcess
+from tests.conftest import require_root, require_tool
 from tests.factories import join_token
 from tests.flist.conftest import HubProcess, Twin
 from tests.flist.rootfs import build_busybox_root
@@ -215,6 +216,16 @@ def running_grid(network: HostNetwork, work: Path) -> Iterator[Grid]:
     grid = Grid(network, work)
     grid.start()
     yield grid
+
+
+def module_grid(network: HostNetwork, work: Path) -> Iterator[Grid]:
+    """A test module's grid (its fixture ``yield from``s this): root and the node's tools
+    required, everything stopped when the module's hosts go."""
+    require_root()
+    for tool in ("runc", "yggdrasil", "mkfs.ext4", "losetup", "busybox"):
+        require_tool(tool)
+    with running_grid(network, work) as grid:
+        yield grid
 
 
 def cleanup_node(node: NodeDaemon) -> None:

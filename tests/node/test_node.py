@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root, require_tool
 from tests.node.deployer import Twin, create, deployment_of, results, update, wait_result
-from tests.node.grid import Grid, NodeDaemon, running_grid, traces
+from tests.node.grid import Grid, NodeDaemon, module_grid, traces
 from tests.node.hosts import HostNetwork
 from zgrid.client.deployer import rollback_deployment
 from zgrid.node import follow_logs, node_scope
@@ -39,11 +38,7 @@ PAGE = "hello from zgrid"
 
 @pytest.fixture(scope="module")
 def grid(host_network: HostNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
-    require_root()
-    for tool in ("runc", "yggdrasil", "mkfs.ext4", "losetup", "busybox"):
-        require_tool(tool)
-    with running_grid(host_network, tmp_path_factory.mktemp("grid")) as grid:
-        yield grid
+    yield from module_grid(host_network, tmp_path_factory.mktemp("grid"))
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,7 @@ class _Submitted:
     tx_hash: str
     contract_id: int = 0
     included: bool = False
+    refused: bool = False  # its node refused the new version and still runs the one before
 
 
 class Deployer:
@@ -90,7 +91,6 @@ class Deployer:
         self._on_progress = on_progress
         self._on_step = on_step or (lambda _text: None)
         self._node_keys: dict[int, bytes] = {}
-        self._refused: set[int] = set()  # contracts whose node refused the new version
 
     # -- deploy and apply ----------------------------------------------------------------------
 
@@ -120,13 +120,13 @@ class Deployer:
                 return record
         except (asyncio.CancelledError, KeyboardInterrupt):
             self._on_step("interrupted: rolling back what this run made")
-            summary = await self._shielded_rollback(record, submitted, fresh=fresh)
+            summary, _ = await self._shielded_rollback(record, submitted, fresh=fresh)
             self._on_step(summary)
             raise
         except Exception as exc:  # the ledger went away mid-way, an answer made no sense ...
             failure = str(exc) if isinstance(exc, ZgridError) else f"{type(exc).__name__}: {exc}"
-        summary = await self._shielded_rollback(record, submitted, fresh=fresh)
-        raise DeployFailed(f"{failure}; {summary}", rolled_back="; but " not in summary)
+        summary, complete = await self._shielded_rollback(record, submitted, fresh=fresh)
+        raise DeployFailed(f"{failure}; {summary}", rolled_back=complete)
 
     def _sign(self, change: ContractChange) -> Deployment:
         assert change.deployment is not None
@@ -207,7 +207,7 @@ class Deployer:
             key = self._node_keys[node_id] = public_key_from_address(str(twin["account"]))
         return key
 
-    async def _settle(self, submitted: Sequence[_Submitted]) -> str:
+    async def _settle(self, submitted: list[_Submitted]) -> str:
         """Follow the nodes until every new version settled; '' when all is ok."""
         if not submitted:
             return ""
@@ -220,7 +220,9 @@ class Deployer:
             timeout=self._timeout,
             on_progress=self._on_progress,
         )
-        self._refused = {o.expectation.contract_id for o in outcomes if o.refused}
+        refused = {o.expectation.contract_id for o in outcomes if o.refused}
+        for item in submitted:
+            item.refused = item.contract_id in refused
         return "; ".join(outcome.failure for outcome in outcomes if outcome.failure)
 
     async def _finish(
@@ -245,22 +247,24 @@ class Deployer:
 
     async def _shielded_rollback(
         self, record: DeploymentRecord, submitted: list[_Submitted], *, fresh: bool
-    ) -> str:
-        """The rollback, safe from a second cancellation and bounded in time."""
-        summary = "rolled back: not finished in time; but `zgrid destroy` cleans up"
+    ) -> tuple[str, bool]:
+        """The rollback, safe from a second cancellation and bounded in time: what it did,
+        and whether it undid everything."""
+        outcome = (f"not rolled back in time: `zgrid destroy {record.name}` cleans up", False)
         with anyio.CancelScope(shield=True), anyio.move_on_after(_ROLLBACK_LIMIT):
             try:
-                summary = await self._rollback(record, submitted, fresh=fresh)
+                outcome = await self._rollback(record, submitted, fresh=fresh)
             except Exception as exc:
-                summary = (
-                    f"rolled back: no, the rollback failed too ({exc}); but "
-                    f"`zgrid destroy {record.name}` cleans up once the ledger answers"
+                outcome = (
+                    f"the rollback failed too ({exc}): `zgrid destroy {record.name}` cleans "
+                    "up once the ledger answers",
+                    False,
                 )
-        return summary
+        return outcome
 
     async def _rollback(
         self, record: DeploymentRecord, submitted: list[_Submitted], *, fresh: bool
-    ) -> str:
+    ) -> tuple[str, bool]:
         """Undo what ``submitted`` did; says what was undone (and what could not be)."""
         problems: list[str] = []
         await self._learn_outcomes(submitted, problems)
@@ -305,7 +309,7 @@ class Deployer:
             summary += (
                 "; but " + "; ".join(problems) + f" (`zgrid destroy {record.name}` cleans up)"
             )
-        return summary
+        return summary, not problems
 
     async def _learn_outcomes(self, submitted: list[_Submitted], problems: list[str]) -> None:
         """For each transaction sent but not seen in a block: did it land, and as what?"""
@@ -332,7 +336,7 @@ class Deployer:
             previous = item.change.previous
             if entry is None or previous is None:
                 continue
-            if item.contract_id in self._refused:
+            if item.refused:
                 # The node kept what ran: send that again under the ledger's next version.
                 back = previous.model_copy(update={"version": item.signed.version + 1})
                 back = parse_deployment(back.to_json_bytes())

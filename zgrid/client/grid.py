@@ -130,7 +130,8 @@ class Grid:
     # -- plan ----------------------------------------------------------------------------------
 
     async def plan(self, spec: SpecSource) -> Plan:
-        """What deploying or applying ``spec`` would do, and its price; writes nothing."""
+        """What deploying or applying ``spec`` would do, and its price; nothing is signed or
+        sent (the record only forgets contracts the ledger has ended)."""
         checked = _spec(spec)
         record = self._record(checked.name)
         current = {} if record is None else await self._current(record)
@@ -216,23 +217,21 @@ class Grid:
         user saw; it is computed again when not given)."""
         checked = _spec(spec)
         twin_id = await self.twin_id(create=True)
-        if plan is None or any(
-            c.deployment is not None and c.deployment.twin_id != twin_id for c in plan.changes
-        ):
-            plan = await self.plan(checked)  # none given, or made before the twin existed
         record = self._record(checked.name)
+        deployer = self._deployer(twin_id, on_progress, on_step)
         if record is None:
             record = DeploymentRecord(
                 name=checked.name, network=self.network.name, twin_id=twin_id, status="deploying"
             )
-        elif record.status != "deployed" and not record.interrupted:
-            raise DeploymentExists(
-                f"{checked.name} is being changed by process {record.pid} on {record.host}"
-            )
-        deployer = self._deployer(twin_id, on_progress, on_step)
-        if record.interrupted:
+        elif record.busy:
+            raise DeploymentExists(_busy(record))
+        elif record.interrupted:
             await self._recover(record, deployer)
-            plan = await self.plan(checked)  # against what really runs now
+            plan = None  # the plan shown was made against what the record said ran
+        if plan is None or any(
+            c.deployment is not None and c.deployment.twin_id != twin_id for c in plan.changes
+        ):
+            plan = await self.plan(checked)  # none given, or made before the twin existed
         await deployer.execute(plan, record)
         return await self.show(checked.name)
 
@@ -424,11 +423,8 @@ class Grid:
                 f"{self.network.name} signs as {twin_id or 'no twin'} (identity "
                 f"{self.network.identity!r}): use the identity that made it"
             )
-        if record.status in ("deploying", "applying") and not record.interrupted:
-            raise DeploymentExists(
-                f"{record.name} is being changed by process {record.pid} on {record.host}: "
-                "stop it first (Ctrl-C rolls it back)"
-            )
+        if record.busy:
+            raise DeploymentExists(_busy(record))
         record.claim("destroying")
         self._save(record)
         deployer = self._deployer(twin_id, None, on_step)
@@ -511,6 +507,13 @@ class LogAccess(BaseModel):
 
 def _spec(spec: SpecSource) -> Spec:
     return spec if isinstance(spec, Spec) else load_spec(Path(spec))
+
+
+def _busy(record: DeploymentRecord) -> str:
+    return (
+        f"{record.name} is being changed by process {record.pid} on {record.host}: "
+        "wait for it, or stop it (Ctrl-C rolls it back)"
+    )
 
 
 def _ids(record: DeploymentRecord) -> str:

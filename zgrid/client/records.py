@@ -72,6 +72,15 @@ class DeploymentRecord(BaseModel):
             return False  # another machine's process: it may still be at work
         return not _alive(self.pid, self.pid_started)
 
+    @property
+    def busy(self) -> bool:
+        """Another live process is deploying, applying or destroying it right now."""
+        return self.status in _BUSY and not self.interrupted and not self._ours
+
+    @property
+    def _ours(self) -> bool:
+        return self.host == socket.gethostname() and self.pid == os.getpid()
+
     def shown_status(self) -> str:
         return "interrupted" if self.interrupted else self.status
 

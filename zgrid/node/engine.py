@@ -41,6 +41,7 @@ from zgrid.types import (
     Workload,
     WorkloadType,
     parse_deployment,
+    same_workload,
     validate_update,
 )
 
@@ -100,11 +101,7 @@ def _ledger_step(running: Deployment, proposed: Deployment) -> tuple[Deployment,
         before = runs.get(workload.name)
         if workload.version <= running.version:
             checked.append(workload)
-        elif (
-            before is not None
-            and before.type == workload.type
-            and _content(before) == _content(workload)
-        ):
+        elif before is not None and same_workload(before, workload):
             runs[workload.name] = before.model_copy(update={"version": workload.version})
             checked.append(workload)
         else:
@@ -113,10 +110,6 @@ def _ledger_step(running: Deployment, proposed: Deployment) -> tuple[Deployment,
         update={"version": proposed.version - 1, "workloads": list(runs.values())}
     )
     return baseline, proposed.model_copy(update={"workloads": checked})
-
-
-def _content(workload: Workload) -> tuple[object, ...]:
-    return (workload.data, workload.metadata, workload.description)
 
 
 class Engine:
