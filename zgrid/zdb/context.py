@@ -43,11 +43,15 @@ class Stats:
 
 
 class Connection(Protocol):
-    """What the server needs of a client connection to notify it (WAIT, MIRROR)."""
+    """What the server needs of a client connection: notify it (WAIT, MIRROR), size replies."""
 
     def push(self, reply: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+    def room_for(self, size: int) -> bool:
+        """Whether a reply of ``size`` bytes may be built now (the server's reply budget)."""
+        ...
 
 
 @dataclass(eq=False)

@@ -4,6 +4,7 @@ ZdbError
 ├── ProtocolError       a client sent bytes that are not an acceptable RESP request
 ├── CommandError        a command was refused; the message is the reply sent to the client
 ├── StorageError        a data or index file cannot be read or written
+├── ReplyHeld           a large reply waits for room in the reply budget (not sent to anyone)
 └── ClientError         the zdb client got an error reply or lost the connection
     └── ConnectionLost  the connection to the server ended; every call on it raises this
 """
@@ -17,6 +18,7 @@ __all__ = [
     "CommandError",
     "ConnectionLost",
     "ProtocolError",
+    "ReplyHeld",
     "StorageError",
     "ZdbError",
 ]
@@ -44,3 +46,11 @@ class ClientError(ZdbError):
 
 class ConnectionLost(ClientError):
     """The connection to the server ended (closed, reset, or a reply that makes no sense)."""
+
+
+class ReplyHeld(ZdbError):
+    """A read sized its reply before building it and the budget has no room; run it later."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"a reply of {size} bytes waits for room")
+        self.size = size

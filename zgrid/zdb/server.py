@@ -24,7 +24,7 @@ from zgrid.web import listen_address
 from zgrid.zdb.budget import LARGE_REPLY, ReplyBudget
 from zgrid.zdb.commands import NO_REPLY, build_handlers, match
 from zgrid.zdb.context import ServerContext, Session
-from zgrid.zdb.errors import CommandError, StorageError
+from zgrid.zdb.errors import CommandError, ReplyHeld, StorageError
 from zgrid.zdb.resp import RequestFault, RequestParser, c_atoll, error
 
 __all__ = ["GroupCommit", "ZdbProtocol", "serve_forever"]
@@ -106,6 +106,7 @@ class ZdbProtocol(asyncio.Protocol):
         self.scheduled = False
         self.held = False  # a large reply waits for room in the server's reply budget
         self.held_size = 0
+        self.unread = 0  # reply bytes ahead of the request running: buffered, or built
 
     # -- connection -----------------------------------------------------------------------
 
@@ -197,6 +198,9 @@ class ZdbProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def room_for(self, size: int) -> bool:
+        return self.commit.budget.room(size, self.unread)
+
     # -- requests -------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
@@ -268,8 +272,13 @@ class ZdbProtocol(asyncio.Protocol):
             context.stats.commands_failed += 1
             return _UNSUPPORTED
         context.stats.commands_executed += 1
+        self.unread = unread
         try:
             reply = self.handlers[name](context, session, args)
+        except ReplyHeld as held:
+            context.stats.commands_executed -= 1
+            self.held_size = held.size
+            return _HELD
         except CommandError as exc:
             reply = error(str(exc))
         except StorageError:

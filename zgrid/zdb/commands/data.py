@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from zgrid.zdb.budget import LARGE_REPLY
 from zgrid.zdb.commands.base import (
     OK,
     c_atoll,
@@ -14,7 +15,7 @@ from zgrid.zdb.commands.base import (
     writable,
 )
 from zgrid.zdb.context import ServerContext, Session
-from zgrid.zdb.errors import CommandError, StorageError
+from zgrid.zdb.errors import CommandError, ReplyHeld, StorageError
 from zgrid.zdb.namespace import MAX_KEY_LENGTH
 from zgrid.zdb.resp import NIL, array, bulk, integer
 
@@ -42,6 +43,17 @@ def set_(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     return NIL if written is None else bulk(written)
 
 
+def _reserve(context: ServerContext, session: Session, size: int) -> None:
+    """Refuse or hold a large reply before any payload is read: reading it anyway costs a copy."""
+    if size <= LARGE_REPLY:
+        return
+    if size > context.settings.limits.max_reply:
+        raise CommandError("Reply too large")
+    connection = session.connection
+    if connection is not None and not connection.room_for(size):
+        raise ReplyHeld(size)
+
+
 def _payload_reply(session: Session, key: bytes) -> bytes:
     namespace = session.namespace
     entry = namespace.lookup(key)
@@ -57,7 +69,14 @@ def get(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     check_args(args, 2)
     check_key(args[1])
     not_frozen(session)
-    return _payload_reply(session, args[1])
+    entry = session.namespace.lookup(args[1])
+    if entry is None:
+        return NIL
+    _reserve(context, session, entry.length + 16)
+    try:
+        return bulk(session.namespace.payload(entry))
+    except StorageError:
+        return b"-Internal Error\r\n"
 
 
 def mget(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
@@ -71,8 +90,7 @@ def mget(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     for key in args[1:]:
         entry = session.namespace.lookup(key)
         size += 16 + (0 if entry is None else entry.length)
-    if size > context.settings.limits.max_reply:
-        raise CommandError("Reply too large")
+    _reserve(context, session, size)
     return array([_payload_reply(session, key) for key in args[1:]])
 
 
