@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,7 +62,7 @@ def _machine(
             flist=grid.busybox_url,
             compute_capacity=ComputeCapacity(cpu=1, memory=memory),
             mounts=mounts or [],
-            entrypoint=f"/bin/sh -c {script!r}",
+            entrypoint=f"/bin/sh -c {shlex.quote(script)}",
             network=MachineNetwork(planetary=True),
         ),
     )
@@ -109,6 +111,18 @@ WEB = (
 )
 
 
+# The machine speaks RESP to its deployment's namespace from what the node put in its env.
+GREETING = "from-the-machine"
+TALK_TO_ZDB = (
+    'r() { printf "*%d\\r\\n" $#; for a; do printf "\\$%d\\r\\n%s\\r\\n" ${#a} "$a"; done; }; '
+    "mkdir -p /www; echo zdb-host=$ZDB_DB_HOST; for try in 1 2 3 4 5; do "
+    '{ r SELECT "$ZDB_DB_NAMESPACE" "$ZDB_DB_PASSWORD"; r SET greeting ' + GREETING + "; "
+    "r GET greeting; busybox sleep 1; } "
+    '| busybox nc "$ZDB_DB_HOST" "$ZDB_DB_PORT" > /www/zdb.txt 2>&1; '
+    "busybox grep -q " + GREETING + " /www/zdb.txt && break; busybox sleep 1; done; "
+)
+
+
 def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
     grid: Grid, node: NodeDaemon
 ) -> None:
@@ -121,7 +135,9 @@ def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
                 make_workload(
                     "db", ZDB(size=64 * MIB, mode="user", password="s3cret", public=False)
                 ),
-                _machine(grid, "web", WEB, mounts=[Mount(name="data", mountpoint="/data")]),
+                _machine(
+                    grid, "web", TALK_TO_ZDB + WEB, mounts=[Mount(name="data", mountpoint="/data")]
+                ),
             ],
         )
         contract = await create(alice, node.node_id, deployment)
@@ -131,8 +147,13 @@ def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
         assert web is not None
         address = web.result.data["planetary_ip"]
         assert PAGE in _http_from_client(grid, address)
+        # Its SELECT (with the password), SET and GET went through the node's Zero-DB.
+        talked = grid.client.http_get(f"http://[{address}]/zdb.txt", timeout=5).stdout
+        assert talked.split() == ["+OK", "$8", "greeting", f"${len(GREETING)}", GREETING], talked
 
         output = await _logs_until(report, "web", "init:")
+        host = output.split("zdb-host=")[1].split()[0]
+        assert ipaddress.IPv6Address(host) in ipaddress.IPv6Network("200::/7"), output
         assert "dd-exit=1" in output and "No space left on device" in output
         # Its own processes only: init (httpd), the memory hog's shell and the hog.
         pids = int(output.split("pids:")[1].split()[0])
@@ -147,6 +168,7 @@ def test_a_container_with_a_disk_and_a_zdb_namespace_serves_its_page(
             with pytest.raises(ClientError):
                 await zdb.execute("SELECT", namespace)
             assert await zdb.execute("SELECT", namespace, "s3cret") == b"OK"
+            assert await zdb.execute("GET", "greeting") == GREETING.encode()
             await zdb.execute("SET", "k", "v")
             assert await zdb.execute("GET", "k") == b"v"
         finally:

@@ -113,6 +113,8 @@ async def run_node(
             logs=logs,
             addresses=lambda: list(addresses),
             hub_url=config.hub_url,
+            zdb_port=zdb.port,
+            planetary_address=lambda: yggdrasil.address,
         )
         primitives = build_primitives(machines=machines, zdb=zdb, addresses=lambda: list(addresses))
         engine = Engine(

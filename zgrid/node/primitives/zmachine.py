@@ -28,6 +28,7 @@ from zgrid.node.flists import FlistManager
 from zgrid.node.logs import LogChannel
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
+from zgrid.node.primitives.zdbenv import container_environment
 from zgrid.node.rootfs import is_mount_point, lower_is_dead, mount_overlay, unmount
 from zgrid.node.runtime.base import BindMount, ContainerSpec, ContainerStatus, Runtime
 from zgrid.types import ZMachine, min_root_size
@@ -66,7 +67,12 @@ class ZMachinePrimitive:
         addresses: Callable[[], list[str]],
         on_change: MachineChange | None = None,
         hub_url: str | None = None,
+        zdb_port: int | None = None,
+        planetary_address: Callable[[], str] | None = None,
     ) -> None:
+        """``zdb_port`` and ``planetary_address`` (the node's yggdrasil address) tell each
+        machine where its deployment's zdb namespaces are (zdbenv.py); without a port the
+        machine gets no ``ZDB_*`` variables, without an address no ``ZDB_*_HOST``."""
         self._root = root
         self._disks = disks
         self._flists = flists
@@ -76,6 +82,8 @@ class ZMachinePrimitive:
         self._addresses = addresses
         self.on_change = on_change  # set once the engine exists (it needs the primitives)
         self._hub_url = hub_url.rstrip("/") if hub_url else None
+        self._zdb_port = zdb_port
+        self._planetary_address = planetary_address
         self._seen: dict[str, tuple[float, int]] = {}  # id -> (last exit, OOM kills) reported
         self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
 
@@ -118,8 +126,12 @@ class ZMachinePrimitive:
             await unmount(rootfs)
         await mount_overlay(lower.path, volume, rootfs)
         mounts = self._mounts(item, machine)
-        env = dict(lower.config.env)
-        env.update(machine.env)
+        env = container_environment(
+            item,
+            lower.config.env,
+            zdb_port=self._zdb_port,
+            node_address=self._node_address(machine),
+        )
         ssh_key = env.get("SSH_KEY", "")
         if ssh_key:
             _authorize(rootfs, ssh_key)
@@ -175,6 +187,13 @@ class ZMachinePrimitive:
             except NodeError as exc:
                 log.warning("cannot follow the output of %s again: %s", container_id, exc)
         return found
+
+    def _node_address(self, machine: ZMachine) -> str | None:
+        """Where a machine reaches the node's own services: its yggdrasil address, for a
+        machine with planetary only (one without has nothing but loopback)."""
+        if not machine.network.planetary or self._planetary_address is None:
+            return None
+        return self._planetary_address()
 
     def _pinned(self, ref: WorkloadRef) -> str | None:
         """The image a machine first got: it keeps it across restarts and repairs."""
