@@ -202,6 +202,7 @@ def nodes(
     """List the grid's nodes: farm, place, status, free and total capacity, public IPs.
 
     The nodes of the current network's ledger (or --ledger), as the planner sees them.
+    Exit codes: 0 listed (also when none is left), 1 the ledger failed, 2 wrong usage.
     """
     check_ledger_url(ledger)
     wanted = parse_min_free(min_free) if min_free is not None else {}
