@@ -26,6 +26,7 @@ from zgrid.cli import (
     identity,
     network,
     node,
+    nodes,
     spec,
     twin,
     zdb,
@@ -61,6 +62,7 @@ app.add_typer(hub.app, name="hub")
 app.add_typer(node.app, name="node")
 app.add_typer(spec.app, name="spec")
 deploy.register(app)
+nodes.register(app)
 
 
 def _version(value: bool) -> None:

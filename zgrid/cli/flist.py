@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
+from zgrid.cli.ledger_options import (
+    DEFAULT_HUB,
+    DEFAULT_LEDGER,
+    HubOption,
+    JsonOption,
+    LedgerOption,
+    ledger_client,
+)
 from zgrid.cli.output import emit_json, err_console, out_console
 from zgrid.cli.store_access import signing_identity
 
@@ -321,11 +328,6 @@ def mount_command(
     )
 
 
-HubOption = Annotated[
-    str,
-    typer.Option("--hub", envvar="ZGRID_HUB", help="URL of the flist hub.", show_default=True),
-]
-DEFAULT_HUB = "http://127.0.0.1:8780"
 RetryOption = Annotated[
     float,
     typer.Option(

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from zgrid.cli.ledger_options import DEFAULT_LEDGER, hub_from_network, ledger_from_network
 from zgrid.cli.output import emit_json, err_console, out_console
 
 app = typer.Typer(
@@ -36,13 +37,31 @@ def run(
     ledger: Annotated[
         str,
         typer.Option(
-            "--ledger", envvar="ZGRID_LEDGER", metavar="URL", help="The ledger to follow."
+            "--ledger",
+            envvar="ZGRID_LEDGER",
+            metavar="URL",
+            help=(
+                "The ledger to follow; default: $ZGRID_LEDGER, else the current network's "
+                f"ledger (`zgrid network use`), else {DEFAULT_LEDGER}."
+            ),
+            show_default=False,
+            callback=ledger_from_network,
         ),
-    ],
+    ] = DEFAULT_LEDGER,
     data: DataDir = Path("/var/lib/zgrid/node"),
     hub: Annotated[
         str | None,
-        typer.Option("--hub", metavar="URL", help="Flist hub for flists named `<twin>/<name>`."),
+        typer.Option(
+            "--hub",
+            envvar="ZGRID_HUB",
+            metavar="URL",
+            help=(
+                "Flist hub for flists named `<twin>/<name>`; default: $ZGRID_HUB, else the "
+                "current network's hub, else none."
+            ),
+            show_default=False,
+            callback=hub_from_network,
+        ),
     ] = None,
     capacity: Annotated[
         str | None,

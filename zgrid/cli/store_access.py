@@ -20,10 +20,17 @@ from zgrid.cli.output import err_console
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from zgrid.client import Notice, Store
+    from zgrid.client import NetworkConfig, Notice, Store
     from zgrid.identity import Identity
 
-__all__ = ["identity_name", "is_node_key_dir", "open_store", "own_address", "signing_identity"]
+__all__ = [
+    "current_network",
+    "identity_name",
+    "is_node_key_dir",
+    "open_store",
+    "own_address",
+    "signing_identity",
+]
 
 _META_KEY = "zgrid.store"
 
@@ -81,3 +88,13 @@ def signing_identity(ctx: typer.Context) -> Identity:
 def own_address(ctx: typer.Context) -> str:
     """The address of the identity commands sign with (read in clear: no key asked for)."""
     return open_store(ctx).address(identity_name(ctx))
+
+
+def current_network(ctx: typer.Context) -> NetworkConfig | None:
+    """The current network, None if there is none (read in clear: no key asked for).
+
+    A missing $ZGRID_HOME is a store without networks, not an error.
+    """
+    store = open_store(ctx)
+    name = store.current_network
+    return None if name is None else store.network(name)
