@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Installs are quiet for `make test`; `make demo` shows their progress (a first run is slow).
+APT_QUIET ?= -qq
+PIP_QUIET ?= --quiet
 
 # Debian packages the components use. Only the missing ones are installed.
 DEB_PACKAGES := \
@@ -14,7 +17,7 @@ DEB_PACKAGES := \
 	iproute2 iputils-ping procps e2fsprogs \
 	runc busybox-static fuse3 libfuse3-dev \
 	wireguard-go wireguard-tools yggdrasil \
-	qemu-system-x86 redis-tools redis-server debootstrap zstd
+	qemu-system-x86 redis-tools redis-server debootstrap zstd curl jq
 
 .PHONY: install install-deb install-venv test lint typecheck unit fuzz demo clean
 
@@ -28,16 +31,16 @@ install-deb:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
-	  $$sudo apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$sudo apt-get update $(APT_QUIET) && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $(APT_QUIET) --no-install-recommends $$missing; \
 	fi
 
 install-venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
+	$(PY) -m pip install $(PIP_QUIET) -e '.[dev]'
 	touch $(STAMP)
 
 lint: install-venv
@@ -65,6 +68,8 @@ FUZZ_TESTS ?= tests/fuzz
 fuzz: install
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -p no:xdist -p no:cacheprovider -q $(FUZZ_TESTS) $(PYTEST_ARGS)
 
+demo: APT_QUIET = -q
+demo: PIP_QUIET = --progress-bar on
 demo: install
 	$(SHELL) scripts/demo.sh
 

@@ -77,9 +77,10 @@ PUBLIC = {
     ],
     zgrid.node: [
         "CapacityExceeded", "NetworkFailure", "NodeConfig", "NodeConfigError", "NodeError",
-        "ProvisionError", "ResultReport", "RuntimeFailure", "SystemCommandError", "WorkloadReport",
-        "follow_logs", "load_or_create_node_identity", "node_scope", "node_status", "open_results",
-        "run_node", "seal_deployment", "seal_results", "unseal_deployment",
+        "ProvisionError", "PurgeReport", "ResultReport", "RuntimeFailure", "SystemCommandError",
+        "WorkloadReport", "Yggdrasil", "follow_logs", "links", "load_or_create_node_identity",
+        "node_scope", "node_status", "open_results", "purge_node", "run_node", "seal_deployment",
+        "seal_results", "unique_name", "unseal_deployment",
     ],
     zgrid.web: [
         "BODY_IDLE_TIMEOUT", "AppServer", "ConnectionLimits", "ErrorBody", "ErrorDetail", "RequestRefused",

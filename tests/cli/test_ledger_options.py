@@ -118,6 +118,8 @@ def test_the_flag_beats_the_environment_which_beats_the_current_network(
     store.add_network(NetworkConfig(name="other", ledger=DEAD), overwrite=True)
     store.use_network("other")
     assert unreached(capsys, home).startswith(f"error: cannot reach the ledger at {DEAD}")
+    monkeypatch.setenv("ZGRID_NETWORK", "devnet")  # as the deploy commands take it
+    assert balance(capsys, home) == 1
 
 
 @pytest.mark.usefixtures("no_key_nor_urls")

@@ -20,6 +20,7 @@ from zgrid.cli import (
     chain,
     deploy,
     deployment,
+    devnet,
     farm,
     flist,
     hub,
@@ -61,6 +62,7 @@ app.add_typer(flist.app, name="flist")
 app.add_typer(hub.app, name="hub")
 app.add_typer(node.app, name="node")
 app.add_typer(spec.app, name="spec")
+app.add_typer(devnet.app, name="devnet")
 deploy.register(app)
 nodes.register(app)
 

@@ -10,12 +10,11 @@ import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, check_ledger_url
-from zgrid.cli.output import emit_json, out_console
+from zgrid.cli.output import emit_json, out_console, table_console
 
 if TYPE_CHECKING:
     from zgrid.client import NodeOffer
@@ -26,7 +25,6 @@ __all__ = ["register"]
 _RESOURCES = ("cru", "mru", "sru", "hru")
 _MIN_FREE_KEYS = (*_RESOURCES, "ipv4")
 _MAX_MIN_FREE = 256  # characters of --min-free
-_WIDE = 160  # columns of the table when stdout is not a terminal (no wrapping in a pipe)
 _STATUS_STYLE = {"up": "green", "down": "red", "standby": "yellow"}
 
 FarmOption = Annotated[
@@ -219,10 +217,5 @@ def nodes(
         which = "matching these filters " if filtered else ""
         out_console.print(f"no nodes {which}on the ledger at {ledger}")
         return
-    console = (
-        out_console
-        if out_console.is_terminal
-        else Console(highlight=False, markup=False, emoji=False, width=_WIDE)
-    )
-    console.print(_table(offers))
+    table_console().print(_table(offers))
     out_console.print(f"{len(offers)} node(s) on the ledger at {ledger}")

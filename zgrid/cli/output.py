@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["emit_json", "err_console", "one_line", "out_console"]
+__all__ = ["emit_json", "err_console", "one_line", "out_console", "table_console"]
 
 # No markup and no emoji codes: paths, names and error texts are the user's, and "[...]"
 # or ":name:" in them is literal.
@@ -25,3 +25,13 @@ def emit_json(document: Any) -> None:
     """Write one JSON document and a newline to stdout (no colour, no wrapping)."""
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+_WIDE = 200  # columns of a table when stdout is not a terminal: a pipe gets whole lines
+
+
+def table_console() -> Console:
+    """Where tables go: stdout, at the terminal's width, or wide enough not to wrap in a pipe."""
+    if out_console.is_terminal:
+        return out_console
+    return Console(highlight=False, soft_wrap=True, markup=False, emoji=False, width=_WIDE)

@@ -91,10 +91,11 @@ def own_address(ctx: typer.Context) -> str:
 
 
 def current_network(ctx: typer.Context) -> NetworkConfig | None:
-    """The current network, None if there is none (read in clear: no key asked for).
+    """$ZGRID_NETWORK (as the deploy commands take it), else the current network; None if
+    there is none (read in clear: no key asked for).
 
     A missing $ZGRID_HOME is a store without networks, not an error.
     """
     store = open_store(ctx)
-    name = store.current_network
+    name = os.environ.get("ZGRID_NETWORK") or store.current_network
     return None if name is None else store.network(name)

@@ -5,10 +5,10 @@ Everything here is a coroutine; :class:`zgrid.client.SyncGrid` is its blocking f
 generated from this class. The CLI is a thin layer over these methods::
 
     async with Grid.open() as grid:            # $ZGRID_HOME, the current network
-        plan = await grid.plan("hello.yaml")
-        view = await grid.deploy("hello.yaml")
+        plan = await grid.plan("hello-web.yaml")
+        view = await grid.deploy("hello-web.yaml")
         print(view.workload("web").planetary_ip)
-        await grid.destroy("hello")
+        await grid.destroy("hello-web")
 """
 
 from __future__ import annotations

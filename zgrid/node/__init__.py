@@ -21,9 +21,12 @@ from zgrid.node.errors import (
 )
 
 if TYPE_CHECKING:
-    from zgrid.node.daemon import NodeConfig, node_scope, run_node
+    from zgrid.node.daemon import NodeConfig, run_node
     from zgrid.node.keys import load_or_create_node_identity
     from zgrid.node.logs import follow_logs
+    from zgrid.node.naming import node_scope, unique_name
+    from zgrid.node.net import Yggdrasil, links
+    from zgrid.node.purge import PurgeReport, purge_node
     from zgrid.node.sealing import (
         ResultReport,
         WorkloadReport,
@@ -38,10 +41,15 @@ if TYPE_CHECKING:
 # flist mount) import modules of this package and must not pay for the whole daemon.
 _LAZY = {
     "NodeConfig": "zgrid.node.daemon",
-    "node_scope": "zgrid.node.daemon",
+    "node_scope": "zgrid.node.naming",
     "run_node": "zgrid.node.daemon",
     "load_or_create_node_identity": "zgrid.node.keys",
     "follow_logs": "zgrid.node.logs",
+    "unique_name": "zgrid.node.naming",
+    "Yggdrasil": "zgrid.node.net",
+    "links": "zgrid.node.net",
+    "PurgeReport": "zgrid.node.purge",
+    "purge_node": "zgrid.node.purge",
     "ResultReport": "zgrid.node.sealing",
     "WorkloadReport": "zgrid.node.sealing",
     "open_results": "zgrid.node.sealing",
@@ -59,18 +67,23 @@ __all__ = [
     "NodeConfigError",
     "NodeError",
     "ProvisionError",
+    "PurgeReport",
     "ResultReport",
     "RuntimeFailure",
     "SystemCommandError",
     "WorkloadReport",
+    "Yggdrasil",
     "follow_logs",
+    "links",
     "load_or_create_node_identity",
     "node_scope",
     "node_status",
     "open_results",
+    "purge_node",
     "run_node",
     "seal_deployment",
     "seal_results",
+    "unique_name",
     "unseal_deployment",
 ]
 

@@ -28,7 +28,7 @@ from zgrid.node.engine import Engine
 from zgrid.node.flists import FlistManager
 from zgrid.node.keys import identity_dir, load_or_create_node_identity
 from zgrid.node.logs import LogChannel
-from zgrid.node.naming import unique_name
+from zgrid.node.naming import node_scope
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.net.yggdrasil import Yggdrasil
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
@@ -57,11 +57,6 @@ class NodeConfig:
     yggdrasil_peers: tuple[str, ...] = ()
     reconcile_interval: float = 60.0
     uptime_interval: float = 2400.0
-
-
-def node_scope(data_dir: Path) -> str:
-    """A string unique to this node on the machine: names of its kernel objects derive from it."""
-    return unique_name("n", str(data_dir.resolve()), length=12)
 
 
 async def node_addresses() -> list[str]:

@@ -8,8 +8,9 @@ the workload id through a digest, and fits the kernel's 15-character limit for l
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
-__all__ = ["LINK_NAME_MAX", "unique_name"]
+__all__ = ["LINK_NAME_MAX", "node_scope", "unique_name"]
 
 LINK_NAME_MAX = 15  # IFNAMSIZ - 1
 
@@ -24,3 +25,8 @@ def unique_name(prefix: str, *parts: str, length: int = LINK_NAME_MAX) -> str:
         raise ValueError(f"prefix {prefix!r} must be short ASCII letters/digits")
     digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
     return prefix + digest[: length - len(prefix)]
+
+
+def node_scope(data_dir: Path) -> str:
+    """A string unique to this node on the machine: names of its kernel objects derive from it."""
+    return unique_name("n", str(data_dir.resolve()), length=12)

@@ -456,6 +456,21 @@ class RuncRuntime:
                 continue  # a line cut by a crash
         return tuple(exits)
 
+    async def release_kernel(self) -> int:
+        """After every process of the node was killed: no runc state or cgroup of any
+        container left (their directories stay, so ``start`` runs them again); returns how
+        many containers runc or a directory knew of."""
+        known = set(await self.containers())
+        listed = await run_command(self._runc_argv("list", "-q"), check=False)
+        known.update(line.strip() for line in listed.splitlines() if line.strip())
+        async with self._lock:
+            for container_id in sorted(known):
+                await self._clean_kernel(container_id)
+                with contextlib.suppress(OSError):
+                    (self._dir(container_id) / "init.pid").unlink()
+            await self._clean_parent()
+        return len(known)
+
     async def containers(self) -> list[str]:
         if not self.containers_dir.is_dir():
             return []

@@ -1,0 +1,214 @@
+"""`zgrid devnet` end to end, as a newcomer runs it: up, up again, deploy the examples and
+reach them from this machine's own shell, the README's tour, and a down that leaves nothing.
+
+One devnet serves the whole module (the machine has one: its host network is
+machine-wide); the tests run in file order and the last one takes it down.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import require_root, require_tool
+from tests.devnet.devnets import DevnetRun, SpareHost, leftovers
+from tests.readme import FOREGROUND, README, new_shell, readme_lines
+from zgrid.chain import SyncChainClient
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetRun]:
+    require_root()
+    for tool in ("runc", "yggdrasil", "debootstrap", "busybox", "mkfs.ext4", "losetup", "nsenter"):
+        require_tool(tool)
+    run = DevnetRun(tmp_path_factory.mktemp("devnet"))
+    try:
+        run.up_first()
+        yield run
+    finally:
+        run.close()
+
+
+@pytest.fixture(scope="module")
+def deployer(devnet: DevnetRun) -> DevnetRun:
+    """The devnet's client side: an identity with tokens in the run's $ZGRID_HOME."""
+    devnet.zgrid("identity", "new")
+    devnet.zgrid("account", "faucet", "1000")
+    return devnet
+
+
+def test_up_brings_a_ledger_a_hub_and_nodes_each_in_its_own_namespace(devnet: DevnetRun) -> None:
+    status = devnet.first_status
+    assert status["running"] is True
+    assert [n["name"] for n in status["nodes"]] == ["node-1", "node-2"]
+    assert len({n["netns"] for n in status["nodes"]}) == 2
+    netns = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=False
+    ).stdout
+    for node in status["nodes"]:
+        assert node["netns"] in netns
+        assert node["node_id"] is not None
+    with SyncChainClient(status["ledger_url"]) as chain:
+        nodes = chain.query("nodes", size=100)["items"]
+        assert {n["id"] for n in nodes} == {n["node_id"] for n in status["nodes"]}
+        # Each node registered from its own host: its own address on the devnet's bridge.
+        assert chain.genesis()["chain_id"]
+    hub = httpx.get(f"{status['hub_url']}/flists", timeout=10).json()
+    assert hub, "the hub has the base images"
+    owner = hub[0]["owner"]
+    names = {f["name"] for f in httpx.get(f"{status['hub_url']}/flists/{owner}", timeout=10).json()}
+    assert {"busybox", "debian"} <= names
+    # The client's network is configured and current: `zgrid deploy` works at once.
+    networks = devnet.zgrid_json("network", "ls")
+    assert networks["current"] == "devnet"
+    found = {n["name"]: n for n in networks["networks"]}
+    assert found["devnet"]["ledger"] == status["ledger_url"]
+    assert found["devnet"]["hub"] == status["hub_url"]
+
+
+def test_up_again_finds_everything_running_and_changes_nothing(devnet: DevnetRun) -> None:
+    started = time.monotonic()
+    again = devnet.zgrid_json("devnet", "up", timeout=120)
+    took = time.monotonic() - started
+    before = devnet.first_status
+    assert [c["pid"] for c in again["components"]] == [c["pid"] for c in before["components"]]
+    assert [n["pid"] for n in again["nodes"]] == [n["pid"] for n in before["nodes"]]
+    assert [n["node_id"] for n in again["nodes"]] == [n["node_id"] for n in before["nodes"]]
+    assert took < 30, f"a second up took {took:.0f} s"
+    status = devnet.zgrid("devnet", "status")
+    assert "node-2" in status.stdout
+
+
+def test_logs_show_each_part(devnet: DevnetRun) -> None:
+    ledger = devnet.zgrid("devnet", "logs", "ledger", "-n", "5")
+    assert ledger.stdout.strip()
+    bad = devnet.zgrid("devnet", "logs", "nothing", check=False)
+    assert bad.returncode == 2 and "ledger" in bad.stderr
+
+
+def _address(view: dict[str, Any], name: str) -> str:
+    for workload in view["workloads"]:
+        if workload["name"] == name and workload["planetary_ip"]:
+            return str(workload["planetary_ip"])
+    raise AssertionError(f"no planetary address for {name}: {view}")
+
+
+def _get(url: str, *, timeout: float = 60, **options: Any) -> httpx.Response:
+    """From this machine's own namespace (the host's yggdrasil routes the planetary range)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = httpx.request(options.pop("method", "GET"), url, timeout=5, **options)
+            if answer.status_code < 500 or time.monotonic() > deadline:
+                return answer
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def test_the_key_value_app_stores_into_its_zdb_namespace(deployer: DevnetRun) -> None:
+    deployer.zgrid("deploy", str(EXAMPLES / "kv.yaml"), timeout=300)
+    address = _address(deployer.zgrid_json("show", "kv"), "kv")
+    base = f"http://[{address}]:8080/cgi-bin/kv"
+    assert _get(f"{base}?greeting").status_code == 404
+    stored = _get(f"{base}?greeting", method="POST", content=b"hello kv")
+    assert stored.status_code == 200 and "stored greeting" in stored.text, stored.text
+    read = _get(f"{base}?greeting")
+    assert (read.status_code, read.text.strip()) == (200, "hello kv")
+    assert _get(f"{base}?bad/key").status_code == 400
+    # What it stored is in the namespace itself, read with the node's zdb from outside.
+    view = deployer.zgrid_json("show", "kv")
+    zdb = next(w for w in view["workloads"] if w["type"] == "zdb")
+    assert zdb["data"]["namespace"].endswith("-data")
+    deployer.zgrid("destroy", "kv", "--yes", timeout=120)
+
+
+def test_a_debian_container_runs_from_the_debian_flist(deployer: DevnetRun) -> None:
+    spec = deployer.work / "debian.yaml"
+    spec.write_text(
+        "name: deb\n"
+        "machines:\n"
+        "  - name: os\n"
+        "    flist: debian\n"
+        "    cpu: 1\n"
+        "    memory: 256MiB\n"
+        "    entrypoint: /bin/bash -c 'echo debian $(cat /etc/debian_version); exec sleep 3600'\n"
+    )
+    deployer.zgrid("deploy", str(spec), timeout=300)
+    deadline = time.monotonic() + 60
+    while "debian 12" not in (output := deployer.zgrid("logs", "deb/os").stdout):
+        assert time.monotonic() < deadline, output
+        time.sleep(1)
+    deployer.zgrid("destroy", "deb", "--yes", timeout=120)
+
+
+# What some of the README's lines must print: the tour's page, fetched from this machine's
+# own shell over the planetary network, and the machine's own output; the joined node.
+SHOWS = {
+    "curl -g": "<h1>hello from zgrid</h1>",
+    "zgrid logs hello-web/web": "serving: hello from zgrid",
+    "zgrid nodes --farm my-farm": "1 node(s)",
+}
+
+
+def test_the_readme_runs_as_written(devnet: DevnetRun, tmp_path: Path) -> None:
+    """Every sh block of the README, in order, in a fresh user's shell: the tour against
+    this devnet (as after `make demo`), the node section on a "machine" of its own (a new
+    netns on the devnet's bridge), the parts by hand on this machine."""
+    for tool in ("redis-cli", "busybox", "fusermount3", "curl", "jq"):
+        require_tool(tool)
+    if not Path("/dev/fuse").exists():
+        pytest.fail("the flist mount line needs /dev/fuse")
+    shell = new_shell(tmp_path, ZGRID_DEVNET_DIR=str(devnet.dir))
+    machine = SpareHost(devnet.dir, "readme")
+    seen: set[str] = set()
+    try:
+        machine.plug()
+        for line in readme_lines(README.read_text(encoding="utf-8")):
+            shell.wrap = machine.command if line.section == "Running a node" else list
+            shell.check_servers()
+            command = shell.rewrite(line.text)
+            if FOREGROUND in line.text:
+                shell.start(command)
+                continue
+            result = shell.run(command)
+            if result.returncode != 0:
+                pytest.fail(
+                    f"README line failed with exit {result.returncode}: {line.text}\n"
+                    f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+                )
+            for start, expected in SHOWS.items():
+                if line.text.startswith(start):
+                    assert expected in result.stdout, (line.text, result.stdout)
+                    seen.add(start)
+        shell.check_servers()
+        assert seen == set(SHOWS)
+    finally:
+        shell.stop()
+        machine.unplug(shell.node_data)
+
+
+def test_down_leaves_nothing_of_the_devnet(devnet: DevnetRun) -> None:
+    status = devnet.zgrid_json("devnet", "status")
+    marks = devnet.marks(status)
+    assert leftovers(marks), "the devnet's traces are visible while it runs"
+    done = devnet.zgrid("devnet", "down", timeout=180)
+    assert "nothing of it left running" in done.stdout
+    assert leftovers(marks) == {}, leftovers(marks)
+    again = devnet.zgrid("devnet", "status", check=False)
+    assert again.returncode == 1
+    # `down` twice is fine, and the data stays for the next `up`.
+    devnet.zgrid("devnet", "down", timeout=60)
+    assert (devnet.dir / "chain" / "genesis.json").exists()
+    assert os.path.exists(devnet.dir / "devnet.json")
