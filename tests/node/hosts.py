@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
-import random
 import secrets
 import signal
 import subprocess
@@ -33,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from zgrid.devnet.network import free_prefix
 from zgrid.node.naming import unique_name
 from zgrid.node.net import Yggdrasil, links
 
@@ -44,33 +43,6 @@ _HTTP_GET = (
     "with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as answer:\n"
     "    sys.stdout.write(answer.read().decode())\n"
 )
-
-
-def _used_ipv4_networks() -> list[ipaddress.IPv4Network]:
-    out = subprocess.run(
-        ["ip", "-4", "-j", "route", "show", "table", "all"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    used = []
-    for route in json.loads(out or "[]"):
-        dst = route.get("dst", "default")
-        if dst != "default":
-            with contextlib.suppress(ValueError):
-                used.append(ipaddress.IPv4Network(dst, strict=False))
-    return used
-
-
-def free_subnet() -> str:
-    """A 10.x.y.0/24 no route on the machine touches, as its first three octets."""
-    used = _used_ipv4_networks()
-    for _ in range(1000):
-        prefix = f"10.{random.randint(100, 254)}.{random.randint(0, 255)}"
-        candidate = ipaddress.IPv4Network(f"{prefix}.0/24")
-        if not any(candidate.overlaps(network) for network in used):
-            return prefix
-    raise RuntimeError("no free 10.x.y.0/24 on this machine")
 
 
 class Host:
@@ -223,7 +195,7 @@ class HostNetwork:
 
     def start(self) -> HostNetwork:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.prefix = free_subnet()
+        self.prefix = free_prefix()
         asyncio.run(self._start())
         return self
 

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import os
 import shlex
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -424,9 +426,18 @@ def test_an_update_grows_adds_and_removes_workloads_and_a_cancel_leaves_nothing(
         # A disk no contract owns (left by hand, or by a node that lost its state) goes at
         # the next reconcile pass.
         pool = DiskPool(node.data / "disks", scope=node_scope(node.data))
-        await pool.create("9-999-orphan", 8 * MIB, kind="zmount")
+        assert node.process is not None
+        # Made whole while the daemon is held: a reconcile pass in the middle of the making
+        # (two processes, no lock between them) would race it, not test it.
+        os.kill(node.process.pid, signal.SIGSTOP)
+        try:
+            await pool.create("9-999-orphan", 8 * MIB, kind="zmount")
+        finally:
+            os.kill(node.process.pid, signal.SIGCONT)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "9-999-orphan" in await pool.ids():
+        while time.monotonic() < deadline and (
+            "9-999-orphan" in await pool.ids() or traces(node).without_images() != before
+        ):
             await asyncio.sleep(0.2)
         assert "9-999-orphan" not in await pool.ids()
         assert traces(node).without_images() == before

@@ -75,8 +75,11 @@ def up(
     ] = None,
     directory: DirOption = None,
     block_time: Annotated[
-        float, typer.Option("--block-time", min=0.1, max=10.0, help="Seconds between blocks.")
-    ] = 1.0,
+        float,
+        typer.Option(
+            "--block-time", min=0.1, max=10.0, help="Seconds between blocks (a new devnet's)."
+        ),
+    ] = 0.5,
     as_json: JsonOption = False,
 ) -> None:
     """Start the devnet, or finish starting it: every part that is missing is made, the

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from zgrid.cli.context import CliSettings
 from zgrid.cli.store_access import current_network, signing_identity
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def _from_network(
     # Compared by name: typer carries its own copy of click's enum.
     if ctx.resilient_parsing or source is None or source.name not in ("DEFAULT", "DEFAULT_MAP"):
         return value
+    if ctx.find_object(CliSettings) is None:
+        return value  # a command group run on its own (as tests do): no store to read
     network = current_network(ctx)
     found = None if network is None else getattr(network, field)
     return value if found is None else str(found)

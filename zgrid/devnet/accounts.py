@@ -3,6 +3,7 @@ publisher of the base images; each made once and found again by every later `up`
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from dataclasses import dataclass
@@ -59,15 +60,25 @@ async def ensure_accounts(ledger_url: str, keys: Path) -> Accounts:
     """The farmer (funded, with a twin and the farm and its IPs) and the image publisher."""
     farmer = load_key(keys / "farmer.seed")
     publisher = load_key(keys / "publisher.seed")
+    # Two signers, two nonce sequences: their transactions go into the same blocks.
+    farm_id, publisher_twin = await asyncio.gather(
+        _farm(ledger_url, farmer), _publisher(ledger_url, publisher)
+    )
+    return Accounts(farmer, farm_id, publisher, publisher_twin)
+
+
+async def _farm(ledger_url: str, farmer: Identity) -> int:
     async with ChainClient(ledger_url, identity=farmer) as chain:
         twin_id = await _funded_twin(chain, farmer, _FARMER_TOKENS)
         page = await chain.query("farms", twin_id=twin_id, name=FARM_NAME)
         if page["items"]:
-            farm_id = int(page["items"][0]["id"])
-        else:
-            farm_id = await chain.create_farm(FARM_NAME)
-            for ip, gateway in FARM_IPS:
-                await chain.add_farm_ip(farm_id, ip, gateway)
+            return int(page["items"][0]["id"])
+        farm_id = await chain.create_farm(FARM_NAME)
+        for ip, gateway in FARM_IPS:
+            await chain.add_farm_ip(farm_id, ip, gateway)
+        return farm_id
+
+
+async def _publisher(ledger_url: str, publisher: Identity) -> int:
     async with ChainClient(ledger_url, identity=publisher) as chain:
-        publisher_twin = await _funded_twin(chain, publisher, _PUBLISHER_TOKENS)
-    return Accounts(farmer, farm_id, publisher, publisher_twin)
+        return await _funded_twin(chain, publisher, _PUBLISHER_TOKENS)

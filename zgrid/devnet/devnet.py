@@ -108,7 +108,7 @@ class Devnet:
         )
 
     async def up(
-        self, *, nodes: int | None = None, block_time: float = 1.0, images: bool = True
+        self, *, nodes: int | None = None, block_time: float = 0.5, images: bool = True
     ) -> DevnetStatus:
         """Make every part of the devnet exist and run; returns its status."""
         # Loaded here: `status`, `logs` and `down` need neither the ledger's client nor flists.
