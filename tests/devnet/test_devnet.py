@@ -8,6 +8,7 @@ machine-wide); the tests run in file order and the last one takes it down.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -58,6 +59,9 @@ def test_up_brings_a_ledger_a_hub_and_nodes_each_in_its_own_namespace(devnet: De
     for node in status["nodes"]:
         assert node["netns"] in netns
         assert node["node_id"] is not None
+        # This machine reaches each node at its own address: here its Zero-DB's port.
+        with socket.create_connection((node["address"], 9900), timeout=10):
+            pass
     with SyncChainClient(status["ledger_url"]) as chain:
         nodes = chain.query("nodes", size=100)["items"]
         assert {n["id"] for n in nodes} == {n["node_id"] for n in status["nodes"]}
