@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.store.clear_search import assert_nothing_in_clear
-from tests.processes import ZGRID, run_zgrid
+from tests.processes import ZGRID, run_zgrid, zgrid_here
 from zgrid import __version__
 from zgrid.cli import main
 from zgrid.identity import new_mnemonic, save_identity
@@ -28,7 +28,9 @@ from zgrid.identity import new_mnemonic, save_identity
 def zgrid(
     *args: str, stdin: str | None = None, home: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run_zgrid(*args, home=home, stdin=stdin)
+    """In-process (``zgrid.cli.main``, no Python start-up); :func:`zgrid_env` and the
+    version, usage and terminal tests run the console script."""
+    return zgrid_here(*args, home=home, stdin=stdin)
 
 
 def zgrid_env(
@@ -53,7 +55,7 @@ def zgrid_env(
 
 
 def test_version() -> None:
-    result = zgrid("--version")
+    result = run_zgrid("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"zgrid {__version__}"
 
@@ -262,7 +264,7 @@ def test_on_a_terminal_the_passphrase_is_asked_hidden(tmp_path: Path) -> None:
 
 
 def test_usage_error_exits_2() -> None:
-    result = zgrid("identity", "frobnicate")
+    result = run_zgrid("identity", "frobnicate")
     assert result.returncode == 2
 
 
