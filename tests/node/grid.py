@@ -29,7 +29,7 @@ from tests.flist.conftest import HubProcess, Twin
 from tests.flist.rootfs import build_busybox_root
 from tests.node.deployer import Twin as Deployer
 from tests.node.hosts import Host, HostNetwork
-from tests.processes import ZGRID
+from tests.processes import ZGRID, zgrid_here
 from zgrid.chain import UNITS_PER_TOKEN, ChainClient, SyncChainClient, init_dev_chain
 from zgrid.flist import Router, pack_directory, parse_route
 from zgrid.flist.hub import HubClient
@@ -113,20 +113,16 @@ class NodeDaemon:
         self.process = None
 
     def status(self) -> dict[str, Any]:
-        done = subprocess.run(
-            [ZGRID, "node", "status", "--data", str(self.data), "--json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        """`zgrid node status --json`, in-process (tests/cli/test_node_cli.py runs the script)."""
+        done = zgrid_here("node", "status", "--data", str(self.data), "--json")
+        assert done.returncode == 0, done.stderr
         document: dict[str, Any] = json.loads(done.stdout)
         return document
 
 
 def _node_address(data: Path) -> str:
-    done = subprocess.run(
-        [ZGRID, "node", "address", "--data", str(data)], capture_output=True, text=True, check=True
-    )
+    done = zgrid_here("node", "address", "--data", str(data))
+    assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
