@@ -61,7 +61,7 @@ def grid(host_network: HostNetwork, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def nodes(grid: Grid) -> list[NodeDaemon]:
-    return [grid.add_node("node1"), grid.add_node("node2")]
+    return grid.add_nodes("node1", "node2")
 
 
 @pytest.fixture(scope="module")
@@ -413,7 +413,7 @@ def test_an_apply_killed_halfway_is_taken_over_by_the_next_apply(
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert {d["name"]: d["status"] for d in deployer.json("ls")}["resume"] == "interrupted"
-    again = deployer.here("apply", "--yes", "--json", str(changed))
+    again = deployer.run("apply", "--yes", "--json", str(changed))
     assert again.returncode == 0, again.stderr
     shown = deployer.json("show", "resume")
     assert shown["status"] == "deployed" and {w["state"] for w in shown["workloads"]} == {"ok"}
