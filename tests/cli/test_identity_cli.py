@@ -36,22 +36,10 @@ def zgrid(
 def zgrid_env(
     home: Path, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """`zgrid` with the store's variables as given (the suite's key file left out)."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("ZGRID_KEY_FILE", "ZGRID_PASSPHRASE")
-    }
-    environ.update(env, ZGRID_HOME=str(home))
-    return subprocess.run(
-        [ZGRID, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
+    """`zgrid` with the store's variables as given (the suite's key file left out), in-process
+    like :func:`zgrid`; tests/cli/test_network_cli.py runs the console script without a key."""
+    unset: dict[str, str | None] = {"ZGRID_KEY_FILE": None, "ZGRID_PASSPHRASE": None}
+    return zgrid_here(*args, home=home, stdin=stdin, env={**unset, **env})
 
 
 def test_version() -> None:
