@@ -141,7 +141,7 @@ def _node_address(data: Path) -> str:
 class Grid:
     network: HostNetwork
     work: Path
-    block_time: float = 0.2  # deploys wait a few blocks each: short blocks keep them quick
+    block_time: float = 0.5
     ledger: LedgerProcess = field(init=False)
     hub: HubProcess = field(init=False)
     client: Host = field(init=False)
