@@ -1,4 +1,6 @@
-"""`zgrid chain|account|twin|farm` through the console script against a real ledger."""
+"""`zgrid chain|account|twin|farm` against a real ledger: through the console script, and
+in-process (``zgrid.cli.main``, the same code without a Python start-up each) for the
+session's steps that are about what a command does, not about the script."""
 
 from __future__ import annotations
 
@@ -9,11 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.chain.conftest import LedgerProcess
-from tests.processes import free_port, run_zgrid
+from tests.processes import free_port, run_zgrid, zgrid_here
 
 
 def run(*args: str, home: Path, ledger: str | None = None) -> subprocess.CompletedProcess[str]:
     return run_zgrid(*args, home=home, ledger=ledger)
+
+
+def here(*args: str, home: Path, ledger: str | None = None) -> subprocess.CompletedProcess[str]:
+    return zgrid_here(*args, home=home, ledger=ledger)
 
 
 def test_a_farmer_session(tmp_path: Path) -> None:
@@ -22,16 +28,16 @@ def test_a_farmer_session(tmp_path: Path) -> None:
     created = run("chain", "init", "--dev", "--data", str(data), "--json", home=home)
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["chain_id"] == "zgrid-dev"
-    assert run("identity", "new", home=home).returncode == 0
+    assert here("identity", "new", home=home).returncode == 0
 
     ledger = LedgerProcess(data)
     ledger.start()
     try:
         url = ledger.url
-        balance = json.loads(run("account", "balance", "--json", home=home, ledger=url).stdout)
+        balance = json.loads(here("account", "balance", "--json", home=home, ledger=url).stdout)
         assert balance["free"] == 0
-        assert run("account", "faucet", "250.5", home=home, ledger=url).returncode == 0
-        balance = json.loads(run("account", "balance", "--json", home=home, ledger=url).stdout)
+        assert here("account", "faucet", "250.5", home=home, ledger=url).returncode == 0
+        balance = json.loads(here("account", "balance", "--json", home=home, ledger=url).stdout)
         assert balance["free"] == 250.5
         assert balance["free_units"] == 2_505_000_000
 
@@ -39,22 +45,22 @@ def test_a_farmer_session(tmp_path: Path) -> None:
             "twin_id": 1
         }
         assert (
-            json.loads(run("twin", "show", "--json", home=home, ledger=url).stdout)["account"]
+            json.loads(here("twin", "show", "--json", home=home, ledger=url).stdout)["account"]
             == balance["address"]
         )
         assert (
-            json.loads(run("farm", "create", "my-farm", "--json", home=home, ledger=url).stdout)[
+            json.loads(here("farm", "create", "my-farm", "--json", home=home, ledger=url).stdout)[
                 "farm_id"
             ]
             == 1
         )
         assert (
-            run(
+            here(
                 "farm", "add-ip", "1", "203.0.113.7/24", "203.0.113.1", home=home, ledger=url
             ).returncode
             == 0
         )
-        farm = json.loads(run("farm", "show", "1", "--json", home=home, ledger=url).stdout)
+        farm = json.loads(here("farm", "show", "1", "--json", home=home, ledger=url).stdout)
         assert farm["public_ips"] == [
             {"ip": "203.0.113.7/24", "gateway": "203.0.113.1", "contract_id": 0}
         ]
@@ -65,11 +71,11 @@ def test_a_farmer_session(tmp_path: Path) -> None:
         assert duplicate.returncode == 1
         assert duplicate.stderr.strip() == "error: conflict: farm 1 already has 203.0.113.7"
 
-        too_much = run("account", "transfer", "ab" * 32, "1000", home=home, ledger=url)
+        too_much = here("account", "transfer", "ab" * 32, "1000", home=home, ledger=url)
         assert too_much.returncode == 1
         assert "free balance 250.497 is less than the 1000.001 tokens needed" in too_much.stderr
 
-        status = json.loads(run("chain", "status", "--json", home=home, ledger=url).stdout)
+        status = json.loads(here("chain", "status", "--json", home=home, ledger=url).stdout)
         assert status["height"] >= 4
     finally:
         assert ledger.stop() == 0
@@ -93,7 +99,7 @@ def test_a_farmer_session(tmp_path: Path) -> None:
 def test_bad_invocations(tmp_path: Path, args: tuple[str, ...], code: int, fragment: str) -> None:
     args = tuple(str(tmp_path / "missing") if a == "X" else a for a in args)
     home = tmp_path / "home"
-    run("identity", "new", home=home)
+    here("identity", "new", home=home)
     result = run(*args, home=home)
     assert result.returncode == code, result.stderr
     assert fragment in result.stderr

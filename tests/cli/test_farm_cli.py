@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.chain.conftest import LedgerProcess, running_ledger
-from tests.processes import run_zgrid
+from tests.processes import zgrid_here
 from zgrid.chain import UNITS_PER_TOKEN, JoinToken, SyncChainClient
 from zgrid.client import Store, Unlocker
 from zgrid.identity import Identity, new_mnemonic
@@ -50,7 +50,9 @@ def user(
 
 
 def zgrid(home: Path, ledger: LedgerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_zgrid(*args, home=home, ledger=ledger.url)
+    """In-process (``zgrid.cli.main``: the same command, exit code and words, without a
+    Python start-up each); tests/cli/test_chain_cli.py runs the console script on farms."""
+    return zgrid_here(*args, home=home, ledger=ledger.url)
 
 
 def test_a_farmer_lets_a_node_join_and_removes_it(tmp_path: Path, ledger: LedgerProcess) -> None:

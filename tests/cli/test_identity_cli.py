@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.store.clear_search import assert_nothing_in_clear
-from tests.processes import ZGRID, run_zgrid
+from tests.processes import ZGRID, run_zgrid, zgrid_here
 from zgrid import __version__
 from zgrid.cli import main
 from zgrid.identity import new_mnemonic, save_identity
@@ -28,32 +28,22 @@ from zgrid.identity import new_mnemonic, save_identity
 def zgrid(
     *args: str, stdin: str | None = None, home: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run_zgrid(*args, home=home, stdin=stdin)
+    """In-process (``zgrid.cli.main``, no Python start-up); :func:`zgrid_env` and the
+    version, usage and terminal tests run the console script."""
+    return zgrid_here(*args, home=home, stdin=stdin)
 
 
 def zgrid_env(
     home: Path, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """`zgrid` with the store's variables as given (the suite's key file left out)."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("ZGRID_KEY_FILE", "ZGRID_PASSPHRASE")
-    }
-    environ.update(env, ZGRID_HOME=str(home))
-    return subprocess.run(
-        [ZGRID, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
+    """`zgrid` with the store's variables as given (the suite's key file left out), in-process
+    like :func:`zgrid`; tests/cli/test_network_cli.py runs the console script without a key."""
+    unset: dict[str, str | None] = {"ZGRID_KEY_FILE": None, "ZGRID_PASSPHRASE": None}
+    return zgrid_here(*args, home=home, stdin=stdin, env={**unset, **env})
 
 
 def test_version() -> None:
-    result = zgrid("--version")
+    result = run_zgrid("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"zgrid {__version__}"
 
@@ -262,7 +252,7 @@ def test_on_a_terminal_the_passphrase_is_asked_hidden(tmp_path: Path) -> None:
 
 
 def test_usage_error_exits_2() -> None:
-    result = zgrid("identity", "frobnicate")
+    result = run_zgrid("identity", "frobnicate")
     assert result.returncode == 2
 
 

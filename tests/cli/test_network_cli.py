@@ -1,4 +1,6 @@
-"""`zgrid network add|use|ls|rm` through the console script: no key needed, exit codes."""
+"""`zgrid network add|use|ls|rm`: no key needed, exit codes. The console script without a
+key runs the first test; the others run in-process (``zgrid.cli.main``, the same command
+without a Python start-up each)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.processes import ZGRID, run_zgrid
+from tests.processes import ZGRID, zgrid_here
 
 
 def zgrid(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_zgrid(*args, home=home)
+    return zgrid_here(*args, home=home)
 
 
 def locked_zgrid(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,10 @@
 """The deployer's client end to end: `zgrid plan/deploy/apply/show/logs/destroy` in a client
-host against a real ledger, hub and two node daemons running runc containers."""
+host against a real ledger, hub and two node daemons running runc containers.
+
+``deployer.run`` and ``deployer.popen`` start the console script in the client host (plan,
+deploy, apply, logs and destroy each once at least, and every signal and kill);
+``deployer.here`` and ``deployer.json`` run the same commands in-process
+(tests/client/deploying.py)."""
 
 from __future__ import annotations
 
@@ -56,7 +61,7 @@ def grid(host_network: HostNetwork, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def nodes(grid: Grid) -> list[NodeDaemon]:
-    return [grid.add_node("node1"), grid.add_node("node2")]
+    return grid.add_nodes("node1", "node2")
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +232,7 @@ def test_a_second_machine_that_fits_nowhere_creates_nothing_and_says_why(
           - {name: huge, flist: busybox, memory: 400GiB}
         """,
     )
-    done = deployer.run("deploy", str(spec))
+    done = deployer.here("deploy", str(spec))
     assert done.returncode == 1, done
     assert "huge" in done.stderr and "400 GiB" in done.stderr and "largest free" in done.stderr
     assert deployer.live_contracts() == []
@@ -275,7 +280,7 @@ def test_a_deploy_killed_halfway_is_cleaned_by_destroy(
     process.wait()
     listed = {d["name"]: d for d in deployer.json("ls")}
     assert listed["killed"]["status"] == "interrupted"
-    done = deployer.run("destroy", "killed", "--yes")
+    done = deployer.here("destroy", "killed", "--yes")
     assert done.returncode == 0, done.stderr
     time.sleep(1.0)  # a creation the killed run had sent may land in the next block
     assert deployer.live_contracts() == [], json.dumps(deployer.live_contracts())
@@ -358,7 +363,7 @@ def test_an_update_the_node_refuses_is_rolled_back_to_what_ran(deployer: Deploye
     deployed = deployer.json("deploy", str(deployer.spec("resize", spec.replace("SIZE", "2GiB"))))
     before = _by_name(deployed)
     assert {w["state"] for w in before.values()} == {"ok"}
-    shrunk = deployer.run(
+    shrunk = deployer.here(
         "apply", "--yes", str(deployer.spec("resize", spec.replace("SIZE", "1GiB")))
     )
     assert shrunk.returncode == 1, shrunk
@@ -366,7 +371,7 @@ def test_an_update_the_node_refuses_is_rolled_back_to_what_ran(deployer: Deploye
     after = deployer.json("show", "resize")
     assert {w["state"] for w in after["workloads"]} == {"ok"}, after
     assert {w["key"] for w in after["workloads"]} == {w["key"] for w in before.values()}
-    assert deployer.run("destroy", "resize", "--yes").returncode == 0
+    assert deployer.here("destroy", "resize", "--yes").returncode == 0
     assert deployer.live_contracts() == []
 
 
@@ -413,6 +418,6 @@ def test_an_apply_killed_halfway_is_taken_over_by_the_next_apply(
     shown = deployer.json("show", "resume")
     assert shown["status"] == "deployed" and {w["state"] for w in shown["workloads"]} == {"ok"}
     assert [c["id"] for c in deployer.live_contracts()] == [contract["id"]]
-    assert deployer.run("apply", "--yes", str(changed)).stdout.startswith("nothing to change")
-    assert deployer.run("destroy", "resume", "--yes").returncode == 0
+    assert deployer.here("apply", "--yes", str(changed)).stdout.startswith("nothing to change")
+    assert deployer.here("destroy", "resume", "--yes").returncode == 0
     assert deployer.live_contracts() == []

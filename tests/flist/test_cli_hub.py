@@ -1,4 +1,7 @@
-"""Publishing through the `zgrid` command: push, ls and pull against a real hub and ledger."""
+"""Publishing through the `zgrid` command: push, ls and pull against a real hub and ledger.
+
+Push, the pull of every block and the unpack run the console script; the other steps run
+in-process (``zgrid.cli.main``: the same command and output, without a Python start-up)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,12 @@ from pathlib import Path
 
 from tests.chain.conftest import LedgerProcess
 from tests.flist.conftest import HubProcess
-from tests.processes import run_zgrid
+from tests.processes import run_zgrid, zgrid_here
 
 
 def make_user(home: Path, ledger: str) -> int:
     for args in (("identity", "new"), ("account", "faucet", "100"), ("twin", "create", "--json")):
-        result = run_zgrid(*args, home=home, ledger=ledger)
+        result = zgrid_here(*args, home=home, ledger=ledger)
         assert result.returncode == 0, result.stderr
     twin_id: int = json.loads(result.stdout)["twin_id"]
     return twin_id
@@ -27,7 +30,7 @@ def test_push_ls_pull_through_the_cli(
     (source / "etc/motd").write_text("welcome\n")
     (source / "blob").write_bytes(os.urandom(1_200_000))
     flist = tmp_path / "app.fl"
-    packed = run_zgrid("flist", "pack", str(source), "-o", str(flist), "-s", f"dir://{tmp_path}/s")
+    packed = zgrid_here("flist", "pack", str(source), "-o", str(flist), "-s", f"dir://{tmp_path}/s")
     assert packed.returncode == 0, packed.stderr
 
     publisher = make_user(tmp_path / "alice", hub_ledger.url)
@@ -46,17 +49,17 @@ def test_push_ls_pull_through_the_cli(
     report = json.loads(pushed.stdout)
     assert (report["owner"], report["blocks"], report["uploaded"]) == (publisher, 4, 4)
 
-    listed = run_zgrid("flist", "ls", str(publisher), "--hub", hub.url, "--json")
+    listed = zgrid_here("flist", "ls", str(publisher), "--hub", hub.url, "--json")
     assert [item["name"] for item in json.loads(listed.stdout)] == ["app.fl"]
     # Without a twin id, ls lists your own flists, and pull NAME means your own.
-    mine = run_zgrid(
+    mine = zgrid_here(
         "flist", "ls", "--hub", hub.url, "--json", home=tmp_path / "alice", ledger=hub_ledger.url
     )
     assert mine.returncode == 0, mine.stderr
     assert [item["name"] for item in json.loads(mine.stdout)] == ["app.fl"]
-    owners = run_zgrid("flist", "ls", "--owners", "--hub", hub.url, "--json")
+    owners = zgrid_here("flist", "ls", "--owners", "--hub", hub.url, "--json")
     assert {"owner": publisher, "count": 1} in json.loads(owners.stdout)
-    own = run_zgrid(
+    own = zgrid_here(
         "flist",
         "pull",
         "app.fl",
@@ -94,7 +97,7 @@ def test_push_ls_pull_through_the_cli(
     assert (out / "etc/motd").read_text() == "welcome\n"
     assert (out / "blob").read_bytes() == (source / "blob").read_bytes()
 
-    by_hash = run_zgrid(
+    by_hash = zgrid_here(
         "flist", "pull", report["hash"], "-o", str(tmp_path / "h.fl"), "--hub", hub.url
     )
     assert by_hash.returncode == 0, by_hash.stderr
@@ -116,7 +119,7 @@ def test_cli_errors_are_one_line(
         (("flist", "push", str(tmp_path / "none.fl"), "x.fl", "--hub", hub.url), "error:"),
     ]
     for args, message in cases:
-        result = run_zgrid(*args, home=tmp_path / "carol", ledger=hub_ledger.url, timeout=120)
+        result = zgrid_here(*args, home=tmp_path / "carol", ledger=hub_ledger.url)
         assert result.returncode == 1, (args, result.stdout)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr

@@ -1,4 +1,8 @@
-"""Hostile .fl files: each is refused with a clear error and nothing is written anywhere."""
+"""Hostile .fl files: each is refused with a clear error and nothing is written anywhere.
+
+Unpacking runs in-process (``zgrid.cli.main``: the same command, its exit code and its one
+line on stderr, without a Python start-up each); the console script unpacks the base flist,
+unprivileged, and mounts (a FUSE mount is a process of its own)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root
-from tests.processes import ZGRID, run_zgrid
+from tests.processes import ZGRID, run_zgrid, zgrid_here
 from zgrid.flist import (
     BlockFetcher,
     FlistReader,
@@ -173,7 +177,7 @@ def test_hostile_flist_is_refused(tmp_path: Path, case: str) -> None:
     edit, message = HOSTILE[case]
     flist = hostile_flist(tmp_path, edit)
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "target" / "out"))
+    result = zgrid_here("flist", "unpack", str(flist), str(tmp_path / "target" / "out"))
     assert result.returncode == 1
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -231,7 +235,7 @@ def test_absolute_symlinks_stay_inside_the_tree(tmp_path: Path) -> None:
         tmp_path, lambda db: db.execute("UPDATE extra SET data = CAST('/etc/passwd' AS BLOB)")
     )
     out = tmp_path / "out"
-    result = run_zgrid("flist", "unpack", str(flist), str(out))
+    result = zgrid_here("flist", "unpack", str(flist), str(out))
     assert result.returncode == 0, result.stderr
     assert os.readlink(out / "etc/link") == "/etc/passwd"
 
@@ -244,7 +248,7 @@ def test_a_block_that_does_not_match_its_key_is_refused(tmp_path: Path) -> None:
     db.execute("UPDATE block SET key = ?", (other.key,))
     db.commit()
     db.close()
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    result = zgrid_here("flist", "unpack", str(flist), str(tmp_path / "out"))
     assert result.returncode == 1
     assert "cannot be decrypted with its key" in result.stderr
 
@@ -287,7 +291,7 @@ def test_a_symlink_that_escapes_through_another_symlink_is_refused(tmp_path: Pat
         pytest.raises(UnsafeFlist, match=r"^x: symlink points outside the tree"),
     ):
         check_tree(reader, allow_devices=True, allow_setuid=True)
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    result = zgrid_here("flist", "unpack", str(flist), str(tmp_path / "out"))
     assert result.returncode == 1
     assert "symlink points outside the tree" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -328,11 +332,11 @@ def test_setuid_files_and_devices_are_made_only_when_asked(tmp_path: Path) -> No
         pytest.raises(UnsafeFlist, match="etc/passwd: mode 4755 is setuid or setgid"),
     ):
         check_tree(reader, allow_devices=True)
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"))
+    result = zgrid_here("flist", "unpack", str(flist), str(tmp_path / "out"))
     assert result.returncode == 1
     assert "--allow-setuid" in result.stderr
     assert not (tmp_path / "out").exists()
-    result = run_zgrid("flist", "unpack", str(flist), str(tmp_path / "out"), "--allow-setuid")
+    result = zgrid_here("flist", "unpack", str(flist), str(tmp_path / "out"), "--allow-setuid")
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((tmp_path / "out/etc/passwd").stat().st_mode) == 0o4755
 
@@ -343,11 +347,13 @@ def test_setuid_files_and_devices_are_made_only_when_asked(tmp_path: Path) -> No
             f" (1, 'null', 0, 0, 0, {stat.S_IFCHR | 0o666}, {os.makedev(1, 3)})"
         ),
     )
-    result = run_zgrid("flist", "unpack", str(device), str(tmp_path / "dev-out"))
+    result = zgrid_here("flist", "unpack", str(device), str(tmp_path / "dev-out"))
     assert result.returncode == 1
     assert "holds a device node" in result.stderr
     require_root()
-    result = run_zgrid("flist", "unpack", str(device), str(tmp_path / "dev-out"), "--allow-devices")
+    result = zgrid_here(
+        "flist", "unpack", str(device), str(tmp_path / "dev-out"), "--allow-devices"
+    )
     assert result.returncode == 0, result.stderr
     assert stat.S_ISCHR((tmp_path / "dev-out/null").lstat().st_mode)
 
@@ -363,7 +369,7 @@ def test_a_failed_unpack_removes_what_it_made_so_it_can_be_retried(tmp_path: Pat
     for target in (tmp_path / "new" / "deeper" / "out", tmp_path / "empty"):
         if target.name == "empty":
             target.mkdir()
-        result = run_zgrid("flist", "unpack", str(flist), str(target))
+        result = zgrid_here("flist", "unpack", str(flist), str(target))
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
         if target.name == "empty":
@@ -372,6 +378,6 @@ def test_a_failed_unpack_removes_what_it_made_so_it_can_be_retried(tmp_path: Pat
             assert not (tmp_path / "new").exists()  # every directory it made is gone
     hidden.rename(blocks[0])
     for target in (tmp_path / "new" / "deeper" / "out", tmp_path / "empty"):
-        result = run_zgrid("flist", "unpack", str(flist), str(target))
+        result = zgrid_here("flist", "unpack", str(flist), str(target))
         assert result.returncode == 0, result.stderr
         assert (target / "etc/passwd").read_text() == "root:x:0:0\n"

@@ -1,4 +1,6 @@
-"""Packing a busybox root filesystem and unpacking it again, through the `zgrid` command."""
+"""Packing a busybox root filesystem and unpacking it again, through the `zgrid` command:
+the console script unpacks once, the other commands run in-process (``zgrid.cli.main``,
+the same command and output without a Python start-up each)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from tests.conftest import require_root
 from tests.flist.rootfs import BIG_SIZE, assert_same_tree, build_busybox_root
-from tests.processes import run_zgrid
+from tests.processes import run_zgrid, zgrid_here
 from zgrid.flist import BLOCK_SIZE, FlistReader, Router, StoreError, open_store, pack_directory
 
 
@@ -29,7 +31,7 @@ def pack(
     args = ["flist", "pack", str(source), "-o", str(output), "--json", *extra]
     for store in stores:
         args += ["--store", store]
-    result = run_zgrid(*args)
+    result = zgrid_here(*args)
     assert result.returncode == 0, result.stderr
     document: dict[str, object] = json.loads(result.stdout)
     return document
@@ -88,7 +90,7 @@ def test_repacking_stores_only_changed_blocks(rootfs: Path, tmp_path: Path) -> N
     assert block_files(store) == before
 
     variant = tmp_path / "variant"
-    unpacked = run_zgrid(
+    unpacked = zgrid_here(
         "flist", "unpack", str(tmp_path / "a.fl"), str(variant), "--allow-setuid", "--allow-devices"
     )
     assert unpacked.returncode == 0, unpacked.stderr
@@ -119,7 +121,7 @@ def test_replicated_and_sharded_stores(rootfs: Path, tmp_path: Path) -> None:
     for path in low.rglob("*"):
         if path.is_file():
             os.unlink(path)
-    result = run_zgrid(
+    result = zgrid_here(
         "flist",
         "unpack",
         str(tmp_path / "x.fl"),
@@ -134,14 +136,14 @@ def test_replicated_and_sharded_stores(rootfs: Path, tmp_path: Path) -> None:
 def test_inspect_shows_tags_routes_and_paths(rootfs: Path, tmp_path: Path) -> None:
     flist = tmp_path / "x.fl"
     pack(rootfs, flist, "dir:///nowhere", extra=("--tag", "a=1"))
-    result = run_zgrid("flist", "inspect", str(flist), "--tree", "--json")
+    result = zgrid_here("flist", "inspect", str(flist), "--tree", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["tags"] == {"a": "1"}
     assert document["routes"] == [{"start": 0, "end": 255, "url": "dir:///nowhere"}]
     paths = {item["path"] for item in document["paths"]}
     assert {"/", "/bin/busybox", "/dev/null", "/data/fifo"} <= paths
-    text = run_zgrid("flist", "inspect", str(flist))
+    text = zgrid_here("flist", "inspect", str(flist))
     assert "tag a = 1" in text.stdout
 
 
@@ -165,7 +167,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "junk.fl").write_bytes(b"not sqlite at all" * 100)
     cases.append((["flist", "inspect", str(tmp_path / "junk.fl")], "not an flist"))
     for args, message in cases:
-        result = run_zgrid(*args)
+        result = zgrid_here(*args)
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr

@@ -9,7 +9,9 @@ also when a test failed, and :func:`traces` counts what a node left on the machi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import re
@@ -29,7 +31,7 @@ from tests.flist.conftest import HubProcess, Twin
 from tests.flist.rootfs import build_busybox_root
 from tests.node.deployer import Twin as Deployer
 from tests.node.hosts import Host, HostNetwork
-from tests.processes import ZGRID
+from tests.processes import ZGRID, zgrid_here
 from zgrid.chain import UNITS_PER_TOKEN, ChainClient, SyncChainClient, init_dev_chain
 from zgrid.flist import Router, pack_directory, parse_route
 from zgrid.flist.hub import HubClient
@@ -82,8 +84,17 @@ class NodeDaemon:
         ]
 
     def start(self, timeout: float = 60) -> None:
+        self.wait_started(self.launch(), timeout)
+
+    def launch(self) -> int:
+        """Start the daemon; returns where its log stood, for :meth:`wait_started`."""
         offset = self.log.stat().st_size if self.log.exists() else 0
         self.process = self.host.popen(self.argv(), self.log)
+        return offset
+
+    def wait_started(self, offset: int, timeout: float = 60) -> None:
+        """Until the daemon (started by :meth:`launch`) follows the ledger."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace")[offset:]
@@ -113,20 +124,16 @@ class NodeDaemon:
         self.process = None
 
     def status(self) -> dict[str, Any]:
-        done = subprocess.run(
-            [ZGRID, "node", "status", "--data", str(self.data), "--json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        """`zgrid node status --json`, in-process (tests/cli/test_node_cli.py runs the script)."""
+        done = zgrid_here("node", "status", "--data", str(self.data), "--json")
+        assert done.returncode == 0, done.stderr
         document: dict[str, Any] = json.loads(done.stdout)
         return document
 
 
 def _node_address(data: Path) -> str:
-    done = subprocess.run(
-        [ZGRID, "node", "address", "--data", str(data)], capture_output=True, text=True, check=True
-    )
+    done = zgrid_here("node", "address", "--data", str(data))
+    assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
@@ -152,17 +159,20 @@ class Grid:
         )
         self.ledger.start()
         self.network.defer(self.ledger.stop)
-        self.farmer = self._funded(Identity(secrets.token_bytes(32)))
-        self.farmer.create_twin()
-        self.farm_id = self.farmer.create_farm(f"farm-{secrets.token_hex(4)}")
-        publisher = self._funded(Identity(secrets.token_bytes(32)))
-        self.publisher = Twin(publisher.identity, publisher.create_twin())  # type: ignore[arg-type]
-        publisher.close()
         self.hub = HubProcess(self.work / "hub", self.ledger.url, host=self.network.gateway)
-        self.hub.start()
         self.network.defer(self.hub.stop)
-        source = self.work / "busybox"
-        build_busybox_root(source)
+        # The hub starts while the farm and the publisher are made and busybox is built.
+        with concurrent.futures.ThreadPoolExecutor(1) as starter:
+            hub_started = starter.submit(self.hub.start)
+            self.farmer = self._funded(Identity(secrets.token_bytes(32)))
+            self.farmer.create_twin()
+            self.farm_id = self.farmer.create_farm(f"farm-{secrets.token_hex(4)}")
+            publisher = self._funded(Identity(secrets.token_bytes(32)))
+            self.publisher = Twin(publisher.identity, publisher.create_twin())  # type: ignore[arg-type]
+            publisher.close()
+            source = self.work / "busybox"
+            build_busybox_root(source)
+            hub_started.result()
         self.busybox_url = self.push(source, "busybox", BUSYBOX_TAGS)
         self.client = self.network.add_client()
         return self
@@ -196,13 +206,23 @@ class Grid:
         return join_token(self.farmer, self.farm_id, node=node_address, valid_for=24 * 3600)
 
     def add_node(self, name: str, *, capacity: str = NODE_CAPACITY) -> NodeDaemon:
-        host = self.network.add_host(name)
-        node = NodeDaemon(self, host, capacity=capacity)
-        self.farmer.transfer(node.address, 10 * UNITS_PER_TOKEN)
-        self.nodes.append(node)
-        self.network.defer(lambda: cleanup_node(node))
-        node.start()
+        (node,) = self.add_nodes(name, capacity=capacity)
         return node
+
+    def add_nodes(self, *names: str, capacity: str = NODE_CAPACITY) -> list[NodeDaemon]:
+        """Nodes in hosts of their own, started side by side."""
+        nodes = []
+        for name in names:
+            host = self.network.add_host(name)
+            node = NodeDaemon(self, host, capacity=capacity)
+            self.farmer.transfer(node.address, 10 * UNITS_PER_TOKEN)
+            self.nodes.append(node)
+            self.network.defer(functools.partial(cleanup_node, node))
+            nodes.append(node)
+        offsets = [node.launch() for node in nodes]
+        for node, offset in zip(nodes, offsets, strict=True):
+            node.wait_started(offset)
+        return nodes
 
     async def deployer(self) -> Deployer:
         identity = Identity(secrets.token_bytes(32))
