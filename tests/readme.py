@@ -214,7 +214,10 @@ def new_shell(tmp_path: Path, **env: str) -> Shell:
     # PYTHONPATH: the zgrid of this checkout, as every test imports it.
     environment.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT))
     environment.update(env)
-    ports = {port: str(free_port()) for port in PORTS}
+    chosen: set[int] = set()
+    while len(chosen) < len(PORTS):  # distinct: two servers never get the same one
+        chosen.add(free_port())
+    ports = dict(zip(PORTS, map(str, sorted(chosen)), strict=True))
     return Shell(
         cwd=repository,
         env=environment,

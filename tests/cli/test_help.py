@@ -48,6 +48,8 @@ def test_help_shows_no_value_for_flags(
     assert "--help" in shown
     for flag in [*flags, "--help"]:
         # A flag's line is the flag, then its help text: no value placeholder after it.
-        assert re.search(rf"^\s+(-\w, )?{re.escape(flag)}(  |$)", shown, re.MULTILINE), (
+        # A short flag stands before its long name: "-f, --follow  help".
+        line = rf"^\s+(-\w, )?{re.escape(flag)}(, --[\w-]+)?(  |$)"
+        assert re.search(line, shown, re.MULTILINE), (
             f"{flag} of `zgrid {' '.join(path)}` is shown with a value:\n{shown}"
         )
