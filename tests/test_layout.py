@@ -78,7 +78,7 @@ PUBLIC = {
     zgrid.node: [
         "CapacityExceeded", "NetworkFailure", "NodeConfig", "NodeConfigError", "NodeError",
         "ProvisionError", "PurgeReport", "ResultReport", "RuntimeFailure", "SystemCommandError",
-        "WorkloadReport", "Yggdrasil", "follow_logs", "links", "load_or_create_node_identity",
+        "WorkloadReport", "Yggdrasil", "clear_under", "follow_logs", "links", "load_or_create_node_identity",
         "node_scope", "node_status", "open_results", "purge_node", "run_node", "seal_deployment",
         "seal_results", "unique_name", "unseal_deployment",
     ],

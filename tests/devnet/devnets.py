@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.processes import ZGRID
 from zgrid.devnet.layout import Layout
-from zgrid.devnet.network import host_netns
+from zgrid.devnet.network import host_netns, plug_host
 from zgrid.node import links, node_scope, purge_node, unique_name
 from zgrid.node.net.planetary import netns_prefix
 from zgrid.node.runtime.bundle import cgroup_parent
@@ -174,16 +174,12 @@ class SpareHost:
         return ["nsenter", f"--net={links.netns_path(self.netns)}", *argv]
 
     def plug(self) -> None:
-        asyncio.run(self._plug())
-
-    async def _plug(self) -> None:
-        await links.add_netns(self.netns)
-        await links.add_veth(self.veth, "eth0", peer_netns=self.netns)
-        await links.set_master(self.veth, self.state.bridge)
-        await links.set_up(self.veth)
-        await links.add_address("eth0", f"{self.address}/24", netns=self.netns)
-        await links.set_up("eth0", netns=self.netns)
-        await links.replace_route("default", via=self.state.gateway, netns=self.netns)
+        asyncio.run(
+            plug_host(
+                self.netns, self.veth, bridge=self.state.bridge,
+                address=f"{self.address}/24", gateway=self.state.gateway,
+            )
+        )  # fmt: skip
 
     def unplug(self, node_data: Path | None = None) -> None:
         """Remove the host, and every trace of a node that ran in it from ``node_data``."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from zgrid.devnet.network import free_prefix
+from zgrid.devnet.network import free_prefix, plug_host
 from zgrid.node.naming import unique_name
 from zgrid.node.net import Yggdrasil, links
 
@@ -214,13 +214,10 @@ class HostNetwork:
         return host
 
     async def _plug(self, host: Host) -> None:
-        await links.add_netns(host.netns)
-        await links.add_veth(host.veth, "eth0", peer_netns=host.netns)
-        await links.set_master(host.veth, self.bridge)
-        await links.set_up(host.veth)
-        await links.add_address("eth0", f"{host.address}/24", netns=host.netns)
-        await links.set_up("eth0", netns=host.netns)
-        await links.replace_route("default", via=self.gateway, netns=host.netns)
+        await plug_host(
+            host.netns, host.veth, bridge=self.bridge, address=f"{host.address}/24",
+            gateway=self.gateway,
+        )  # fmt: skip
 
     def add_client(self, name: str = "client") -> Host:
         """A host whose yggdrasil listens first, so the others name it as their peer.

@@ -11,13 +11,9 @@ the same chain, and the nodes restore what its contracts say), unless asked to g
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,15 +211,12 @@ class Devnet:
         )
         nodes = []
         for node in self._nodes(state):
-            address = ""
-            with contextlib.suppress(Exception):
-                address = node.address()
             nodes.append(
                 NodeStatus(
                     name=node.name,
                     node_id=node.node_id(),
                     address=node.host.address,
-                    account=address,
+                    account=node.known_address(),
                     netns=node.host.netns,
                     data=str(node.data),
                     pid=node.daemon.pid(),
@@ -262,7 +255,7 @@ class Devnet:
             if purge and self.layout.root.exists():
                 shutil.rmtree(self.layout.root)
             return False
-        from zgrid.node import purge_node  # noqa: PLC0415  # only `down` needs the node's parts
+        from zgrid.node import clear_under, purge_node  # noqa: PLC0415  # only `down` needs them
 
         with self.layout.locked():
             state = self.layout.load()
@@ -281,7 +274,7 @@ class Devnet:
             await self._yggdrasil(state).stop()
             self.progress(f"host network: removing bridge {state.bridge} and the hosts")
             await remove_network(state, nodes=len(node_data_dirs(self.layout)))
-            _leftovers(self.layout.root)
+            await clear_under(self.layout.root)  # anything still naming the directory
             self.layout.release_machine()
         if purge:
             self.progress(f"deleting {self.layout.root}")
@@ -299,30 +292,3 @@ def _check_machine() -> None:
         raise DevnetError(
             f"missing tools: {', '.join(missing)} (`make install` installs them on Debian)"
         )
-
-
-def _leftovers(root: Path) -> None:
-    """Last sweep: any process, mount or loop device still naming the devnet's directory."""
-    marker = str(root)
-    own = os.getpid()
-    for _ in range(3):
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == own:
-                continue
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if marker.encode() in cmdline:
-                pids.append(int(entry))
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        points = [line.split()[1] for line in mounts]
-    for point in sorted((p for p in points if p.startswith(marker + "/")), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)

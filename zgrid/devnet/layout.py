@@ -87,7 +87,7 @@ class DevnetState:
         found = _PREFIX.match(state.prefix)
         if found is None or not all(0 <= int(part) <= 255 for part in found.groups()):
             raise DevnetError(f"{source}: bad prefix {state.prefix!r}")
-        if not 1 <= state.nodes <= 50:
+        if not 1 <= state.nodes <= 20:  # as `zgrid devnet up --nodes` allows
             raise DevnetError(f"{source}: bad node count {state.nodes}")
         return state
 

@@ -19,7 +19,14 @@ from zgrid.devnet.errors import DevnetError
 from zgrid.devnet.layout import DevnetState
 from zgrid.node import links, unique_name
 
-__all__ = ["HostNetns", "ensure_network", "free_prefix", "host_netns", "remove_network"]
+__all__ = [
+    "HostNetns",
+    "ensure_network",
+    "free_prefix",
+    "host_netns",
+    "plug_host",
+    "remove_network",
+]
 
 
 class HostNetns:
@@ -87,17 +94,24 @@ async def ensure_network(state: DevnetState) -> list[HostNetns]:
 
 
 async def _plug(state: DevnetState, host: HostNetns) -> None:
-    if not await links.netns_exists(host.netns):
-        await links.add_netns(host.netns)
-    if await links.get_link(host.veth) is None:
-        await links.add_veth(host.veth, "eth0", peer_netns=host.netns)
-    await links.set_master(host.veth, state.bridge)
-    await links.set_up(host.veth)
-    if f"{host.address}/24" not in await links.addresses("eth0", netns=host.netns):
-        await links.add_address("eth0", f"{host.address}/24", netns=host.netns)
-    await links.set_up("eth0", netns=host.netns)
-    await links.set_up("lo", netns=host.netns)
-    await links.replace_route("default", via=state.gateway, netns=host.netns)
+    await plug_host(
+        host.netns, host.veth, bridge=state.bridge, address=f"{host.address}/24",
+        gateway=state.gateway,
+    )  # fmt: skip
+
+
+async def plug_host(netns: str, veth: str, *, bridge: str, address: str, gateway: str) -> None:
+    """A "machine" on ``bridge``: netns ``netns`` whose eth0 (the far end of ``veth``) has
+    ``address`` (CIDR) and a default route via ``gateway``. Made where missing, so a repeat
+    finishes a half-made one."""
+    await links.add_netns(netns)  # also finds an existing one, loopback up
+    if await links.get_link(veth) is None:
+        await links.add_veth(veth, "eth0", peer_netns=netns)
+    await links.set_master(veth, bridge)
+    await links.set_up(veth)
+    await links.add_address("eth0", address, netns=netns)  # `ip addr replace`: repeatable
+    await links.set_up("eth0", netns=netns)
+    await links.replace_route("default", via=gateway, netns=netns)
 
 
 async def remove_network(state: DevnetState, *, nodes: int) -> None:

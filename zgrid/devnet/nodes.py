@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from zgrid.devnet.layout import YGGDRASIL_PORT, DevnetState, Layout
 from zgrid.devnet.network import HostNetns
 from zgrid.devnet.processes import Daemon
-from zgrid.node import load_or_create_node_identity
+from zgrid.node import NodeError, load_or_create_node_identity
 from zgrid.types import GIB
 
 if TYPE_CHECKING:
@@ -43,6 +43,16 @@ class NodeProcess:
     def address(self) -> str:
         """The node's account on the ledger (its key is made on first use)."""
         return load_or_create_node_identity(self.data).address
+
+    def known_address(self) -> str:
+        """The node's account if its key exists yet ("" before its first start): a status
+        reads, it makes nothing."""
+        if not (self.data / "identity").is_dir():
+            return ""
+        try:
+            return self.address()
+        except NodeError:
+            return ""  # a damaged key: the node's own start says what is wrong
 
     def node_id(self) -> int | None:
         """The node's id on the ledger, as its daemon last said it."""

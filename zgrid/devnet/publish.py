@@ -42,8 +42,7 @@ async def publish_images(
                 continue
             await _publish(hub, image, layout.images, progress)
             published.append(image.name)
-    if not wanted or published or listed:
-        progress(f"images on the hub: {', '.join(image.name for image in wanted)}")
+    progress(f"images on the hub: {', '.join(image.name for image in wanted)}")
     return published
 
 

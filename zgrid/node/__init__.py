@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from zgrid.node.logs import follow_logs
     from zgrid.node.naming import node_scope, unique_name
     from zgrid.node.net import Yggdrasil, links
-    from zgrid.node.purge import PurgeReport, purge_node
+    from zgrid.node.purge import PurgeReport, clear_under, purge_node
     from zgrid.node.sealing import (
         ResultReport,
         WorkloadReport,
@@ -50,6 +50,7 @@ _LAZY = {
     "links": "zgrid.node.net",
     "PurgeReport": "zgrid.node.purge",
     "purge_node": "zgrid.node.purge",
+    "clear_under": "zgrid.node.purge",
     "ResultReport": "zgrid.node.sealing",
     "WorkloadReport": "zgrid.node.sealing",
     "open_results": "zgrid.node.sealing",
@@ -73,6 +74,7 @@ __all__ = [
     "SystemCommandError",
     "WorkloadReport",
     "Yggdrasil",
+    "clear_under",
     "follow_logs",
     "links",
     "load_or_create_node_identity",

@@ -23,7 +23,7 @@ from zgrid.node.rootfs import mounts_under
 from zgrid.node.runtime import RuncRuntime
 from zgrid.node.system import run_command
 
-__all__ = ["PurgeReport", "purge_node"]
+__all__ = ["PurgeReport", "clear_under", "purge_node"]
 
 _ROUNDS = 5
 
@@ -124,12 +124,7 @@ async def purge_node(data: Path, *, netns: str | None = None) -> PurgeReport:
     processes = await _kill_everything(str(data), spaces)
     runtime = RuncRuntime(data / "runtime", scope=scope)
     containers = await runtime.release_kernel()
-    mounts = mounts_under(data)
-    for mountpoint in mounts:
-        await run_command(["umount", "-l", str(mountpoint)], check=False)
-    loops = await _loop_devices(data)
-    for device in loops:
-        await run_command(["losetup", "-d", device], check=False)
+    mounts, loops = await _release_files(data)
     for record in records:
         for name in (record.get("host_link"), record.get("bridge")):
             if isinstance(name, str):
@@ -140,7 +135,29 @@ async def purge_node(data: Path, *, netns: str | None = None) -> PurgeReport:
     return PurgeReport(
         processes=processes,
         containers=containers,
-        mounts=len(mounts),
-        loop_devices=len(loops),
+        mounts=mounts,
+        loop_devices=loops,
         netns=len(spaces),
+    )
+
+
+async def _release_files(root: Path) -> tuple[int, int]:
+    """Lazy-unmount every mount under ``root`` and detach every loop device backed there."""
+    mounts = mounts_under(root)
+    for mountpoint in mounts:
+        await run_command(["umount", "-l", str(mountpoint)], check=False)
+    loops = await _loop_devices(root)
+    for device in loops:
+        await run_command(["losetup", "-d", device], check=False)
+    return len(mounts), len(loops)
+
+
+async def clear_under(root: Path) -> PurgeReport:
+    """Kill every process naming ``root`` and release every mount and loop device under it:
+    the last sweep of a directory that held nodes (and anything else)."""
+    root = Path(root).absolute()
+    processes = await _kill_everything(str(root), [])
+    mounts, loops = await _release_files(root)
+    return PurgeReport(
+        processes=processes, containers=0, mounts=mounts, loop_devices=loops, netns=0
     )

@@ -54,11 +54,15 @@ def _reserve(context: ServerContext, session: Session, size: int) -> None:
         raise ReplyHeld(size)
 
 
-def _payload_reply(session: Session, key: bytes) -> bytes:
+def _payload_reply(session: Session, key: bytes, context: ServerContext | None = None) -> bytes:
+    """The bulk reply of ``key``'s payload; with ``context``, sized against the reply
+    budget before the payload is read."""
     namespace = session.namespace
     entry = namespace.lookup(key)
     if entry is None:
         return NIL
+    if context is not None:
+        _reserve(context, session, entry.length + 16)
     try:
         return bulk(namespace.payload(entry))
     except StorageError:
@@ -69,14 +73,7 @@ def get(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
     check_args(args, 2)
     check_key(args[1])
     not_frozen(session)
-    entry = session.namespace.lookup(args[1])
-    if entry is None:
-        return NIL
-    _reserve(context, session, entry.length + 16)
-    try:
-        return bulk(session.namespace.payload(entry))
-    except StorageError:
-        return b"-Internal Error\r\n"
+    return _payload_reply(session, args[1], context)
 
 
 def mget(context: ServerContext, session: Session, args: list[bytes]) -> bytes:
