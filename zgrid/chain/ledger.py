@@ -88,9 +88,18 @@ class Ledger:
         block_time: float = 1.0,
         max_block_transactions: int = 50_000,
         clock: Callable[[], float] = time.time,
+        time_scale: float = 1.0,
     ) -> None:
         if validator.address != genesis.validator:
             raise GenesisError("the validator key does not belong to the genesis validator")
+        if time_scale != 1.0 and genesis.faucet is None:
+            raise GenesisError(
+                "ledger time runs faster than the clock only on dev chains (a genesis with a "
+                "faucet); this chain's time is the clock's"
+            )
+        if not 1.0 <= time_scale <= 1_000_000.0:
+            raise GenesisError(f"the time scale must be between 1 and 1000000, got {time_scale}")
+        self.time_scale = time_scale
         self.store = store
         self.genesis = genesis
         self.validator = validator
@@ -110,6 +119,12 @@ class Ledger:
         # which may still be being written while the next block fills.
         self.head = self._start()
         self._sealed = self.head
+        if time_scale != 1.0:
+            # Ledger time from now on runs time_scale times faster than the clock (dev
+            # chains: days of billing in minutes), on from where the chain's time is.
+            started = clock()
+            base = max(started, float(self.head.header.timestamp))
+            self._clock = lambda: base + (clock() - started) * time_scale
         self._open = self._open_block()
 
     @classmethod
@@ -161,7 +176,15 @@ class Ledger:
     def _open_block(self) -> _OpenBlock:
         # Ledger time never runs backwards, even if the machine's clock does.
         timestamp = max(int(self._clock()), self._sealed.header.timestamp)
-        return _OpenBlock(height=self._sealed.header.height + 1, timestamp=timestamp)
+        block = _OpenBlock(height=self._sealed.header.height + 1, timestamp=timestamp)
+        # What ledger time made due comes first in the block, before any transaction.
+        for index, (name, data) in enumerate(
+            self.machine.begin_block(height=block.height, timestamp=timestamp)
+        ):
+            block.events.append(
+                ChainEvent(height=block.height, index=index, tx_hash=None, name=name, data=data)
+            )
+        return block
 
     # -- transactions --------------------------------------------------------------------------
 

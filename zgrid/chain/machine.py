@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from zgrid.chain.domains import Call, CallContext, build_calls
+from zgrid.chain.domains import BlockContext, Call, CallContext, build_block_steps, build_calls
 from zgrid.chain.errors import RejectCode, TransactionRejected, UnstorableRecord
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account
@@ -43,10 +43,39 @@ class StateMachine:
         self.genesis = genesis
         self.state = state
         self.calls: dict[str, Call[Any]] = build_calls()
+        self.block_steps = build_block_steps()
 
     def apply_genesis(self) -> None:
         for address, amount in sorted(self.genesis.balances.items()):
             self.state.accounts.put(address, Account(address=address, free=amount))
+
+    def begin_block(self, *, height: int, timestamp: int) -> list[tuple[str, dict[str, Any]]]:
+        """The ledger's own work when a block opens, before its transactions: what ledger
+        time made due. Returns its events (they have no transaction).
+
+        Deterministic like a transaction, and replayed at the same place by verification.
+        A step that breaks is rolled back, logged and left out, the same way everywhere.
+        """
+        if not self.block_steps:
+            return []
+        context = BlockContext(
+            state=self.state, genesis=self.genesis, height=height, timestamp=timestamp
+        )
+        self.state.begin()
+        try:
+            for step in self.block_steps:
+                step(context)
+            for name, data in context.events:
+                encode_document(data, f"event {name}")
+            self.state.commit()
+        except Exception:
+            self.state.rollback()
+            log.exception("the ledger's work for block %d failed and was left out", height)
+            return []
+        except BaseException:
+            self.state.rollback()
+            raise
+        return context.events
 
     def next_nonce(self, address: str) -> int:
         account = self.state.accounts.get(address)

@@ -32,6 +32,7 @@ async def serve(
     block_time: float = 1.0,
     max_connections: int = 1024,
     header_timeout: float = 10.0,
+    time_scale: float = 1.0,
     on_ready: Callable[[Ledger, int], None] | None = None,
 ) -> None:
     """Serve the chain in ``data_dir`` until SIGINT/SIGTERM; raise if block storage fails.
@@ -40,9 +41,10 @@ async def serve(
     directory or a busy port is a ChainError or ServeError with one clear line.
     At most ``max_connections`` are served at once, and a connection that takes longer
     than ``header_timeout`` to send a request's headers (idle, or slowloris) is closed.
-    ``on_ready`` gets the ledger and the port listened on.
+    ``on_ready`` gets the ledger and the port listened on. ``time_scale`` (dev chains
+    only) makes ledger time run that many times faster than the clock.
     """
-    ledger = Ledger.open(data_dir, block_time=block_time)
+    ledger = Ledger.open(data_dir, block_time=block_time, time_scale=time_scale)
     try:
         limits = ConnectionLimits(max_connections=max_connections, header_timeout=header_timeout)
         app = create_app(ledger)

@@ -186,6 +186,11 @@ class _Replay:
                 f"the block holds {len(stored)}"
             )
         events: list[ChainEvent] = []
+        if height > 0:  # the genesis block is genesis alone
+            for name, data in self.machine.begin_block(height=height, timestamp=header.timestamp):
+                events.append(
+                    ChainEvent(height=height, index=len(events), tx_hash=None, name=name, data=data)
+                )
         for index, (tx_hash, body, result) in enumerate(stored):
             try:
                 tx = SignedTransaction.parse(body)

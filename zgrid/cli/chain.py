@@ -53,6 +53,7 @@ def init(
 @app.command()
 def run(
     data: DataDir,
+    *,
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT for the HTTP API.")
     ] = "127.0.0.1:8700",
@@ -71,6 +72,16 @@ def run(
             help="Seconds a connection may take to send a request's headers before it is closed.",
         ),
     ] = 10.0,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale",
+            min=1.0,
+            max=1_000_000.0,
+            help="Ledger time runs this many times faster than the clock (dev chains only: "
+            "3600 makes an hour of billing a second).",
+        ),
+    ] = 1.0,
 ) -> None:
     """Run the validator: produce blocks and serve the API until interrupted (holds the terminal)."""
     import zgrid.chain  # noqa: PLC0415  # the ledger's package is heavy: load it on use
@@ -85,7 +96,9 @@ def run(
         address = f"[{host}]:{bound_port}" if ":" in host else f"{host}:{bound_port}"
         err_console.print(
             f"ledger {ledger.chain_id!r} at height {head.height} listening on "
-            f"http://{address} (block time {block_time} s)"
+            f"http://{address} (block time {block_time} s"
+            + (f", ledger time x{time_scale:g}" if time_scale != 1.0 else "")
+            + ")"
         )
 
     # The server shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
@@ -101,6 +114,7 @@ def run(
                 block_time=block_time,
                 max_connections=max_connections,
                 header_timeout=header_timeout,
+                time_scale=time_scale,
                 on_ready=ready,
             )
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from zgrid.chain.domains import accounts, contracts, farms, nodes, twins
-from zgrid.chain.domains.base import Call, CallContext
+from zgrid.chain.domains.base import BlockContext, BlockStep, Call, CallContext
 
-__all__ = ["Call", "CallContext", "build_calls"]
+__all__ = ["BlockContext", "BlockStep", "Call", "CallContext", "build_block_steps", "build_calls"]
 
 
 def build_calls() -> dict[str, Call[Any]]:
@@ -35,3 +35,9 @@ def build_calls() -> dict[str, Call[Any]]:
         "contracts.report_result": contracts.REPORT_RESULT,
         "contracts.report_resources": contracts.REPORT_RESOURCES,
     }
+
+
+def build_block_steps() -> list[BlockStep]:
+    """What the ledger does by itself at the start of every block, in order. The only
+    place that lists them; verification replays the same list."""
+    return []

@@ -19,7 +19,16 @@ from zgrid.chain.records import Account, Twin
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.units import I64_MIN, U64_MAX, format_tokens
 
-__all__ = ["BURN_ADDRESS", "Args", "Call", "CallContext", "refuse", "unbounded_integers"]
+__all__ = [
+    "BURN_ADDRESS",
+    "Args",
+    "BlockContext",
+    "BlockStep",
+    "Call",
+    "CallContext",
+    "refuse",
+    "unbounded_integers",
+]
 
 A = TypeVar("A", bound="Args")
 
@@ -183,3 +192,22 @@ class Call(Generic[A]):
             return self.args.model_validate(raw)
         except ValidationError as exc:
             raise invalid_args(name, describe_validation_error(exc, whole="args")) from None
+
+
+@dataclass
+class BlockContext:
+    """What a block step gets: the state and the block's height and time, before any of
+    its transactions runs. Steps do the ledger's own work that time makes due."""
+
+    state: LedgerState
+    genesis: Genesis
+    height: int
+    timestamp: int
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def emit(self, name: str, **data: Any) -> None:
+        self.events.append((name, data))
+
+
+BlockStep = Callable[[BlockContext], None]
+"""The ledger's work at the start of a block (bills, grace periods, farming periods)."""
