@@ -33,6 +33,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from zgrid import __version__
+from zgrid.chain.api_economy import economy_routes
 from zgrid.chain.api_models import (
     BatchAnswer,
     Block,
@@ -266,6 +267,7 @@ def create_app(ledger: Ledger) -> FastAPI:
     _transaction_routes(app, ledger, workers)
     _state_routes(app, ledger)
     _event_routes(app, ledger, workers)
+    economy_routes(app, ledger)
     return app
 
 

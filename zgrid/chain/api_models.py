@@ -12,19 +12,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zgrid.chain.block import SignedHeader
-from zgrid.chain.records import ChainEvent, Contract, Farm, Node, Twin
+from zgrid.chain.records import Bill, ChainEvent, Contract, Farm, Node, Reward, Twin
 from zgrid.web import ErrorBody
 
 __all__ = [
     "Accepted",
     "BatchAnswer",
+    "BillPage",
     "Block",
     "ChainHead",
     "ContractPage",
+    "DiscountTier",
+    "DiscountView",
+    "EconomyView",
     "FarmPage",
     "FreeResources",
     "NodePage",
     "NodeView",
+    "RewardPage",
+    "SupplyView",
     "TransactionStatus",
     "TwinPage",
 ]
@@ -111,3 +117,49 @@ class ContractPage(_Answer):
     total: int = Field(description="items matching, on every page")
     page: int
     size: int
+
+
+class SupplyView(_Answer):
+    genesis: int = Field(description="token units genesis issued")
+    minted: int = Field(description="token units farming rewards minted since")
+    burned: int = Field(description="token units fees and payments burned since")
+    total: int = Field(description="genesis + minted − burned: what all balances add up to")
+
+
+class EconomyView(_Answer):
+    token_price: int = Field(description="units USD per token in force now")
+    oracle: str | None = Field(description="the account that sets the price; none: fixed")
+    supply: SupplyView
+    billing_period: int = Field(description="seconds of ledger time between two bills")
+    grace_period: int = Field(description="seconds an unpaid contract is kept")
+    farming_period: int = Field(description="seconds of ledger time of a farming period")
+
+
+class BillPage(_Answer):
+    items: list[Bill]
+    total: int = Field(description="items matching, on every page")
+    page: int
+    size: int
+
+
+class RewardPage(_Answer):
+    items: list[Reward]
+    total: int = Field(description="items matching, on every page")
+    page: int
+    size: int
+
+
+class DiscountTier(_Answer):
+    months: str = Field(description="months of spending the balance must cover, a decimal")
+    percent: int
+
+
+class DiscountView(_Answer):
+    twin_id: int
+    balance: int = Field(description="token units the twin's account holds free")
+    spend_usd_per_hour: int = Field(description="units USD an hour its live contracts cost")
+    spend_tokens_per_hour: str = Field(description="token units an hour at today's price")
+    months: str | None = Field(description="months the balance covers; none if it spends nothing")
+    percent: int = Field(description="percent off its next bills")
+    next_tier: DiscountTier | None = Field(description="the next better tier, if any")
+    tiers: list[DiscountTier]

@@ -73,7 +73,12 @@ class Genesis(_Strict):
     balances: dict[str, U64] = Field(default_factory=dict)
     price_policies: list[PricePolicy] = Field(min_length=1)
     farming_policies: list[FarmingPolicy] = Field(min_length=1)
-    token_price: Id = Field(description="units USD per token")
+    token_price: Id = Field(description="units USD per token, until the oracle sets another")
+    oracle: str | None = Field(
+        default=None,
+        pattern=_ADDRESS,
+        description="the account that sets the token price; none keeps token_price fixed",
+    )
     faucet: str | None = Field(default=None, pattern=_ADDRESS)
     faucet_max: Id = Field(default=1_000 * UNITS_PER_TOKEN, description="units per faucet call")
     transaction_fee: U64 = Field(
@@ -104,10 +109,6 @@ class Genesis(_Strict):
 
     def price_policy(self, policy_id: int) -> PricePolicy | None:
         return next((p for p in self.price_policies if p.id == policy_id), None)
-
-    def usd_to_units(self, usd_units: int) -> int:
-        """An amount of units USD in token units at the genesis token price (rounded up)."""
-        return -(-usd_units * UNITS_PER_TOKEN // self.token_price)
 
 
 def dev_genesis(

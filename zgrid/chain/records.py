@@ -15,8 +15,10 @@ from zgrid.chain.units import U64, U64_MAX
 __all__ = [
     "Account",
     "Approval",
+    "Bill",
     "ChainEvent",
     "Contract",
+    "ContractIds",
     "ContractState",
     "Counter",
     "Farm",
@@ -30,6 +32,9 @@ __all__ = [
     "Ref",
     "Resources",
     "ResultReport",
+    "Reward",
+    "ScheduleBucket",
+    "Split",
     "Twin",
     "UsedJoinToken",
 ]
@@ -52,6 +57,18 @@ class Ref(Record):
     id: int
 
 
+class ContractIds(Record):
+    """Ids of contracts an index groups (the live contracts on a node)."""
+
+    ids: list[int] = Field(default_factory=list)
+
+
+class ScheduleBucket(Record):
+    """What falls due in one minute of ledger time: "bill:<contract id>", "farm:<node id>"."""
+
+    items: list[str] = Field(default_factory=list)
+
+
 class Account(Record):
     address: str
     nonce: int = 0
@@ -66,6 +83,13 @@ class Twin(Record):
     )
     relay: str = ""
     created: int
+    spend: int = Field(
+        default=0,
+        description="units USD per hour its live contracts cost, as of their last bills",
+    )
+    grace: list[int] = Field(
+        default_factory=list, description="its contracts in their grace period, oldest first"
+    )
 
 
 class FarmIP(Record):
@@ -162,6 +186,14 @@ class Node(Record):
     last_uptime_report: int = 0
     rented_by: int = 0
     rent_contract_id: int = 0
+    # the farming period running now (zgrid.chain.domains.farming)
+    period: int = Field(default=0, description="farming periods completed")
+    period_start: int = 0
+    period_uptime: int = Field(default=0, description="seconds of uptime credited this period")
+    period_traffic: int = Field(default=0, description="bytes of traffic billed this period")
+    period_ip_seconds: int = Field(
+        default=0, description="public IPs × seconds billed to its contracts this period"
+    )
 
 
 class UsedJoinToken(Record):
@@ -212,6 +244,63 @@ class Contract(Record):
     used: Resources = Field(default_factory=Resources)
     # name contracts
     name: str = ""
+    # billing (zgrid.chain.domains.billing)
+    billed_until: int = Field(default=0, description="ledger time its last bill reached")
+    next_bill: int = Field(default=0, description="ledger time its next bill falls due")
+    bills: int = Field(default=0, description="bills so far; bill n is /contracts/{id}/bills/n")
+    hourly: int = Field(default=0, description="units USD per hour, as of its last bill")
+    traffic: int = Field(default=0, description="bytes of traffic reported, not yet billed")
+    owed: int = Field(default=0, description="token units of its unpaid bills")
+    first_owed_bill: int = 0
+    grace_since: int = Field(default=0, description="ledger time its grace period began")
+
+
+class Split(Record):
+    """Where a payment went, in token units; the parts add up to the amount paid."""
+
+    burned: int = 0
+    farmer: int = 0
+    validators: int = 0
+    foundation: int = 0
+
+
+class Bill(Record):
+    """One billing period of one contract."""
+
+    contract_id: int
+    number: int
+    period_start: int
+    period_end: int
+    usd: int = Field(description="units USD the period cost before the discount")
+    token_price: int = Field(description="units USD per token when it was billed")
+    tokens: int = Field(description="token units before the discount")
+    discount: int = Field(description="percent off for the twin's staked balance")
+    amount: int = Field(description="token units owed: tokens less the discount")
+    traffic: int = Field(default=0, description="bytes of traffic it billed")
+    status: Literal["paid", "owed", "unpaid"] = Field(
+        description="paid; owed (grace period); unpaid (the contract ended owing it)"
+    )
+    paid_at: int = 0
+    split: Split = Field(default_factory=Split)
+
+
+class Reward(Record):
+    """A node's farming reward for one farming period (minted to its farmer's twin)."""
+
+    node_id: int
+    farm_id: int
+    period: int
+    period_start: int
+    period_end: int
+    uptime_permille: int
+    cu: str = Field(description="farming compute units of the node, a decimal")
+    su: str = Field(description="farming storage units of the node, a decimal")
+    traffic: int = Field(description="bytes of traffic billed on the node in the period")
+    ip_seconds: int
+    usd: int = Field(description="units USD the policy pays for the period")
+    token_price: int
+    tokens: int = Field(description="token units minted to the farmer's twin; 0 below the uptime")
+    reason: str = Field(default="", description="why nothing was paid, when nothing was")
 
 
 class ChainEvent(BaseModel):

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from zgrid.chain.records import Account, Contract, Counter, Farm, Node, Ref, Twin, UsedJoinToken
+from zgrid.chain.records import (
+    Account,
+    Bill,
+    Contract,
+    ContractIds,
+    Counter,
+    Farm,
+    Node,
+    Ref,
+    Reward,
+    ScheduleBucket,
+    Twin,
+    UsedJoinToken,
+)
 from zgrid.chain.state import State
 
-__all__ = ["LedgerState"]
+__all__ = ["LedgerState", "bill_key", "reward_key"]
 
 
 class LedgerState(State):
@@ -21,17 +34,36 @@ class LedgerState(State):
         self.node_by_twin = self.table("node_by_twin", Ref)
         self.contracts = self.table("contracts", Contract)
         self.contract_by_name = self.table("contract_by_name", Ref)
+        self.contracts_on_node = self.table("contracts_on_node", ContractIds)  # live ones
         self.join_tokens = self.table("join_tokens", UsedJoinToken)  # "<farm id>-<token id>"
+        self.schedule = self.table("schedule", ScheduleBucket)  # minute of ledger time
+        self.bills = self.table("bills", Bill)  # "<contract id>:<bill number>"
+        self.rewards = self.table("rewards", Reward)  # "<node id>:<period>"
 
     def counter(self, name: str) -> int:
         found = self.counters.get(name)
         return 0 if found is None else found.value
 
+    def set_counter(self, name: str, value: int) -> None:
+        self.counters.put(name, Counter(value=value))
+
     def next_id(self, name: str) -> int:
         """The next id of a kind of record, starting at 1."""
         value = self.counter(name) + 1
-        self.counters.put(name, Counter(value=value))
+        self.set_counter(name, value)
         return value
 
     def total_balances(self) -> int:
         return sum(account.free + account.reserved for account in self.accounts.values())
+
+    def twin_of_account(self, address: str) -> Twin | None:
+        ref = self.twin_by_account.get(address)
+        return None if ref is None else self.twins.get(ref.id)
+
+
+def bill_key(contract_id: int, number: int) -> str:
+    return f"{contract_id}:{number}"
+
+
+def reward_key(node_id: int, period: int) -> str:
+    return f"{node_id}:{period}"

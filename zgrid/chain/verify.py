@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from zgrid.chain.block import SignedHeader, events_root, transactions_root
+from zgrid.chain.domains import money
 from zgrid.chain.errors import ChainStorageError, TransactionRejected, VerificationFailed
 from zgrid.chain.genesis import Genesis, load_genesis
 from zgrid.chain.ledger import GENESIS_META, STORE_FILE
@@ -42,7 +43,9 @@ class VerifyReport:
     height: int
     state_commitment: str
     transactions: int
-    supply: int
+    supply: int  # what the balances add up to: genesis + minted − burned
+    minted: int = 0
+    burned: int = 0
 
 
 def verify_chain(
@@ -120,15 +123,20 @@ class _Replay:
                     self.progress(height, head + 1)
         self._compare_state()
         supply = self.state.total_balances()
-        if supply != genesis.supply:
+        issued = money.supply(self.state, genesis)
+        if supply != issued.total:
             raise VerificationFailed(
-                f"balances add up to {supply}, the issued supply is {genesis.supply}"
+                f"balances add up to {supply}; genesis issued {issued.genesis}, "
+                f"{issued.minted} were minted and {issued.burned} burned since, "
+                f"which leaves {issued.total}"
             )
         return VerifyReport(
             height=head,
             state_commitment=self.commitment.hex(),
             transactions=self.transactions,
             supply=supply,
+            minted=issued.minted,
+            burned=issued.burned,
         )
 
     def _check_header(self, where: str, signed: SignedHeader) -> None:

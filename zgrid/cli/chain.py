@@ -177,6 +177,8 @@ def verify(data: DataDir, as_json: JsonOption = False) -> None:
         "state_commitment": report.state_commitment,
         "transactions": report.transactions,
         "supply": format_tokens(report.supply),
+        "minted": format_tokens(report.minted),
+        "burned": format_tokens(report.burned),
         "ok": True,
     }
     if as_json:
@@ -184,5 +186,6 @@ def verify(data: DataDir, as_json: JsonOption = False) -> None:
     else:
         out_console.print(
             f"verified {report.height + 1} blocks and {report.transactions} transactions: "
-            f"state commitment {report.state_commitment}, supply {document['supply']} tokens"
+            f"state commitment {report.state_commitment}, supply {document['supply']} tokens "
+            f"(minted {document['minted']}, burned {document['burned']} since genesis)"
         )

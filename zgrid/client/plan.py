@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
-from zgrid.types import Deployment
+from zgrid.types import Deployment, decimal_text
 
 __all__ = [
     "ContractAction",
@@ -29,16 +29,6 @@ __all__ = [
 ItemKind = Literal["machine", "disk", "zdb"]
 WorkloadAction = Literal["create", "update", "replace", "remove", "keep"]
 ContractAction = Literal["create", "update", "cancel", "keep"]
-
-
-def decimal_text(value: Fraction, places: int = 7) -> str:
-    """An exact amount as a decimal string, rounded half up to ``places`` (trailing zeros cut)."""
-    scale = 10**places
-    scaled = (abs(value) * scale * 2 + 1) // 2
-    whole, fraction = divmod(int(scaled), scale)
-    sign = "-" if value < 0 and scaled else ""
-    text = f"{sign}{whole}.{fraction:0{places}d}".rstrip("0").rstrip(".")
-    return text
 
 
 def item_key(kind: ItemKind, entry: str, replica: int) -> str:

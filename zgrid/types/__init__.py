@@ -4,7 +4,13 @@ Pure data and rules, no I/O; imports nothing of zgrid but the root ``errors``
 and ``canonical`` modules.
 """
 
-from zgrid.types.capacity import Capacity, compute_units, farming_units, storage_units
+from zgrid.types.capacity import (
+    Capacity,
+    compute_units,
+    decimal_text,
+    farming_units,
+    storage_units,
+)
 from zgrid.types.deployment import (
     Deployment,
     Signature,
@@ -91,6 +97,7 @@ __all__ = [
     "ZMount",
     "ZMountWorkload",
     "compute_units",
+    "decimal_text",
     "farming_units",
     "make_workload",
     "min_root_size",

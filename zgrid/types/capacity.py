@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from zgrid.types.fields import GIB
 
-__all__ = ["Capacity", "compute_units", "farming_units", "storage_units"]
+__all__ = ["Capacity", "compute_units", "decimal_text", "farming_units", "storage_units"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,13 @@ def farming_units(capacity: Capacity) -> tuple[Fraction, Fraction]:
     cu = max(Fraction(0), min((mru - 1) / 4, Fraction(capacity.cru * 2), sru / 50))
     su = Fraction(capacity.hru, GIB) / 1200 + sru * Fraction(4, 5) / 200
     return cu, su
+
+
+def decimal_text(value: Fraction, places: int = 7) -> str:
+    """An exact amount as a decimal string, rounded half up to ``places`` (trailing zeros cut)."""
+    scale = 10**places
+    scaled = (abs(value) * scale * 2 + 1) // 2
+    whole, fraction = divmod(int(scaled), scale)
+    sign = "-" if value < 0 and scaled else ""
+    text = f"{sign}{whole}.{fraction:0{places}d}".rstrip("0").rstrip(".")
+    return text

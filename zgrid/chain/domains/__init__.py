@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from zgrid.chain.domains import accounts, contracts, farms, nodes, twins
+from zgrid.chain.domains import accounts, billing, contracts, farming, farms, nodes, oracle, twins
 from zgrid.chain.domains.base import BlockContext, BlockStep, Call, CallContext
+from zgrid.chain.domains.schedule import due_items
 
 __all__ = ["BlockContext", "BlockStep", "Call", "CallContext", "build_block_steps", "build_calls"]
 
@@ -34,10 +35,22 @@ def build_calls() -> dict[str, Call[Any]]:
         "contracts.approve": contracts.APPROVE,
         "contracts.report_result": contracts.REPORT_RESULT,
         "contracts.report_resources": contracts.REPORT_RESOURCES,
+        "contracts.report_traffic": contracts.REPORT_TRAFFIC,
+        "oracle.set_price": oracle.SET_PRICE,
     }
 
 
 def build_block_steps() -> list[BlockStep]:
     """What the ledger does by itself at the start of every block, in order. The only
     place that lists them; verification replays the same list."""
-    return []
+    return [_run_due]
+
+
+def _run_due(ctx: BlockContext) -> None:
+    """Bills and farming periods that ledger time made due, in the order they fell due."""
+    for item in due_items(ctx.state, ctx.timestamp):
+        kind, _, ident = item.partition(":")
+        if kind == billing.ITEM:
+            contracts.bill_due(ctx, int(ident))
+        elif kind == farming.ITEM:
+            farming.end_period(ctx, int(ident))

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from zgrid.chain.domains.base import Args, Call, CallContext, refuse
+from zgrid.chain.domains.billing import settle_debts
 from zgrid.chain.errors import RejectCode
 from zgrid.chain.units import Amount, format_tokens
 
@@ -26,6 +27,7 @@ def transfer(ctx: CallContext, args: TransferArgs) -> dict[str, Any]:
     ctx.debit(ctx.signer, args.amount)
     ctx.credit(args.to, args.amount)
     ctx.emit("Transfer", **{"from": ctx.signer, "to": args.to, "amount": args.amount})
+    settle_debts(ctx, args.to)
     return {"amount": args.amount}
 
 
@@ -47,6 +49,7 @@ def faucet(ctx: CallContext, args: FaucetArgs) -> dict[str, Any]:
     ctx.debit(source, args.amount)
     ctx.credit(ctx.signer, args.amount)
     ctx.emit("Transfer", **{"from": source, "to": ctx.signer, "amount": args.amount})
+    settle_debts(ctx, ctx.signer)
     return {"amount": args.amount}
 
 

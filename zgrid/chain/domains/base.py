@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from zgrid.chain.domains import money
 from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validation_error
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account, Twin
@@ -20,22 +21,17 @@ from zgrid.chain.tables import LedgerState
 from zgrid.chain.units import I64_MIN, U64_MAX, format_tokens
 
 __all__ = [
-    "BURN_ADDRESS",
     "Args",
     "BlockContext",
     "BlockStep",
     "Call",
     "CallContext",
+    "LedgerContext",
     "refuse",
     "unbounded_integers",
 ]
 
 A = TypeVar("A", bound="Args")
-
-# Fees are paid to this account. Its key is a point of small order, which no secret key
-# produces and ed25519 verification refuses, so nobody can ever spend from it: the tokens
-# are out of circulation while balances still add up to the issued supply.
-BURN_ADDRESS = "00" * 32
 
 _GET_TOKENS = "get tokens with `zgrid account faucet` (dev chains) or `zgrid account transfer`"
 
@@ -103,6 +99,18 @@ def no_fee_left(address: str, fee: int, free: int) -> TransactionRejected:
     )
 
 
+class LedgerContext(Protocol):
+    """What the ledger's shared rules (billing, ending a contract) need from a transaction's
+    context or a block step's alike."""
+
+    state: LedgerState
+    genesis: Genesis
+    height: int
+    timestamp: int
+
+    def emit(self, name: str, /, **data: Any) -> None: ...
+
+
 @dataclass
 class CallContext:
     state: LedgerState
@@ -118,8 +126,8 @@ class CallContext:
         """An INVALID_ARGS refusal of this call's ``field``, worded like the argument checks."""
         return invalid_args(self.call, f"{field}: {message}")
 
-    def emit(self, event: str, /, **data: Any) -> None:
-        self.events.append((event, data))
+    def emit(self, name: str, /, **data: Any) -> None:
+        self.events.append((name, data))
 
     def account(self, address: str) -> Account:
         return self.state.accounts.get(address) or Account(address=address)
@@ -153,11 +161,10 @@ class CallContext:
                 RejectCode.INSUFFICIENT_BALANCE,
                 f"free balance {have} is less than the {need} tokens needed{note}",
             )
-        self.state.accounts.put(address, account.model_copy(update={"free": account.free - amount}))
+        money.take(self.state, address, amount)
 
     def credit(self, address: str, amount: int) -> None:
-        account = self.account(address)
-        self.state.accounts.put(address, account.model_copy(update={"free": account.free + amount}))
+        money.credit(self.state, address, amount)
 
     def require_free(self, address: str, amount: int, what: str) -> None:
         free = self.account(address).free
@@ -174,8 +181,7 @@ class CallContext:
         account = self.account(self.signer)
         if account.free < amount:
             raise no_fee_left(self.signer, amount, account.free)
-        self.debit(self.signer, amount)
-        self.credit(BURN_ADDRESS, amount)
+        money.burn(self.state, self.signer, amount)
         self.fee = amount
 
 
@@ -205,7 +211,7 @@ class BlockContext:
     timestamp: int
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def emit(self, name: str, **data: Any) -> None:
+    def emit(self, name: str, /, **data: Any) -> None:
         self.events.append((name, data))
 
 

@@ -22,11 +22,29 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from zgrid.chain.domains.base import Args, Call, CallContext, refuse
+from zgrid.chain.domains import money
+from zgrid.chain.domains.base import Args, Call, CallContext, LedgerContext, refuse
+from zgrid.chain.domains.billing import (
+    MAX_TRAFFIC_REPORT,
+    bill_contract,
+    forgive,
+    grace_expired,
+    start_billing,
+    stop_billing,
+)
 from zgrid.chain.domains.nodes import signer_node
 from zgrid.chain.errors import RejectCode
-from zgrid.chain.records import Approval, Contract, FarmIP, Node, Ref, Resources, ResultReport
-from zgrid.chain.units import U64, U64_MAX, Id
+from zgrid.chain.records import (
+    Approval,
+    Contract,
+    ContractIds,
+    FarmIP,
+    Node,
+    Ref,
+    Resources,
+    ResultReport,
+)
+from zgrid.chain.units import U64, U64_MAX, UNITS_PER_TOKEN, Id
 from zgrid.identity import verify
 
 __all__ = [
@@ -39,9 +57,12 @@ __all__ = [
     "MAX_SEALED_BYTES",
     "REPORT_RESOURCES",
     "REPORT_RESULT",
+    "REPORT_TRAFFIC",
     "UPDATE_NODE",
+    "bill_due",
     "end_contract",
     "live_contracts_on_node",
+    "node_contract_of_signer",
 ]
 
 MAX_SEALED_BYTES = 64 * 1024
@@ -183,7 +204,7 @@ def _reserve_ips(ctx: CallContext, node: Node, count: int, contract_id: int) -> 
     return taken
 
 
-def _release_ips(ctx: CallContext, contract: Contract) -> None:
+def _release_ips(ctx: LedgerContext, contract: Contract) -> None:
     if not contract.public_ips:
         return
     node = ctx.state.nodes.get(contract.node_id)
@@ -208,21 +229,33 @@ def _store_new_contract(
         updated=ctx.timestamp,
         **fields,
     )
+    contract = start_billing(ctx, contract)
     ctx.state.contracts.put(contract_id, contract)
+    if contract.node_id:
+        _index_on_node(ctx, contract.node_id, add=contract.id)
     return contract
+
+
+def _index_on_node(ctx: LedgerContext, node_id: int, *, add: int = 0, drop: int = 0) -> None:
+    found = ctx.state.contracts_on_node.get(node_id)
+    ids = [] if found is None else [cid for cid in found.ids if cid != drop]
+    if add:
+        ids.append(add)
+    if ids:
+        ctx.state.contracts_on_node.put(node_id, ContractIds(ids=ids))
+    else:
+        ctx.state.contracts_on_node.delete(node_id)
 
 
 def _live_node_contracts(ctx: CallContext, node_id: int) -> list[Contract]:
     return [c for c in live_contracts_on_node(ctx, node_id) if c.type == "node"]
 
 
-def live_contracts_on_node(ctx: CallContext, node_id: int) -> list[Contract]:
+def live_contracts_on_node(ctx: LedgerContext, node_id: int) -> list[Contract]:
     """The node and rent contracts on ``node_id`` that are not deleted."""
-    return [
-        c
-        for c in ctx.state.contracts.values()
-        if c.type in ("node", "rent") and c.node_id == node_id and c.state != "deleted"
-    ]
+    found = ctx.state.contracts_on_node.get(node_id)
+    contracts = (ctx.state.contracts.get(cid) for cid in ([] if found is None else found.ids))
+    return [c for c in contracts if c is not None and c.state != "deleted"]
 
 
 def _ids(contracts: list[Contract]) -> str:
@@ -246,7 +279,7 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
     # an hour of the public IPs, and something rather than nothing.
     ctx.require_free(
         ctx.signer,
-        max(1, ctx.genesis.usd_to_units(policy.ipu * args.public_ips)),
+        max(1, _tokens(ctx, policy.ipu * args.public_ips)),
         "a node contract",
     )
     contract_id = ctx.state.next_id("contract")
@@ -276,6 +309,11 @@ def create_node_contract(ctx: CallContext, args: CreateNodeArgs) -> dict[str, An
         capacity=args.capacity.model_dump(),
     )
     return {"contract_id": contract_id, "public_ips": [ip.model_dump() for ip in ips]}
+
+
+def _tokens(ctx: CallContext, usd_units: int) -> int:
+    """Token units of ``usd_units`` at the price in force, rounded up."""
+    return -(-usd_units * UNITS_PER_TOKEN // money.token_price(ctx.state, ctx.genesis))
 
 
 def _owned_contract(ctx: CallContext, contract_id: int) -> Contract:
@@ -364,9 +402,7 @@ def create_name_contract(ctx: CallContext, args: CreateNameArgs) -> dict[str, An
     if taken is not None:
         raise refuse(RejectCode.CONFLICT, f"name {args.name!r} is taken by contract {taken.id}")
     policy = ctx.genesis.price_policies[0]
-    ctx.require_free(
-        ctx.signer, max(1, ctx.genesis.usd_to_units(policy.unique_name)), "a name contract"
-    )
+    ctx.require_free(ctx.signer, max(1, _tokens(ctx, policy.unique_name)), "a name contract")
     contract_id = ctx.state.next_id("contract")
     _store_new_contract(ctx, contract_id, "name", twin.id, name=args.name)
     ctx.state.contract_by_name.put(args.name, Ref(id=contract_id))
@@ -421,9 +457,19 @@ def cancel(ctx: CallContext, args: ContractIdArgs) -> dict[str, Any]:
     return {"contract_id": contract.id}
 
 
-def end_contract(ctx: CallContext, contract: Contract, reason: str) -> None:
-    """Delete ``contract``: free what it holds on its node (rent, IPs, reserved and used
-    capacity) or its name."""
+def end_contract(
+    ctx: LedgerContext, contract: Contract, reason: str, *, bill_first: bool = True
+) -> None:
+    """Delete ``contract``: bill it up to now (unless ``bill_first`` is False: it was just
+    billed), then free what it holds on its node (rent, IPs, reserved and used capacity)
+    or its name."""
+    if bill_first:
+        contract = bill_contract(ctx, contract, final=True)
+        if contract.state == "deleted":
+            return  # its last bill found it out of grace and ended it
+    stop_billing(ctx, contract)
+    if contract.node_id:
+        _index_on_node(ctx, contract.node_id, drop=contract.id)
     if contract.type == "rent":
         node = ctx.state.nodes.get(contract.node_id)
         if node is not None:
@@ -448,7 +494,13 @@ def end_contract(ctx: CallContext, contract: Contract, reason: str) -> None:
     ctx.state.contracts.put(
         contract.id,
         contract.model_copy(
-            update={"state": "deleted", "deleted_reason": reason, "updated": ctx.timestamp}
+            update={
+                "state": "deleted",
+                "deleted_reason": reason,
+                "updated": ctx.timestamp,
+                "hourly": 0,
+                "owed": 0,
+            }
         ),
     )
     ctx.emit(
@@ -512,7 +564,7 @@ def approve(ctx: CallContext, args: ApproveArgs) -> dict[str, Any]:
     return {"contract_id": contract.id}
 
 
-def _node_contract_of_signer(ctx: CallContext, contract_id: int) -> tuple[Node, Contract]:
+def node_contract_of_signer(ctx: CallContext, contract_id: int) -> tuple[Node, Contract]:
     """The signer node's live contract ``contract_id``: what a node may report on."""
     node = signer_node(ctx)
     contract = ctx.state.contracts.get(contract_id)
@@ -537,7 +589,7 @@ class ReportResultArgs(Args):
 
 
 def report_result(ctx: CallContext, args: ReportResultArgs) -> dict[str, Any]:
-    _, contract = _node_contract_of_signer(ctx, args.contract_id)
+    _, contract = node_contract_of_signer(ctx, args.contract_id)
     if args.version > contract.version:
         raise ctx.invalid(
             "version",
@@ -563,7 +615,7 @@ class ReportResourcesArgs(Args):
 
 
 def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, Any]:
-    node, contract = _node_contract_of_signer(ctx, args.contract_id)
+    node, contract = node_contract_of_signer(ctx, args.contract_id)
     for name in _RESOURCE_NAMES:
         used, declared = getattr(args.used, name), getattr(contract.capacity, name)
         if used > declared:
@@ -590,6 +642,43 @@ def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, A
     return {"contract_id": contract.id}
 
 
+class TrafficArgs(Args):
+    contract_id: Id
+    bytes: int = Field(ge=0, le=MAX_TRAFFIC_REPORT, description="bytes since the last report")
+
+
+def report_traffic(ctx: CallContext, args: TrafficArgs) -> dict[str, Any]:
+    """A node reports network traffic of one of its contracts, billed at its next bill."""
+    _, contract = node_contract_of_signer(ctx, args.contract_id)
+    if contract.traffic + args.bytes > U64_MAX:
+        raise ctx.invalid(
+            "bytes", f"contract {contract.id} has more traffic unbilled than the ledger counts"
+        )
+    ctx.state.contracts.put(
+        contract.id, contract.model_copy(update={"traffic": contract.traffic + args.bytes})
+    )
+    ctx.emit(
+        "ContractTrafficReported",
+        contract_id=contract.id,
+        node_id=contract.node_id,
+        bytes=args.bytes,
+    )
+    return {"contract_id": contract.id}
+
+
+def bill_due(ctx: LedgerContext, contract_id: int) -> None:
+    """The scheduled bill of ``contract_id`` (a block step's item); a contract whose grace
+    period ran out is deleted for lack of funds, its IPs and name released."""
+    contract = ctx.state.contracts.get(contract_id)
+    if contract is None or contract.state == "deleted":
+        return
+    contract = bill_contract(ctx, contract)
+    if grace_expired(contract, ctx.timestamp):
+        contract = forgive(ctx, contract)
+        ctx.state.contracts.put(contract.id, contract)
+        end_contract(ctx, contract, "out_of_funds", bill_first=False)
+
+
 CREATE_NODE = Call(CreateNodeArgs, create_node_contract)
 UPDATE_NODE = Call(UpdateNodeArgs, update_node_contract)
 CREATE_NAME = Call(CreateNameArgs, create_name_contract)
@@ -598,3 +687,4 @@ CANCEL = Call(ContractIdArgs, cancel)
 APPROVE = Call(ApproveArgs, approve)
 REPORT_RESULT = Call(ReportResultArgs, report_result)
 REPORT_RESOURCES = Call(ReportResourcesArgs, report_resources)
+REPORT_TRAFFIC = Call(TrafficArgs, report_traffic)

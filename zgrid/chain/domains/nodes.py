@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from zgrid.chain.domains.base import Args, Call, CallContext, refuse
+from zgrid.chain.domains.farming import credit_uptime, start_farming
 from zgrid.chain.domains.join_tokens import JoinToken, parse_join_token
 from zgrid.chain.errors import RejectCode
 from zgrid.chain.records import (
@@ -126,6 +127,7 @@ def register(ctx: CallContext, args: RegisterArgs) -> dict[str, Any]:
     node = Node(
         id=node_id, twin_id=twin.id, created=ctx.timestamp, updated=ctx.timestamp, **_fields(args)
     )
+    node = start_farming(ctx, node)
     ctx.state.nodes.put(node_id, node)
     ctx.state.node_by_twin.put(twin.id, Ref(id=node_id))
     ctx.emit(
@@ -190,20 +192,25 @@ def update(ctx: CallContext, args: UpdateArgs) -> dict[str, Any]:
 class UptimeArgs(Args):
     uptime: U64 = Field(description="seconds since the node booted")
     timestamp: U64 = Field(description="the node's clock, unix seconds")
+    node_id: Id | None = Field(
+        default=None, description="the reporting node; refused unless it is the signer's"
+    )
 
 
 def report_uptime(ctx: CallContext, args: UptimeArgs) -> dict[str, Any]:
     node = signer_node(ctx)
+    if args.node_id is not None and args.node_id != node.id:
+        raise refuse(
+            RejectCode.FORBIDDEN,
+            f"the signer is node {node.id}'s twin; it cannot report for node {args.node_id}",
+        )
     drift = args.timestamp - ctx.timestamp
     if abs(drift) > UPTIME_TOLERANCE:
         raise ctx.invalid(
             "timestamp",
             f"{args.timestamp} is {drift:+d} s from block time {ctx.timestamp} (at most ±{UPTIME_TOLERANCE} s)",
         )
-    ctx.state.nodes.put(
-        node.id,
-        node.model_copy(update={"uptime": args.uptime, "last_uptime_report": ctx.timestamp}),
-    )
+    ctx.state.nodes.put(node.id, credit_uptime(ctx, node, args.uptime))
     ctx.emit("NodeUptimeReported", node_id=node.id, uptime=args.uptime, timestamp=ctx.timestamp)
     return {"node_id": node.id}
 
