@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zgrid.chain.block import BlockHeader, SignedHeader, events_root, transactions_root
+from zgrid.chain.domains.devtime import time_offset
 from zgrid.chain.errors import (
     ChainStorageError,
     GenesisError,
@@ -123,7 +124,8 @@ class Ledger:
             # Ledger time from now on runs time_scale times faster than the clock (dev
             # chains: days of billing in minutes), on from where the chain's time is.
             started = clock()
-            base = max(started, float(self.head.header.timestamp))
+            # The head's time includes what dev calls moved it; the offset is added again.
+            base = max(started, float(self.head.header.timestamp - time_offset(self.state)))
             self._clock = lambda: base + (clock() - started) * time_scale
         self._open = self._open_block()
 
@@ -175,7 +177,7 @@ class Ledger:
 
     def _open_block(self) -> _OpenBlock:
         # Ledger time never runs backwards, even if the machine's clock does.
-        timestamp = max(int(self._clock()), self._sealed.header.timestamp)
+        timestamp = max(int(self._clock()) + time_offset(self.state), self._sealed.header.timestamp)
         block = _OpenBlock(height=self._sealed.header.height + 1, timestamp=timestamp)
         # What ledger time made due comes first in the block, before any transaction.
         for index, (name, data) in enumerate(

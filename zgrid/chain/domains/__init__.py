@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from zgrid.chain.domains import accounts, billing, contracts, farming, farms, nodes, oracle, twins
+from zgrid.chain.domains import (
+    accounts,
+    billing,
+    contracts,
+    devtime,
+    farming,
+    farms,
+    nodes,
+    oracle,
+    twins,
+)
 from zgrid.chain.domains.base import BlockContext, BlockStep, Call, CallContext
 from zgrid.chain.domains.schedule import due_items
 
@@ -37,6 +47,7 @@ def build_calls() -> dict[str, Call[Any]]:
         "contracts.report_resources": contracts.REPORT_RESOURCES,
         "contracts.report_traffic": contracts.REPORT_TRAFFIC,
         "oracle.set_price": oracle.SET_PRICE,
+        "dev.advance_time": devtime.ADVANCE_TIME,
     }
 
 
