@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,3 +148,20 @@ def refused(code: RejectCode, call: Callable[[], object]) -> str:
         call()
     assert caught.value.code == code, caught.value
     return caught.value.message
+
+
+SHM = Path("/dev/shm")
+
+
+@pytest.fixture
+def memory_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh directory in memory (tmpfs) when the machine has one: thousands of blocks
+    committed with fsync cost seconds on a disk and nothing there."""
+    if not SHM.is_dir():
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="zgrid-test-", dir=SHM))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

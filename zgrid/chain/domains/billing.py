@@ -45,6 +45,7 @@ __all__ = [
     "bill_contract",
     "forgive",
     "grace_expired",
+    "reprice",
     "settle_debts",
     "start_billing",
     "stop_billing",
@@ -64,7 +65,21 @@ def start_billing(ctx: LedgerContext, contract: Contract) -> Contract:
     """The new contract's billing fields, its first bill scheduled a period from now."""
     due = ctx.timestamp + economy.BILLING_PERIOD
     schedule(ctx.state, due, _item(contract.id))
-    return contract.model_copy(update={"billed_until": ctx.timestamp, "next_bill": due})
+    started = contract.model_copy(update={"billed_until": ctx.timestamp, "next_bill": due})
+    return reprice(ctx, started)
+
+
+def reprice(ctx: LedgerContext, contract: Contract) -> Contract:
+    """``contract`` with its hourly price as of now, and its twin's spend following it
+    (the discount counts the spend of every live contract, also ones not billed yet)."""
+    hourly = _capped(hourly_price(ctx, contract)[0])
+    if hourly == contract.hourly:
+        return contract
+    twin = ctx.state.twins.get(contract.twin_id)
+    if twin is not None:
+        spend = min(MAX_AMOUNT, max(0, twin.spend - contract.hourly + hourly))
+        ctx.state.twins.put(twin.id, twin.model_copy(update={"spend": spend}))
+    return contract.model_copy(update={"hourly": hourly})
 
 
 def stop_billing(ctx: LedgerContext, contract: Contract) -> None:

@@ -29,6 +29,7 @@ from zgrid.chain.domains.billing import (
     bill_contract,
     forgive,
     grace_expired,
+    reprice,
     start_billing,
     stop_billing,
 )
@@ -631,8 +632,10 @@ def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, A
             f"used.{overflowing}",
             f"node {node.id}'s contracts would use more than {U64_MAX} {overflowing} together",
         )
-    ctx.state.contracts.put(contract.id, contract.model_copy(update={"used": args.used}))
     ctx.state.nodes.put(node.id, node.model_copy(update={"used": others.plus(args.used)}))
+    ctx.state.contracts.put(
+        contract.id, reprice(ctx, contract.model_copy(update={"used": args.used}))
+    )
     ctx.emit(
         "ContractResourcesReported",
         contract_id=contract.id,
