@@ -71,7 +71,7 @@ PUBLIC = {
         "ResultState", "Signature", "SignatureRequest", "SignatureRequirement", "SignaturesInsufficient", "Signer",
         "TypesError", "UpdatePlan", "UpdateRefused", "Volume",
         "VolumeWorkload", "Workload", "WorkloadData", "WorkloadResult", "WorkloadType", "ZDBWorkload",
-        "ZMachine", "ZMachineWorkload", "ZMount", "ZMountWorkload", "compute_units", "farming_units",
+        "ZMachine", "ZMachineWorkload", "ZMount", "ZMountWorkload", "compute_units", "decimal_text", "farming_units",
         "make_workload", "min_root_size", "parse_deployment", "same_workload", "sign_deployment", "storage_units",
         "validate_update", "verify_signatures", "workload_id",
     ],

@@ -22,6 +22,7 @@ __all__ = [
     "HOURS_PER_MONTH",
     "RENT_SHARE",
     "Split",
+    "discount_for_spend",
     "discount_percent",
     "node_contract_hourly",
     "rent_contract_hourly",
@@ -99,6 +100,22 @@ def discount_percent(balance: int, hourly_tokens: Fraction) -> int:
         return 0
     months = Fraction(balance) / (hourly_tokens * HOURS_PER_MONTH)
     return next((percent for least, percent in DISCOUNT_TIERS if months >= least), 0)
+
+
+def discount_for_spend(balance: int, spend_usd: int, token_price: int) -> int:
+    """:func:`discount_percent` for a spend of ``spend_usd`` units USD an hour at
+    ``token_price``, in integers: the same answer without building a fraction per bill."""
+    if balance < 0 or spend_usd < 0 or token_price <= 0:
+        raise ValueError("a balance, a spend rate and a token price are 0 or more")
+    if not spend_usd:
+        return 0
+    # months = balance / (spend_usd · UNITS_PER_TOKEN / token_price · HOURS_PER_MONTH)
+    have = balance * token_price
+    month = spend_usd * UNITS_PER_TOKEN * HOURS_PER_MONTH
+    for least, percent in DISCOUNT_TIERS:
+        if have * least.denominator >= least.numerator * month:
+            return percent
+    return 0
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ __all__ = [
     "Resources",
     "ResultReport",
     "Reward",
-    "ScheduleBucket",
+    "ScheduleChunk",
     "Split",
     "Twin",
     "UsedJoinToken",
@@ -63,10 +63,11 @@ class ContractIds(Record):
     ids: list[int] = Field(default_factory=list)
 
 
-class ScheduleBucket(Record):
-    """What falls due in one minute of ledger time: "bill:<contract id>", "farm:<node id>"."""
+class ScheduleChunk(Record):
+    """Things ledger time makes due in one minute: "bill:<contract id>@<due time>",
+    "farm:<node id>@<due time>"."""
 
-    items: list[str] = Field(default_factory=list)
+    entries: list[str] = Field(default_factory=list)
 
 
 class Account(Record):

@@ -14,11 +14,13 @@ reuses the encoding, so it has nothing left that can fail.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from zgrid.canonical import plain_dumps
 from zgrid.chain.errors import UnstorableRecord
 from zgrid.chain.units import I64_MIN, U64_MAX
 from zgrid.identity import CanonicalJSONError, blake2b256, canonical_dumps, canonical_loads
@@ -30,6 +32,7 @@ __all__ = [
     "WriteSet",
     "encode_document",
     "encode_record",
+    "float_fields",
     "next_commitment",
 ]
 
@@ -59,8 +62,25 @@ def _check_integers(value: Any, path: str) -> None:
             _check_integers(item, f"{path}[{index}]")
 
 
+def _storable(value: Any) -> bool:
+    """Whether ``value`` is made of JSON's exact types with every integer in 64 bits: one
+    fast walk with no paths; anything else goes the slow way, which names the problem."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(I64_MIN <= value <= U64_MAX)
+    if kind is dict:
+        return all(type(key) is str and _storable(item) for key, item in value.items())
+    if kind is list:
+        return all(_storable(item) for item in value)
+    return False
+
+
 def encode_document(document: Any, where: str) -> bytes:
     """Canonical JSON of ``document`` with every integer in 64 bits, or UnstorableRecord."""
+    if _storable(document):
+        return plain_dumps(document)
     _check_integers(document, where)
     try:
         return canonical_dumps(document)
@@ -68,9 +88,43 @@ def encode_document(document: Any, where: str) -> bytes:
         raise UnstorableRecord(f"{where}: {exc}") from exc
 
 
+# A number the ledger cannot keep has 20 digits, or 19 after a minus sign; a shorter one
+# always fits. A match inside a string only sends the record the slow, exact way.
+_LONG_NUMBER = re.compile(rb"-\d{19}|\d{20}")
+
+
 def encode_record(value: BaseModel, where: str = "record") -> bytes:
-    """The canonical JSON the block store keeps for ``value``, or UnstorableRecord."""
-    return encode_document(value.model_dump(mode="json"), where)
+    """The canonical JSON the block store keeps for ``value``, or UnstorableRecord.
+
+    A record's JSON form holds only JSON's types (its model has no float field: see
+    :func:`float_fields`), so the only thing left to check is the size of its numbers,
+    which the encoded text shows."""
+    document = value.model_dump(mode="json")
+    try:
+        encoded = plain_dumps(document)
+    except CanonicalJSONError:
+        return encode_document(document, where)
+    if _LONG_NUMBER.search(encoded) is None:
+        return encoded
+    return encode_document(document, where)
+
+
+def float_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of ``model`` (nested ones too) whose JSON form may be a float."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "number":
+                found.append(where or "$")
+            for key, item in node.items():
+                walk(item, f"{where}.{key}".lstrip("."))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    walk(model.model_json_schema(mode="serialization"), "")
+    return found
 
 
 def next_commitment(previous: bytes, writes: WriteSet) -> bytes:
@@ -137,6 +191,9 @@ class State:
     def table(self, name: str, model: type[M]) -> Table[M]:
         if name in self._tables:
             raise ValueError(f"table {name!r} defined twice")
+        floats = float_fields(model)
+        if floats:  # canonical JSON has no floats, and encode_record relies on it
+            raise TypeError(f"table {name!r}: {model.__name__} has float fields: {floats}")
         table: Table[M] = Table(self, name, model)
         self._tables[name] = table
         return table

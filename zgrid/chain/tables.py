@@ -12,7 +12,7 @@ from zgrid.chain.records import (
     Node,
     Ref,
     Reward,
-    ScheduleBucket,
+    ScheduleChunk,
     Twin,
     UsedJoinToken,
 )
@@ -36,7 +36,8 @@ class LedgerState(State):
         self.contract_by_name = self.table("contract_by_name", Ref)
         self.contracts_on_node = self.table("contracts_on_node", ContractIds)  # live ones
         self.join_tokens = self.table("join_tokens", UsedJoinToken)  # "<farm id>-<token id>"
-        self.schedule = self.table("schedule", ScheduleBucket)  # minute of ledger time
+        self.schedule = self.table("schedule", ScheduleChunk)  # "<minute>:<chunk>"
+        self.schedule_counts = self.table("schedule_counts", Counter)  # entries per minute
         self.bills = self.table("bills", Bill)  # "<contract id>:<bill number>"
         self.rewards = self.table("rewards", Reward)  # "<node id>:<period>"
 

@@ -59,9 +59,9 @@ def build_block_steps() -> list[BlockStep]:
 
 def _run_due(ctx: BlockContext) -> None:
     """Bills and farming periods that ledger time made due, in the order they fell due."""
-    for item in due_items(ctx.state, ctx.timestamp):
-        kind, _, ident = item.partition(":")
+    for entry in due_items(ctx.state, ctx.timestamp):
+        kind, _, ident = entry.item.partition(":")
         if kind == billing.ITEM:
-            contracts.bill_due(ctx, int(ident))
+            contracts.bill_due(ctx, int(ident), entry.due)
         elif kind == farming.ITEM:
-            farming.end_period(ctx, int(ident))
+            farming.end_period(ctx, int(ident), entry.due)

@@ -110,6 +110,14 @@ class LedgerContext(Protocol):
 
     def emit(self, name: str, /, **data: Any) -> None: ...
 
+    def pay_out(self, address: str, amount: int) -> None:
+        """Credit ``amount`` that was already taken from a payer (a share of a payment)."""
+        ...
+
+    def count_burned(self, amount: int) -> None:
+        """Count ``amount`` that was already taken from a payer as burned."""
+        ...
+
 
 @dataclass
 class CallContext:
@@ -166,6 +174,12 @@ class CallContext:
     def credit(self, address: str, amount: int) -> None:
         money.credit(self.state, address, amount)
 
+    def pay_out(self, address: str, amount: int) -> None:
+        money.credit(self.state, address, amount)
+
+    def count_burned(self, amount: int) -> None:
+        money.count_burned(self.state, amount)
+
     def require_free(self, address: str, amount: int, what: str) -> None:
         free = self.account(address).free
         if free < amount:
@@ -210,9 +224,28 @@ class BlockContext:
     height: int
     timestamp: int
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Shares of the block's payments, credited once at its end: thousands of bills pay
+    # the same few accounts (a payee's own bills in the block see its balance before).
+    payouts: dict[str, int] = field(default_factory=dict)
+    burned: int = 0
 
     def emit(self, name: str, /, **data: Any) -> None:
         self.events.append((name, data))
+
+    def pay_out(self, address: str, amount: int) -> None:
+        if amount:
+            self.payouts[address] = self.payouts.get(address, 0) + amount
+
+    def count_burned(self, amount: int) -> None:
+        self.burned += amount
+
+    def settle(self) -> None:
+        """Credit what the block's payments owe their payees, in a fixed order."""
+        for address in sorted(self.payouts):
+            money.credit(self.state, address, self.payouts[address])
+        self.payouts.clear()
+        money.count_burned(self.state, self.burned)
+        self.burned = 0
 
 
 BlockStep = Callable[[BlockContext], None]

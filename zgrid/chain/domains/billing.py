@@ -23,6 +23,7 @@ The work is the contracts due in a block (zgrid.chain.domains.schedule), never a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from zgrid.chain import economy
 from zgrid.chain.domains import money
 from zgrid.chain.domains.base import LedgerContext
-from zgrid.chain.domains.schedule import schedule, unschedule
+from zgrid.chain.domains.schedule import schedule
 from zgrid.chain.genesis import Genesis, PricePolicy
 from zgrid.chain.records import Bill, Contract, Node, Split, Twin
 from zgrid.chain.tables import LedgerState, bill_key
@@ -83,8 +84,8 @@ def reprice(ctx: LedgerContext, contract: Contract) -> Contract:
 
 
 def stop_billing(ctx: LedgerContext, contract: Contract) -> None:
-    """Take an ending contract out of the schedule, its twin's spend and grace list."""
-    unschedule(ctx.state, contract.next_bill, _item(contract.id))
+    """Take an ending contract out of its twin's spend and grace list (its scheduled bill
+    finds it deleted and does nothing)."""
     twin = ctx.state.twins.get(contract.twin_id)
     if twin is not None:
         grace = [cid for cid in twin.grace if cid != contract.id]
@@ -134,14 +135,34 @@ def hourly_price(ctx: LedgerContext, contract: Contract) -> tuple[Fraction, _Pay
             _capacity(node.resources), policy=policy, certified=certified
         )
         return price, payees, node
-    price = economy.node_contract_hourly(
-        _capacity(contract.used),
-        public_ips=len(contract.public_ips),
-        policy=policy,
-        certified=certified,
-        on_rented_node=bool(node.rented_by),
+    used = contract.used
+    price = _node_hourly(
+        (used.cru, used.mru, used.sru, used.hru),
+        len(contract.public_ips),
+        policy,
+        certified,
+        bool(node.rented_by),
     )
     return price, payees, node
+
+
+@functools.lru_cache(maxsize=4096)
+def _node_hourly(
+    used: tuple[int, int, int, int],
+    public_ips: int,
+    policy: PricePolicy,
+    certified: bool,
+    rented: bool,
+) -> Fraction:
+    # Pure, and most contracts share a few sizes: computed once per size, not per bill.
+    cru, mru, sru, hru = used
+    return economy.node_contract_hourly(
+        Capacity(cru=cru, mru=mru, sru=sru, hru=hru),
+        public_ips=public_ips,
+        policy=policy,
+        certified=certified,
+        on_rented_node=rented,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,28 +183,29 @@ def twin_discount(state: LedgerState, genesis: Genesis, twin: Twin) -> Discount:
     months = (
         None if not spend_tokens else Fraction(balance) / (spend_tokens * economy.HOURS_PER_MONTH)
     )
-    percent = economy.discount_percent(balance, spend_tokens)
+    percent = economy.discount_for_spend(balance, twin.spend, price)
     return Discount(percent, balance, twin.spend, spend_tokens, months)
 
 
-def _pay(ctx: LedgerContext, payer: str, payees: _Payees, bill: Bill) -> Bill:
-    """Pay ``bill`` from ``payer`` (who has enough) as the split says."""
-    parts = economy.split_payment(bill.amount)
-    money.burn(ctx.state, payer, parts.burned)
-    for account, amount in (
-        (payees.farmer, parts.farmer),
-        (ctx.genesis.validator, parts.validators),
-        (payees.policy.foundation_account, parts.foundation),
-    ):
-        if account != payer:
-            money.take(ctx.state, payer, amount)
-            money.credit(ctx.state, account, amount)
-    split = Split(
+def _transfer_split(ctx: LedgerContext, payer: str, payees: _Payees, amount: int) -> Split:
+    """Move ``amount`` from ``payer`` (who has enough) as the split says; returns the split."""
+    parts = economy.split_payment(amount)
+    money.take(ctx.state, payer, amount)
+    ctx.count_burned(parts.burned)
+    ctx.pay_out(payees.farmer, parts.farmer)
+    ctx.pay_out(ctx.genesis.validator, parts.validators)
+    ctx.pay_out(payees.policy.foundation_account, parts.foundation)
+    return Split(
         burned=parts.burned,
         farmer=parts.farmer,
         validators=parts.validators,
         foundation=parts.foundation,
     )
+
+
+def _pay(ctx: LedgerContext, payer: str, payees: _Payees, bill: Bill) -> Bill:
+    """Pay an owed ``bill`` from ``payer`` (who has enough) as the split says."""
+    split = _transfer_split(ctx, payer, payees, bill.amount)
     paid = bill.model_copy(update={"status": "paid", "paid_at": ctx.timestamp, "split": split})
     ctx.state.bills.put(bill_key(bill.contract_id, bill.number), paid)
     return paid
@@ -245,79 +267,72 @@ def bill_contract(ctx: LedgerContext, contract: Contract, *, final: bool = False
     twin = state.twins.get(contract.twin_id)
     hourly, payees, node = hourly_price(ctx, contract)
     usd = hourly * seconds / economy.BILLING_PERIOD
-    if contract.type == "node":
-        usd += economy.traffic_usd(contract.traffic, payees.policy)
-    price = money.token_price(state, ctx.genesis)
-    # Capacity near 64 bits prices past anything a ledger holds: such a bill is capped
-    # (nobody can pay it anyway, so the contract goes into its grace period).
-    hourly_units = _capped(hourly)
-    update: dict[str, Any] = {
-        "billed_until": now,
-        "traffic": 0,
-        "hourly": 0 if final else hourly_units,
-    }
-    if twin is not None:
-        spend = min(MAX_AMOUNT, max(0, twin.spend - contract.hourly + update["hourly"]))
-        if spend != twin.spend:
-            twin = twin.model_copy(update={"spend": spend})
-            state.twins.put(twin.id, twin)
-    if node is not None and contract.type == "node" and (contract.traffic or contract.public_ips):
+    traffic = contract.traffic if contract.type == "node" else 0
+    if traffic:
+        usd += economy.traffic_usd(traffic, payees.policy)
+    hourly_units = 0 if final else _capped(hourly)
+    update: dict[str, Any] = {"billed_until": now, "traffic": 0, "hourly": hourly_units}
+    if twin is not None and hourly_units != contract.hourly:
+        spend = min(MAX_AMOUNT, max(0, twin.spend - contract.hourly + hourly_units))
+        twin = twin.model_copy(update={"spend": spend})
+        state.twins.put(twin.id, twin)
+    if node is not None and contract.type == "node" and (traffic or contract.public_ips):
         state.nodes.put(
             node.id,
             node.model_copy(
                 update={
-                    "period_traffic": min(U64_MAX, node.period_traffic + contract.traffic),
+                    "period_traffic": min(U64_MAX, node.period_traffic + traffic),
                     "period_ip_seconds": min(
                         U64_MAX, node.period_ip_seconds + len(contract.public_ips) * seconds
                     ),
                 }
             ),
         )
+    price = money.token_price(state, ctx.genesis)
+    # Capacity near 64 bits prices past anything a ledger holds: such a bill is capped
+    # (nobody can pay it anyway, so the contract goes into its grace period).
     tokens = min(MAX_AMOUNT, economy.tokens_for(usd, price))
     if tokens and twin is not None:
-        contract = _charge(
-            ctx,
-            contract,
-            twin=twin,
-            payees=payees,
-            usd=usd,
-            price=price,
-            tokens=tokens,
-            update=update,
-            final=final,
-        )
+        _charge(ctx, contract, twin, payees, Fraction(usd), price, tokens, traffic, update, final)
+    if final and (update.get("owed") or contract.owed):
+        contract = forgive(ctx, contract.model_copy(update=update))  # nothing left to hold
     else:
+        if not final:
+            due = contract.next_bill + economy.BILLING_PERIOD
+            update["next_bill"] = due if due > now else now + economy.BILLING_PERIOD
+            schedule(state, update["next_bill"], _item(contract.id))
         contract = contract.model_copy(update=update)
-    if final and contract.owed:
-        contract = forgive(ctx, contract)  # it ends owing these: there is nothing left to hold
-    if not final:
-        due = contract.next_bill + economy.BILLING_PERIOD
-        if due <= now:
-            due = now + economy.BILLING_PERIOD
-        contract = contract.model_copy(update={"next_bill": due})
-        schedule(state, due, _item(contract.id))
     state.contracts.put(contract.id, contract)
     return contract
 
 
-def _charge(
+def _charge(  # noqa: PLR0917  (the one place a bill is made; its inputs are all needed)
     ctx: LedgerContext,
     contract: Contract,
-    *,
     twin: Twin,
     payees: _Payees,
     usd: Fraction,
     price: int,
     tokens: int,
+    traffic: int,
     update: dict[str, Any],
     final: bool,
-) -> Contract:
-    """Record the bill of ``tokens`` and pay it, or owe it."""
+) -> None:
+    """Make the bill of ``tokens`` and pay it, or owe it; the contract's changes go into
+    ``update``."""
     state, now = ctx.state, ctx.timestamp
     balance = money.free_balance(state, twin.account)
-    discount = twin_discount(state, ctx.genesis, twin).percent
+    discount = economy.discount_for_spend(balance, twin.spend, price)
     amount = tokens * (100 - discount) // 100
     number = contract.bills + 1
+    update["bills"] = number
+    in_grace = contract.state == "grace_period"
+    owed = contract.owed + amount if in_grace else amount
+    settles = balance >= owed
+    if not in_grace and settles:
+        status, split = "paid", _transfer_split(ctx, twin.account, payees, amount)
+    else:
+        status, split = "owed", Split()
     bill = Bill(
         contract_id=contract.id,
         number=number,
@@ -328,38 +343,33 @@ def _charge(
         tokens=tokens,
         discount=discount,
         amount=amount,
-        traffic=contract.traffic if contract.type == "node" else 0,
-        status="owed",
+        traffic=traffic,
+        status=status,
+        paid_at=now if status == "paid" else 0,
+        split=split,
     )
     state.bills.put(bill_key(contract.id, number), bill)
-    contract = contract.model_copy(update={**update, "bills": number})
-    if contract.state == "grace_period":
-        owed = min(MAX_AMOUNT, contract.owed + amount)
-        contract = contract.model_copy(update={"owed": owed})
-        if balance >= owed:
-            contract = _clear_debt(ctx, contract, twin.account, payees)
-    elif balance >= amount:
-        bill = _pay(ctx, twin.account, payees, bill)
-    elif final:
-        contract = contract.model_copy(update={"owed": amount, "first_owed_bill": number})
-    else:
-        contract = contract.model_copy(
-            update={
-                "state": "grace_period",
-                "owed": amount,
-                "first_owed_bill": number,
-                "grace_since": now,
-            }
-        )
-        fresh = state.twins.get(twin.id) or twin
-        state.twins.put(twin.id, fresh.model_copy(update={"grace": [*fresh.grace, contract.id]}))
-        ctx.emit(
-            "ContractGracePeriodStarted",
-            contract_id=contract.id,
-            twin_id=contract.twin_id,
-            node_id=contract.node_id,
-            owed=amount,
-        )
+    if in_grace:
+        update["owed"] = min(MAX_AMOUNT, owed)
+        if settles:
+            status = "paid"  # with every bill it owed, just below
+            done = _clear_debt(ctx, contract.model_copy(update=update), twin.account, payees)
+            update.update(state=done.state, owed=done.owed, first_owed_bill=0, grace_since=0)
+    elif not settles:
+        update.update(owed=amount, first_owed_bill=number)
+        if not final:
+            update.update(state="grace_period", grace_since=now)
+            fresh = state.twins.get(twin.id) or twin
+            state.twins.put(
+                twin.id, fresh.model_copy(update={"grace": [*fresh.grace, contract.id]})
+            )
+            ctx.emit(
+                "ContractGracePeriodStarted",
+                contract_id=contract.id,
+                twin_id=contract.twin_id,
+                node_id=contract.node_id,
+                owed=amount,
+            )
     ctx.emit(
         "ContractBilled",
         contract_id=contract.id,
@@ -370,9 +380,8 @@ def _charge(
         period_end=now,
         amount=amount,
         discount=discount,
-        status=bill.status,
+        status=status,
     )
-    return contract
 
 
 def settle_debts(ctx: LedgerContext, address: str) -> None:

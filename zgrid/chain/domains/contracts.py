@@ -669,11 +669,11 @@ def report_traffic(ctx: CallContext, args: TrafficArgs) -> dict[str, Any]:
     return {"contract_id": contract.id}
 
 
-def bill_due(ctx: LedgerContext, contract_id: int) -> None:
-    """The scheduled bill of ``contract_id`` (a block step's item); a contract whose grace
-    period ran out is deleted for lack of funds, its IPs and name released."""
+def bill_due(ctx: LedgerContext, contract_id: int, due: int) -> None:
+    """The bill of ``contract_id`` scheduled for ``due`` (a block step's item); a contract
+    whose grace period ran out is deleted for lack of funds, its IPs and name released."""
     contract = ctx.state.contracts.get(contract_id)
-    if contract is None or contract.state == "deleted":
+    if contract is None or contract.state == "deleted" or contract.next_bill != due:
         return
     contract = bill_contract(ctx, contract)
     if grace_expired(contract, ctx.timestamp):

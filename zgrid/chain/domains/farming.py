@@ -17,7 +17,7 @@ from fractions import Fraction
 from zgrid.chain import economy
 from zgrid.chain.domains import money
 from zgrid.chain.domains.base import CallContext, LedgerContext
-from zgrid.chain.domains.schedule import schedule, unschedule
+from zgrid.chain.domains.schedule import schedule
 from zgrid.chain.errors import RejectCode, TransactionRejected
 from zgrid.chain.genesis import FarmingPolicy
 from zgrid.chain.records import Node, Reward
@@ -33,7 +33,6 @@ __all__ = [
     "credit_uptime",
     "end_period",
     "start_farming",
-    "stop_farming",
 ]
 
 FARMING_PERIOD = 30 * 86400  # seconds of ledger time
@@ -52,10 +51,6 @@ def start_farming(ctx: LedgerContext, node: Node) -> Node:
     """A new node's first farming period, from now."""
     schedule(ctx.state, ctx.timestamp + FARMING_PERIOD, _item(node.id))
     return node.model_copy(update={"period_start": ctx.timestamp})
-
-
-def stop_farming(ctx: LedgerContext, node: Node) -> None:
-    unschedule(ctx.state, node.period_start + FARMING_PERIOD, _item(node.id))
 
 
 def credit_uptime(ctx: CallContext, node: Node, uptime: int) -> Node:
@@ -121,13 +116,14 @@ def _policy(ctx: LedgerContext, node: Node) -> FarmingPolicy:
     return next((p for p in policies if p.id == wanted), policies[0])
 
 
-def end_period(ctx: LedgerContext, node_id: int) -> None:
-    """Pay ``node_id``'s farming reward for the period that ends now and start the next."""
+def end_period(ctx: LedgerContext, node_id: int, due: int) -> None:
+    """Pay ``node_id``'s farming reward for the period that ended at ``due`` and start the
+    next (nothing for a node that is gone)."""
     state = ctx.state
     node = state.nodes.get(node_id)
-    if node is None:
+    end = None if node is None else node.period_start + FARMING_PERIOD
+    if node is None or end != due:
         return
-    end = node.period_start + FARMING_PERIOD
     policy = _policy(ctx, node)
     uptime_permille = min(1000, node.period_uptime * 1000 // FARMING_PERIOD)
     usd, cu, su = period_reward_usd(node, policy, uptime_permille)

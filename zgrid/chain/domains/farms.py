@@ -14,7 +14,6 @@ from pydantic import Field, field_validator
 
 from zgrid.chain.domains.base import Args, Call, CallContext, refuse
 from zgrid.chain.domains.contracts import end_contract, live_contracts_on_node
-from zgrid.chain.domains.farming import stop_farming
 from zgrid.chain.errors import RejectCode
 from zgrid.chain.records import Farm, FarmIP, Ref
 from zgrid.chain.units import Id
@@ -151,7 +150,6 @@ def remove_node(ctx: CallContext, args: RemoveNodeArgs) -> dict[str, Any]:
     ending = sorted(live_contracts_on_node(ctx, node.id), key=lambda c: c.type == "rent")
     for contract in ending:
         end_contract(ctx, contract, "node_removed_from_farm")
-    stop_farming(ctx, node)
     ctx.state.nodes.delete(node.id)
     ctx.state.node_by_twin.delete(node.twin_id)
     ended = [contract.id for contract in ending]

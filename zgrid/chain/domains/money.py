@@ -13,7 +13,17 @@ from zgrid.chain.records import Account
 from zgrid.chain.tables import LedgerState
 from zgrid.chain.units import MAX_AMOUNT
 
-__all__ = ["Supply", "burn", "credit", "free_balance", "mint", "supply", "take", "token_price"]
+__all__ = [
+    "Supply",
+    "burn",
+    "count_burned",
+    "credit",
+    "free_balance",
+    "mint",
+    "supply",
+    "take",
+    "token_price",
+]
 
 TOKEN_PRICE = "token_price"
 MINTED = "minted"
@@ -48,6 +58,12 @@ def burn(state: LedgerState, address: str, amount: int) -> None:
     """Take ``amount`` out of the account and out of the supply."""
     if amount:
         take(state, address, amount)
+        count_burned(state, amount)
+
+
+def count_burned(state: LedgerState, amount: int) -> None:
+    """Count ``amount`` the caller already took out of an account as burned."""
+    if amount:
         state.set_counter(BURNED, state.counter(BURNED) + amount)
 
 

@@ -1,69 +1,77 @@
-"""What ledger time makes due, kept in buckets of one minute so a block touches only what
-falls due in it, never every contract or node.
+"""What ledger time makes due, kept by the minute so a block touches only what falls due
+in it, never every contract or node.
 
-An item ("bill:7", "farm:3") due at time t sits in the bucket of the minute that ends at
-or after t; a block at time T takes every bucket up to T's minute, oldest first, so an
-item runs in the first block at or after its bucket's end (at most a minute late; a bill
-charges the seconds that really passed). Bucket keys are minute numbers since the epoch.
+An item ("bill:7", "farm:3") due at time t goes into the minute that ends at or after t,
+in chunks of :data:`CHUNK` entries (``"<minute>:<chunk>"``, with a count per minute): a
+block at time T takes every minute up to T's, oldest first, so an item runs in the first
+block at or after its minute's end (at most a minute late; a bill charges the seconds that
+really passed). Adding is O(1): a chunk is small, and a block that reschedules thousands
+of bills into one minute writes a few chunks, not thousands of records. Nothing is ever
+unscheduled: an entry carries its due time, and its owner ignores one that no longer
+matches its own record (a contract that ended, or was billed when it ended).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from zgrid.chain.records import ScheduleBucket
+from zgrid.chain.records import Counter, ScheduleChunk
 from zgrid.chain.tables import LedgerState
 
-__all__ = ["BUCKET_SECONDS", "due_items", "schedule", "unschedule"]
+__all__ = ["BUCKET_SECONDS", "CHUNK", "Due", "due_items", "schedule"]
 
 BUCKET_SECONDS = 60
-_DONE = "schedule_done"  # counter: the last minute whose bucket was taken
+CHUNK = 64  # entries per record
+_DONE = "schedule_done"  # counter: the last minute taken (or being taken)
 
 
-def _bucket(when: int) -> int:
+@dataclass(frozen=True, slots=True)
+class Due:
+    item: str  # "<kind>:<id>"
+    due: int  # the ledger time it was scheduled for
+
+
+def _minute(when: int) -> int:
     return -(-when // BUCKET_SECONDS)
 
 
-def _key(state: LedgerState, when: int) -> str:
-    # A time whose minute was already taken goes into the next bucket to be taken.
-    return str(max(_bucket(when), state.counter(_DONE) + 1))
-
-
 def schedule(state: LedgerState, when: int, item: str) -> None:
-    key = _key(state, when)
+    # A time whose minute was already taken goes into the next minute to be taken.
+    minute = max(_minute(when), state.counter(_DONE) + 1)
+    count = state.schedule_counts.get(minute)
+    number = 0 if count is None else count.value  # entries so far
+    state.schedule_counts.put(minute, Counter(value=number + 1))
+    key = f"{minute}:{number // CHUNK}"
     found = state.schedule.get(key)
-    items = [] if found is None else list(found.items)
-    items.append(item)
-    state.schedule.put(key, ScheduleBucket(items=items))
+    entries = [f"{item}@{when}"] if found is None else [*found.entries, f"{item}@{when}"]
+    state.schedule.put(key, ScheduleChunk.model_construct(entries=entries))
 
 
-def unschedule(state: LedgerState, when: int, item: str) -> None:
-    key = _key(state, when)
-    found = state.schedule.get(key)
-    if found is None or item not in found.items:
-        return
-    items = [other for other in found.items if other != item]
-    if items:
-        state.schedule.put(key, ScheduleBucket(items=items))
-    else:
-        state.schedule.delete(key)
+def due_items(state: LedgerState, now: int) -> Iterator[Due]:
+    """Take the minutes due by ``now``, yielding their entries in the order scheduled.
 
-
-def due_items(state: LedgerState, now: int) -> Iterator[str]:
-    """Take the buckets due by ``now``, yielding their items in order.
-
-    Items scheduled while this runs for a minute already taken land in a later bucket
-    only if their time is later; one due now goes into the next minute's bucket.
+    An item scheduled meanwhile for a time already due goes into the minute after the
+    one being taken, so it is still taken in this block.
     """
     last = now // BUCKET_SECONDS
     done = state.counter(_DONE)
     # A ledger that never scheduled anything has nothing in the past to take.
-    start = done + 1 if done else last
-    for minute in range(start, last + 1):
-        key = str(minute)
-        bucket = state.schedule.get(key)
-        if bucket is not None:
-            state.schedule.delete(key)
-            yield from bucket.items
-    if last != done:
+    minute = done + 1 if done else last
+    while minute <= last:
+        count = state.schedule_counts.get(minute)
+        if count is not None:
+            state.set_counter(_DONE, minute)
+            state.schedule_counts.delete(minute)
+            for chunk in range(-(-count.value // CHUNK)):
+                key = f"{minute}:{chunk}"
+                found = state.schedule.get(key)
+                if found is None:
+                    continue
+                state.schedule.delete(key)
+                for entry in found.entries:
+                    item, _, due = entry.rpartition("@")
+                    yield Due(item, int(due))
+        minute += 1
+    if last > state.counter(_DONE):
         state.set_counter(_DONE, last)
