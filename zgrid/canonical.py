@@ -17,6 +17,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from zgrid.errors import ZgridError
 
 __all__ = [
@@ -73,17 +75,15 @@ def _check(value: Any, path: str) -> None:
 
 
 def plain_dumps(value: Any) -> bytes:
-    """Canonical JSON of a value the caller checked holds only JSON's exact types (str,
-    int, bool, None, list, dict with str keys): what :func:`canonical_dumps` makes of it."""
+    """What :func:`canonical_dumps` makes of a value the caller knows holds only JSON's
+    exact types (str, int, bool, None, list, dict with str keys), fast: orjson writes
+    the same bytes (sorted keys, no spaces, UTF-8 unescaped) and refuses, as the ledger
+    does, any integer outside [-2**63, 2**64 - 1], so its refusal is a CanonicalJSONError.
+    Floats, tuples and dataclasses it would write are the caller's to keep out."""
     try:
-        return _ENCODER.encode(value).encode("utf-8")
-    except (ValueError, UnicodeEncodeError) as exc:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # out-of-range integers, lone surrogates, odd types, depth
         raise CanonicalJSONError(f"$: cannot encode as canonical JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise CanonicalJSONError("$: value nested too deeply for canonical JSON") from exc
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_dumps(value: Any) -> bytes:

@@ -23,6 +23,7 @@ from zgrid.chain import (
     sign_transaction,
 )
 from zgrid.chain.domains import money
+from zgrid.chain.records import Bill
 from zgrid.identity import Identity
 
 FAUCET_MAX_TOKENS = 1000
@@ -92,6 +93,22 @@ class ClockedChain:
 
     def free(self, address: str) -> int:
         return money.free_balance(self.ledger.state, address)
+
+    def bill(self, contract_id: int, number: int) -> Bill:
+        """Bill ``number`` of ``contract_id`` as the API shows it: the state's record of a
+        bill not paid at once, else its ContractBilled event (not yet stored, or stored)."""
+        kept = self.ledger.state.bills.get(f"{contract_id}:{number}")
+        if kept is not None:
+            return kept
+        made = [
+            e.data
+            for e in self.ledger.unstored_events()
+            if e.name == "ContractBilled" and e.data["contract_id"] == contract_id
+        ]
+        made += self.ledger.store.contract_bills(contract_id, number, number)
+        found = [data for data in made if data["number"] == number]
+        assert found, f"contract {contract_id} has no bill {number}"
+        return Bill.model_validate({key: found[0][key] for key in Bill.model_fields})
 
     def supply(self) -> money.Supply:
         return money.supply(self.ledger.state, self.ledger.genesis)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,9 @@ HOUR = 3600
 START = 2_000_001_600
 
 
-def _refused(chain: ClockedChain, who: Identity, call: str, args: dict[str, object]) -> str:
+def _refused(chain: ClockedChain, who: Identity, call: str, args: Mapping[str, object]) -> str:
     with pytest.raises(TransactionRejected) as caught:
-        chain.submit(who, call, args)
+        chain.submit(who, call, dict(args))
     return f"{caught.value.code.value}: {caught.value.message}"
 
 
@@ -52,12 +53,12 @@ def test_bills_use_the_price_the_oracle_set(memory_dir: Path) -> None:
         )
         assert "token_price" in _refused(chain, oracle, "oracle.set_price", {"token_price": 0})
         chain.step(HOUR)
-        first = chain.ledger.state.bills.get(f"{name}:1")
-        assert first is not None and first.token_price == 1_000_000
+        first = chain.bill(name, 1)
+        assert first.token_price == 1_000_000
         chain.submit(oracle, "oracle.set_price", {"token_price": 2_000_000})  # 0.2 USD
         chain.step(HOUR)
-        second = chain.ledger.state.bills.get(f"{name}:2")
-        assert second is not None and second.token_price == 2_000_000
+        second = chain.bill(name, 2)
+        assert second.token_price == 2_000_000
         assert second.usd == first.usd and second.tokens == first.tokens // 2
         chain.seal()
     finally:

@@ -39,6 +39,7 @@ from zgrid.chain.api_models import (
     Block,
     ChainHead,
     ContractPage,
+    ContractView,
     FarmPage,
     NodePage,
     NodeView,
@@ -267,7 +268,7 @@ def create_app(ledger: Ledger) -> FastAPI:
     _transaction_routes(app, ledger, workers)
     _state_routes(app, ledger)
     _event_routes(app, ledger, workers)
-    economy_routes(app, ledger)
+    economy_routes(app, ledger, workers)
     return app
 
 
@@ -506,10 +507,12 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         rows = (node_json(n, ledger.state, timestamp) for n in ledger.state.nodes.values())
         return page((row for row in rows if wanted.matches(row)), page_number, size)
 
-    @app.get("/contracts/{contract_id}", tags=["state"], response_model=Contract)
-    async def contract(contract_id: Id) -> Contract:
-        found: Contract = _get(ledger.state.contracts, contract_id, "contract")
-        return found
+    def contract_view(found: Contract) -> dict[str, Any]:
+        return {**found.model_dump(), **ledger.state.billing_of(found.id).model_dump()}
+
+    @app.get("/contracts/{contract_id}", tags=["state"], response_model=ContractView)
+    async def contract(contract_id: Id) -> dict[str, Any]:
+        return contract_view(_get(ledger.state.contracts, contract_id, "contract"))
 
     @app.get("/contracts", tags=["state"], response_model=ContractPage)
     async def contracts(
@@ -522,7 +525,7 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         size: Size = 50,
     ) -> dict[str, Any]:
         rows = (
-            c.model_dump()
+            contract_view(c)
             for c in ledger.state.contracts.values()
             if (twin_id is None or c.twin_id == twin_id)
             and (node_id is None or c.node_id == node_id)

@@ -16,6 +16,7 @@ from zgrid.chain.domains.farming import FARMING_PERIOD
 from zgrid.chain.errors import NotFound
 from zgrid.chain.ledger import Ledger
 from zgrid.chain.query import page
+from zgrid.chain.records import Bill, ChainEvent
 from zgrid.chain.tables import bill_key
 from zgrid.chain.units import Id
 from zgrid.types import decimal_text
@@ -30,7 +31,7 @@ def _decimal(value: Fraction) -> str:
     return decimal_text(value, places=4)
 
 
-def economy_routes(app: FastAPI, ledger: Ledger) -> None:
+def economy_routes(app: FastAPI, ledger: Ledger, workers: Any) -> None:
     @app.get("/economy", tags=["economy"], response_model=EconomyView)
     async def economy_view() -> dict[str, Any]:
         state, genesis = ledger.state, ledger.genesis
@@ -43,6 +44,24 @@ def economy_routes(app: FastAPI, ledger: Ledger) -> None:
             "farming_period": FARMING_PERIOD,
         }
 
+    def bills_page(
+        contract_id: int, first: int, last: int, unstored: list[ChainEvent]
+    ) -> list[dict[str, Any]]:
+        stored = ledger.store.contract_bills(contract_id, first, last)
+        made = {bill["number"]: bill for bill in stored}
+        for event in unstored:  # the bills of blocks not in the store yet
+            data = event.data
+            if event.name == "ContractBilled" and data["contract_id"] == contract_id:
+                made[data["number"]] = data
+        rows = []
+        for number in range(first, last + 1):
+            kept = ledger.state.bills.get(bill_key(contract_id, number))  # owed, or was
+            if kept is not None:
+                rows.append(kept.model_dump())
+            elif number in made:
+                rows.append({key: made[number][key] for key in Bill.model_fields})
+        return rows
+
     @app.get("/contracts/{contract_id}/bills", tags=["economy"], response_model=BillPage)
     async def bills(
         contract_id: Id,
@@ -50,18 +69,16 @@ def economy_routes(app: FastAPI, ledger: Ledger) -> None:
         size: Size = 50,
     ) -> dict[str, Any]:
         state = ledger.state
-        contract = state.contracts.get(contract_id)
-        if contract is None:
+        if state.contracts.get(contract_id) is None:
             raise NotFound(f"no contract {contract_id}")
-        start = (page_number - 1) * size + 1
-        numbers = range(start, min(contract.bills, start + size - 1) + 1)
-        found = (state.bills.get(bill_key(contract_id, n)) for n in numbers)
-        return {
-            "items": [bill.model_dump() for bill in found if bill is not None],
-            "total": contract.bills,
-            "page": page_number,
-            "size": size,
-        }
+        count = state.billing_of(contract_id).bills
+        first = (page_number - 1) * size + 1
+        last = min(count, first + size - 1)
+        items = []
+        if first <= last:
+            unstored = ledger.unstored_events()
+            items = await workers.run(bills_page, contract_id, first, last, unstored)
+        return {"items": items, "total": count, "page": page_number, "size": size}
 
     @app.get("/twins/{twin_id}/discount", tags=["economy"], response_model=DiscountView)
     async def discount(twin_id: Id) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zgrid.chain.block import SignedHeader
-from zgrid.chain.records import Bill, ChainEvent, Contract, Farm, Node, Reward, Twin
+from zgrid.chain.records import Bill, Billing, ChainEvent, Contract, Farm, Node, Reward, Twin
 from zgrid.web import ErrorBody
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Block",
     "ChainHead",
     "ContractPage",
+    "ContractView",
     "DiscountTier",
     "DiscountView",
     "EconomyView",
@@ -112,8 +113,12 @@ class NodePage(_Answer):
     size: int
 
 
+class ContractView(Contract, Billing):
+    """A contract as the API shows it: its record and where its billing stands."""
+
+
 class ContractPage(_Answer):
-    items: list[Contract]
+    items: list[ContractView]
     total: int = Field(description="items matching, on every page")
     page: int
     size: int

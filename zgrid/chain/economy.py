@@ -25,6 +25,7 @@ __all__ = [
     "discount_for_spend",
     "discount_percent",
     "node_contract_hourly",
+    "period_cost",
     "rent_contract_hourly",
     "split_payment",
     "tokens_for",
@@ -102,6 +103,24 @@ def discount_percent(balance: int, hourly_tokens: Fraction) -> int:
     return next((percent for least, percent in DISCOUNT_TIERS if months >= least), 0)
 
 
+def period_cost(
+    hourly: Fraction, seconds: int, traffic_bytes: int, nu: int, token_price: int
+) -> tuple[int, int]:
+    """(units USD, token units) of ``seconds`` at ``hourly`` units USD an hour plus
+    ``traffic_bytes`` at ``nu`` units USD per GB, at ``token_price``: both rounded down,
+    once, in integers (what :func:`traffic_usd` and :func:`tokens_for` give together)."""
+    if seconds < 0 or traffic_bytes < 0 or nu < 0 or hourly < 0:
+        raise ValueError("seconds, traffic, prices are 0 or more")
+    if token_price <= 0:
+        raise ValueError(f"a token price is a positive number of units USD, got {token_price}")
+    # usd = hourly·seconds/3600 + nu·bytes/GB, over one denominator
+    denominator = hourly.denominator * BILLING_PERIOD * GB
+    numerator = (
+        hourly.numerator * seconds * GB + nu * traffic_bytes * hourly.denominator * BILLING_PERIOD
+    )
+    return numerator // denominator, numerator * UNITS_PER_TOKEN // (denominator * token_price)
+
+
 def discount_for_spend(balance: int, spend_usd: int, token_price: int) -> int:
     """:func:`discount_percent` for a spend of ``spend_usd`` units USD an hour at
     ``token_price``, in integers: the same answer without building a fraction per bill."""
@@ -137,7 +156,9 @@ def split_payment(amount: int) -> Split:
     down; the rest (35% and every unit the rounding left) is burned."""
     if amount < 0:
         raise ValueError(f"a payment is 0 or more token units, got {amount}")
-    farmer, validators, foundation = (amount * _SHARES[part] // 100 for part in _SHARES)
+    farmer = amount * _SHARES["farmer"] // 100
+    validators = amount * _SHARES["validators"] // 100
+    foundation = amount * _SHARES["foundation"] // 100
     return Split(
         burned=amount - farmer - validators - foundation,
         farmer=farmer,

@@ -190,6 +190,11 @@ class Ledger:
 
     # -- transactions --------------------------------------------------------------------------
 
+    def unstored_events(self) -> list[ChainEvent]:
+        """Events of the block being written and of the open block: not in the store yet."""
+        sealing = [] if self._sealing is None else list(self._sealing.events)
+        return sealing + list(self._open.events)
+
     @property
     def chain_id(self) -> str:
         return self.genesis.chain_id

@@ -16,6 +16,8 @@ __all__ = [
     "Account",
     "Approval",
     "Bill",
+    "BillStatus",
+    "Billing",
     "ChainEvent",
     "Contract",
     "ContractIds",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 ContractState = Literal["created", "grace_period", "deleted"]
+BillStatus = Literal["paid", "owed", "unpaid"]
 PowerState = Literal["up", "down", "standby"]
 
 
@@ -245,11 +248,16 @@ class Contract(Record):
     used: Resources = Field(default_factory=Resources)
     # name contracts
     name: str = ""
-    # billing (zgrid.chain.domains.billing)
+
+
+class Billing(Record):
+    """Where a contract's billing stands (kept apart from the contract, which is large
+    and changes seldom, while this changes at every bill)."""
+
     billed_until: int = Field(default=0, description="ledger time its last bill reached")
     next_bill: int = Field(default=0, description="ledger time its next bill falls due")
-    bills: int = Field(default=0, description="bills so far; bill n is /contracts/{id}/bills/n")
-    hourly: int = Field(default=0, description="units USD per hour, as of its last bill")
+    bills: int = Field(default=0, description="bills so far, numbered from 1")
+    hourly: int = Field(default=0, description="units USD an hour it costs now")
     traffic: int = Field(default=0, description="bytes of traffic reported, not yet billed")
     owed: int = Field(default=0, description="token units of its unpaid bills")
     first_owed_bill: int = 0
@@ -278,7 +286,7 @@ class Bill(Record):
     discount: int = Field(description="percent off for the twin's staked balance")
     amount: int = Field(description="token units owed: tokens less the discount")
     traffic: int = Field(default=0, description="bytes of traffic it billed")
-    status: Literal["paid", "owed", "unpaid"] = Field(
+    status: BillStatus = Field(
         description="paid; owed (grace period); unpaid (the contract ended owing it)"
     )
     paid_at: int = 0

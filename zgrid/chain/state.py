@@ -14,7 +14,6 @@ reuses the encoding, so it has nothing left that can fail.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -66,15 +65,27 @@ def _storable(value: Any) -> bool:
     """Whether ``value`` is made of JSON's exact types with every integer in 64 bits: one
     fast walk with no paths; anything else goes the slow way, which names the problem."""
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(I64_MIN <= value <= U64_MAX)
     if kind is dict:
-        return all(type(key) is str and _storable(item) for key, item in value.items())
-    if kind is list:
-        return all(_storable(item) for item in value)
-    return False
+        items: Any = value.values()
+        if not all(type(key) is str for key in value):
+            return False
+    elif kind is list:
+        items = value
+    else:
+        items = (value,)
+    for item in items:
+        kind = type(item)
+        if kind is int:
+            if not I64_MIN <= item <= U64_MAX:
+                return False
+        elif kind is str or kind is bool or item is None:
+            continue
+        elif kind is dict or kind is list:
+            if not _storable(item):
+                return False
+        else:
+            return False
+    return True
 
 
 def encode_document(document: Any, where: str) -> bytes:
@@ -88,25 +99,17 @@ def encode_document(document: Any, where: str) -> bytes:
         raise UnstorableRecord(f"{where}: {exc}") from exc
 
 
-# A number the ledger cannot keep has 20 digits, or 19 after a minus sign; a shorter one
-# always fits. A match inside a string only sends the record the slow, exact way.
-_LONG_NUMBER = re.compile(rb"-\d{19}|\d{20}")
-
-
 def encode_record(value: BaseModel, where: str = "record") -> bytes:
     """The canonical JSON the block store keeps for ``value``, or UnstorableRecord.
 
     A record's JSON form holds only JSON's types (its model has no float field: see
-    :func:`float_fields`), so the only thing left to check is the size of its numbers,
-    which the encoded text shows."""
+    :func:`float_fields`), and the encoder refuses numbers outside 64 bits, so only a
+    refusal needs the slow walk, which names what was wrong."""
     document = value.model_dump(mode="json")
     try:
-        encoded = plain_dumps(document)
+        return plain_dumps(document)
     except CanonicalJSONError:
         return encode_document(document, where)
-    if _LONG_NUMBER.search(encoded) is None:
-        return encoded
-    return encode_document(document, where)
 
 
 def float_fields(model: type[BaseModel]) -> list[str]:
@@ -132,7 +135,7 @@ def next_commitment(previous: bytes, writes: WriteSet) -> bytes:
         [table, key, None if value is None else value.decode()]
         for (table, key), value in sorted(writes.items())
     ]
-    return blake2b256(previous + blake2b256(canonical_dumps(ordered)))
+    return blake2b256(previous + blake2b256(plain_dumps(ordered)))
 
 
 class Table(Generic[M]):
@@ -145,7 +148,7 @@ class Table(Generic[M]):
         self._rows: dict[str, M] = {}
 
     def get(self, key: str | int) -> M | None:
-        return self._rows.get(str(key))
+        return self._rows.get(key if type(key) is str else str(key))
 
     def __contains__(self, key: str | int) -> bool:
         return str(key) in self._rows
@@ -223,10 +226,17 @@ class State:
         encoded: dict[tuple[str, str], tuple[Any, bytes]] = {}
         for table, key, _ in self._journal or []:
             dirty_key = (table.name, key)
-            value = table.get(key)
-            if dirty_key in encoded or value is None:
+            if dirty_key in encoded:
                 continue
-            encoded[dirty_key] = (value, encode_record(value, f"{table.name}/{key}"))
+            value = table._rows.get(key)
+            if value is None:
+                continue
+            document = value.model_dump(mode="json")
+            try:
+                raw = plain_dumps(document)
+            except CanonicalJSONError:  # the slow way, which names what was wrong
+                raw = encode_document(document, f"{table.name}/{key}")
+            encoded[dirty_key] = (value, raw)
         self._encoded.update(encoded)
         self._journal = None
 
@@ -241,13 +251,14 @@ class State:
     def take_writes(self) -> WriteSet:
         """The block's write set, encoded, and a fresh one for the next block."""
         writes: WriteSet = {}
-        for (name, key), table in self._dirty.items():
-            value = table.get(key)
+        encoded = self._encoded
+        for dirty_key, table in self._dirty.items():
+            value = table._rows.get(dirty_key[1])
             if value is None:
-                writes[(name, key)] = None
+                writes[dirty_key] = None
                 continue
-            cached = self._encoded.get((name, key))
-            writes[(name, key)] = (
+            cached = encoded.get(dirty_key)
+            writes[dirty_key] = (
                 cached[1] if cached is not None and cached[0] is value else encode_record(value)
             )
         self._dirty = {}
@@ -257,7 +268,7 @@ class State:
     def dump(self) -> dict[tuple[str, str], bytes]:
         """Every record of every table, encoded as the block store keeps it."""
         return {
-            (name, key): canonical_dumps(value.model_dump(mode="json"))
+            (name, key): encode_record(value)
             for name, table in self._tables.items()
             for key, value in table._rows.items()
         }

@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (height, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_transaction ON events (tx_hash);
+CREATE INDEX IF NOT EXISTS bills_by_contract
+    ON events (json_extract(data, '$.contract_id'), json_extract(data, '$.number'))
+    WHERE name = 'ContractBilled';
 CREATE TABLE IF NOT EXISTS state (
     tbl TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -312,6 +315,19 @@ class BlockLog:
             )
             for h, i, t, n, d in rows
         ]
+
+    def contract_bills(self, contract_id: int, first: int, last: int) -> list[dict[str, Any]]:
+        """The ``ContractBilled`` events of ``contract_id`` numbered ``first`` to ``last``:
+        each bill as it was made (a bill owed then is also in the state's bills)."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT data FROM events WHERE name = 'ContractBilled'"
+                " AND json_extract(data, '$.contract_id') = ?"
+                " AND json_extract(data, '$.number') BETWEEN ? AND ?"
+                " ORDER BY json_extract(data, '$.number')",
+                (contract_id, first, last),
+            ).fetchall()
+        return [canonical_loads(data) for (data,) in rows]
 
     def transaction_events(self, tx_hash: str) -> list[ChainEvent]:
         with self._reading() as db:

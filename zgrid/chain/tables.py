@@ -5,6 +5,7 @@ from __future__ import annotations
 from zgrid.chain.records import (
     Account,
     Bill,
+    Billing,
     Contract,
     ContractIds,
     Counter,
@@ -38,6 +39,7 @@ class LedgerState(State):
         self.join_tokens = self.table("join_tokens", UsedJoinToken)  # "<farm id>-<token id>"
         self.schedule = self.table("schedule", ScheduleChunk)  # "<minute>:<chunk>"
         self.schedule_counts = self.table("schedule_counts", Counter)  # entries per minute
+        self.billing = self.table("billing", Billing)  # contract id
         self.bills = self.table("bills", Bill)  # "<contract id>:<bill number>"
         self.rewards = self.table("rewards", Reward)  # "<node id>:<period>"
 
@@ -56,6 +58,9 @@ class LedgerState(State):
 
     def total_balances(self) -> int:
         return sum(account.free + account.reserved for account in self.accounts.values())
+
+    def billing_of(self, contract_id: int) -> Billing:
+        return self.billing.get(contract_id) or Billing()
 
     def twin_of_account(self, address: str) -> Twin | None:
         ref = self.twin_by_account.get(address)

@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from zgrid.chain.domains import money
+from zgrid.chain.domains.schedule import schedule, schedule_many
 from zgrid.chain.errors import RejectCode, TransactionRejected, describe_validation_error
 from zgrid.chain.genesis import Genesis
 from zgrid.chain.records import Account, Twin
@@ -99,6 +100,21 @@ def no_fee_left(address: str, fee: int, free: int) -> TransactionRejected:
     )
 
 
+def add_node_usage(state: LedgerState, node_id: int, traffic: int, ip_seconds: int) -> None:
+    """Add traffic and public-IP seconds billed on ``node_id`` to its farming period."""
+    node = state.nodes.get(node_id)
+    if node is not None and (traffic or ip_seconds):
+        state.nodes.put(
+            node_id,
+            node.model_copy(
+                update={
+                    "period_traffic": min(U64_MAX, node.period_traffic + traffic),
+                    "period_ip_seconds": min(U64_MAX, node.period_ip_seconds + ip_seconds),
+                }
+            ),
+        )
+
+
 class LedgerContext(Protocol):
     """What the ledger's shared rules (billing, ending a contract) need from a transaction's
     context or a block step's alike."""
@@ -110,12 +126,33 @@ class LedgerContext(Protocol):
 
     def emit(self, name: str, /, **data: Any) -> None: ...
 
+    def free(self, address: str) -> int:
+        """The account's free balance as the rules see it now."""
+        ...
+
+    def take(self, address: str, amount: int) -> None:
+        """Debit ``amount`` the caller made sure :meth:`free` covers."""
+        ...
+
     def pay_out(self, address: str, amount: int) -> None:
         """Credit ``amount`` that was already taken from a payer (a share of a payment)."""
         ...
 
     def count_burned(self, amount: int) -> None:
         """Count ``amount`` that was already taken from a payer as burned."""
+        ...
+
+    def schedule(self, when: int, item: str) -> None:
+        """Make ``item`` due at ledger time ``when`` (zgrid.chain.domains.schedule)."""
+        ...
+
+    def add_node_usage(self, node_id: int, traffic: int, ip_seconds: int) -> None:
+        """Count a bill's traffic and IP time into its node's farming period."""
+        ...
+
+    @property
+    def farm_terms(self) -> dict[int, Any] | None:
+        """Billing's memo of farms' terms while farms cannot change (a block's work)."""
         ...
 
 
@@ -174,11 +211,27 @@ class CallContext:
     def credit(self, address: str, amount: int) -> None:
         money.credit(self.state, address, amount)
 
+    def free(self, address: str) -> int:
+        return money.free_balance(self.state, address)
+
+    def take(self, address: str, amount: int) -> None:
+        money.take(self.state, address, amount)
+
     def pay_out(self, address: str, amount: int) -> None:
         money.credit(self.state, address, amount)
 
     def count_burned(self, amount: int) -> None:
         money.count_burned(self.state, amount)
+
+    def schedule(self, when: int, item: str) -> None:
+        schedule(self.state, when, item)
+
+    def add_node_usage(self, node_id: int, traffic: int, ip_seconds: int) -> None:
+        add_node_usage(self.state, node_id, traffic, ip_seconds)
+
+    @property
+    def farm_terms(self) -> dict[int, Any] | None:
+        return None  # a transaction may change a farm: nothing is kept
 
     def require_free(self, address: str, amount: int, what: str) -> None:
         free = self.account(address).free
@@ -224,13 +277,27 @@ class BlockContext:
     height: int
     timestamp: int
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    # Shares of the block's payments, credited once at its end: thousands of bills pay
-    # the same few accounts (a payee's own bills in the block see its balance before).
+    # The block's payments are settled once at its end: thousands of bills debit a few
+    # twins and pay the same few accounts. A payer's balance counts its debits at once;
+    # a payee's own bills in the block see its balance before its shares came in.
+    debits: dict[str, int] = field(default_factory=dict)
     payouts: dict[str, int] = field(default_factory=dict)
     burned: int = 0
+    scheduled: list[tuple[int, str]] = field(default_factory=list)
+    usage: dict[int, tuple[int, int]] = field(default_factory=dict)
+    memo: dict[int, Any] = field(default_factory=dict)
 
     def emit(self, name: str, /, **data: Any) -> None:
         self.events.append((name, data))
+
+    def free(self, address: str) -> int:
+        return money.free_balance(self.state, address) - self.debits.get(address, 0)
+
+    def take(self, address: str, amount: int) -> None:
+        if amount > self.free(address):
+            raise ValueError(f"account {address[:16]}… cannot pay {amount}")
+        if amount:
+            self.debits[address] = self.debits.get(address, 0) + amount
 
     def pay_out(self, address: str, amount: int) -> None:
         if amount:
@@ -239,13 +306,32 @@ class BlockContext:
     def count_burned(self, amount: int) -> None:
         self.burned += amount
 
+    def schedule(self, when: int, item: str) -> None:
+        self.scheduled.append((when, item))
+
+    @property
+    def farm_terms(self) -> dict[int, Any] | None:
+        return self.memo
+
+    def add_node_usage(self, node_id: int, traffic: int, ip_seconds: int) -> None:
+        had = self.usage.get(node_id, (0, 0))
+        self.usage[node_id] = (had[0] + traffic, had[1] + ip_seconds)
+
     def settle(self) -> None:
-        """Credit what the block's payments owe their payees, in a fixed order."""
+        """Write what the block's work moved and scheduled, in a fixed order."""
+        for address in sorted(self.debits):
+            money.take(self.state, address, self.debits[address])
         for address in sorted(self.payouts):
             money.credit(self.state, address, self.payouts[address])
-        self.payouts.clear()
         money.count_burned(self.state, self.burned)
+        schedule_many(self.state, self.scheduled)
+        for node_id in sorted(self.usage):
+            add_node_usage(self.state, node_id, *self.usage[node_id])
+        self.usage.clear()
+        self.debits.clear()
+        self.payouts.clear()
         self.burned = 0
+        self.scheduled.clear()
 
 
 BlockStep = Callable[[BlockContext], None]

@@ -23,7 +23,6 @@ The work is the contracts due in a block (zgrid.chain.domains.schedule), never a
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -31,11 +30,10 @@ from typing import Any
 from zgrid.chain import economy
 from zgrid.chain.domains import money
 from zgrid.chain.domains.base import LedgerContext
-from zgrid.chain.domains.schedule import schedule
 from zgrid.chain.genesis import Genesis, PricePolicy
-from zgrid.chain.records import Bill, Contract, Node, Split, Twin
+from zgrid.chain.records import Bill, Billing, BillStatus, Contract, Node, Split, Twin
 from zgrid.chain.tables import LedgerState, bill_key
-from zgrid.chain.units import MAX_AMOUNT, U64_MAX, UNITS_PER_TOKEN
+from zgrid.chain.units import MAX_AMOUNT, UNITS_PER_TOKEN
 from zgrid.types import Capacity
 
 __all__ = [
@@ -62,40 +60,48 @@ def _item(contract_id: int) -> str:
     return f"{ITEM}:{contract_id}"
 
 
-def start_billing(ctx: LedgerContext, contract: Contract) -> Contract:
-    """The new contract's billing fields, its first bill scheduled a period from now."""
+def start_billing(ctx: LedgerContext, contract: Contract) -> None:
+    """A new contract's billing: its first bill scheduled a period from now, its price
+    counted in its twin's spend."""
     due = ctx.timestamp + economy.BILLING_PERIOD
-    schedule(ctx.state, due, _item(contract.id))
-    started = contract.model_copy(update={"billed_until": ctx.timestamp, "next_bill": due})
-    return reprice(ctx, started)
+    ctx.schedule(due, _item(contract.id))
+    _store(ctx, contract, Billing(billed_until=ctx.timestamp, next_bill=due))
+    reprice(ctx, contract)
 
 
-def reprice(ctx: LedgerContext, contract: Contract) -> Contract:
-    """``contract`` with its hourly price as of now, and its twin's spend following it
-    (the discount counts the spend of every live contract, also ones not billed yet)."""
+def _store(ctx: LedgerContext, contract: Contract, billing: Billing) -> None:
+    ctx.state.billing.put(contract.id, billing)
+
+
+def reprice(ctx: LedgerContext, contract: Contract) -> None:
+    """Set ``contract``'s hourly price as of now, its twin's spend following it (the
+    discount counts the spend of every live contract, also ones not billed yet)."""
+    billing = ctx.state.billing_of(contract.id)
     hourly = _capped(hourly_price(ctx, contract)[0])
-    if hourly == contract.hourly:
-        return contract
-    twin = ctx.state.twins.get(contract.twin_id)
-    if twin is not None:
-        spend = min(MAX_AMOUNT, max(0, twin.spend - contract.hourly + hourly))
-        ctx.state.twins.put(twin.id, twin.model_copy(update={"spend": spend}))
-    return contract.model_copy(update={"hourly": hourly})
+    if hourly != billing.hourly:
+        _respend(ctx, contract.twin_id, billing.hourly, hourly)
+        _store(ctx, contract, billing.model_copy(update={"hourly": hourly}))
+
+
+def _respend(ctx: LedgerContext, twin_id: int, was: int, now: int) -> Twin | None:
+    twin = ctx.state.twins.get(twin_id)
+    if twin is not None and was != now:
+        spend = min(MAX_AMOUNT, max(0, twin.spend - was + now))
+        twin = twin.model_copy(update={"spend": spend})
+        ctx.state.twins.put(twin.id, twin)
+    return twin
 
 
 def stop_billing(ctx: LedgerContext, contract: Contract) -> None:
-    """Take an ending contract out of its twin's spend and grace list (its scheduled bill
-    finds it deleted and does nothing)."""
-    twin = ctx.state.twins.get(contract.twin_id)
-    if twin is not None:
+    """An ending contract leaves its twin's spend and grace list (its scheduled bill finds
+    it deleted and does nothing)."""
+    billing = ctx.state.billing_of(contract.id)
+    twin = _respend(ctx, contract.twin_id, billing.hourly, 0)
+    if twin is not None and contract.id in twin.grace:
         grace = [cid for cid in twin.grace if cid != contract.id]
-        if contract.hourly or grace != twin.grace:
-            ctx.state.twins.put(
-                twin.id,
-                twin.model_copy(
-                    update={"spend": max(0, twin.spend - contract.hourly), "grace": grace}
-                ),
-            )
+        ctx.state.twins.put(twin.id, twin.model_copy(update={"grace": grace}))
+    if billing.hourly:
+        _store(ctx, contract, billing.model_copy(update={"hourly": 0}))
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,26 @@ def _capacity(resources: Any) -> Capacity:
 
 
 def _node_terms(ctx: LedgerContext, node: Node | None) -> tuple[PricePolicy, bool, str]:
-    """The node's farm's price policy, whether it is certified, and its farmer's account."""
+    """The node's farm's price policy, whether it is certified, and its farmer's account
+    (looked up once per farm in a block's work: nothing there changes a farm)."""
+    memo = ctx.farm_terms
+    if node is not None and memo is not None:
+        found = memo.get(node.farm_id)
+        if found is None:
+            found = memo[node.farm_id] = _farm_terms(ctx, node)
+        return found
+    return _farm_terms(ctx, node)
+
+
+def _farm_terms(ctx: LedgerContext, node: Node | None) -> tuple[PricePolicy, bool, str]:
     default = ctx.genesis.price_policies[0]
     farm = None if node is None else ctx.state.farms.get(node.farm_id)
     if farm is None:
         return default, False, default.certified_sales_account
-    policy = ctx.genesis.price_policy(farm.pricing_policy_id) or default
+    if farm.pricing_policy_id == default.id:
+        policy = default
+    else:
+        policy = ctx.genesis.price_policy(farm.pricing_policy_id) or default
     farmer = ctx.state.twins.get(farm.twin_id)
     account = policy.certified_sales_account if farmer is None else farmer.account
     return policy, farm.certification == "gold", account
@@ -136,26 +156,30 @@ def hourly_price(ctx: LedgerContext, contract: Contract) -> tuple[Fraction, _Pay
         )
         return price, payees, node
     used = contract.used
-    price = _node_hourly(
-        (used.cru, used.mru, used.sru, used.hru),
-        len(contract.public_ips),
-        policy,
-        certified,
-        bool(node.rented_by),
-    )
+    key = (used.cru, used.mru, used.sru, used.hru, len(contract.public_ips), certified)
+    kept = _PRICES.get(id(policy))
+    if kept is None or kept[0] is not policy:
+        kept = _PRICES[id(policy)] = (policy, {})
+    prices = kept[1]
+    found = prices.get((*key, bool(node.rented_by)))
+    if found is not None:
+        return found, payees, node
+    price = _node_hourly(key, policy, bool(node.rented_by))
+    if len(prices) < _PRICES_KEPT:
+        prices[(*key, bool(node.rented_by))] = price
     return price, payees, node
 
 
-@functools.lru_cache(maxsize=4096)
+# Prices of node contracts by size, per price policy: pure, and most contracts share a
+# few sizes, so a bill looks its price up instead of working out fractions.
+_PRICES: dict[int, tuple[PricePolicy, dict[tuple[int | bool, ...], Fraction]]] = {}
+_PRICES_KEPT = 4096
+
+
 def _node_hourly(
-    used: tuple[int, int, int, int],
-    public_ips: int,
-    policy: PricePolicy,
-    certified: bool,
-    rented: bool,
+    key: tuple[int, int, int, int, int, bool], policy: PricePolicy, rented: bool
 ) -> Fraction:
-    # Pure, and most contracts share a few sizes: computed once per size, not per bill.
-    cru, mru, sru, hru = used
+    cru, mru, sru, hru, public_ips, certified = key
     return economy.node_contract_hourly(
         Capacity(cru=cru, mru=mru, sru=sru, hru=hru),
         public_ips=public_ips,
@@ -187,14 +211,18 @@ def twin_discount(state: LedgerState, genesis: Genesis, twin: Twin) -> Discount:
     return Discount(percent, balance, twin.spend, spend_tokens, months)
 
 
-def _transfer_split(ctx: LedgerContext, payer: str, payees: _Payees, amount: int) -> Split:
+def _transfer_split(ctx: LedgerContext, payer: str, payees: _Payees, amount: int) -> economy.Split:
     """Move ``amount`` from ``payer`` (who has enough) as the split says; returns the split."""
     parts = economy.split_payment(amount)
-    money.take(ctx.state, payer, amount)
+    ctx.take(payer, amount)
     ctx.count_burned(parts.burned)
     ctx.pay_out(payees.farmer, parts.farmer)
     ctx.pay_out(ctx.genesis.validator, parts.validators)
     ctx.pay_out(payees.policy.foundation_account, parts.foundation)
+    return parts
+
+
+def _split_record(parts: economy.Split) -> Split:
     return Split(
         burned=parts.burned,
         farmer=parts.farmer,
@@ -205,160 +233,184 @@ def _transfer_split(ctx: LedgerContext, payer: str, payees: _Payees, amount: int
 
 def _pay(ctx: LedgerContext, payer: str, payees: _Payees, bill: Bill) -> Bill:
     """Pay an owed ``bill`` from ``payer`` (who has enough) as the split says."""
-    split = _transfer_split(ctx, payer, payees, bill.amount)
+    split = _split_record(_transfer_split(ctx, payer, payees, bill.amount))
     paid = bill.model_copy(update={"status": "paid", "paid_at": ctx.timestamp, "split": split})
     ctx.state.bills.put(bill_key(bill.contract_id, bill.number), paid)
+    ctx.emit(
+        "BillPaid",
+        contract_id=bill.contract_id,
+        number=bill.number,
+        amount=bill.amount,
+        split=split.model_dump(),
+    )
     return paid
 
 
-def _owed_bills(ctx: LedgerContext, contract: Contract) -> list[Bill]:
-    start = contract.first_owed_bill or contract.bills + 1
-    found = (
-        ctx.state.bills.get(bill_key(contract.id, n)) for n in range(start, contract.bills + 1)
-    )
+def _owed_bills(ctx: LedgerContext, contract_id: int, billing: Billing) -> list[Bill]:
+    start = billing.first_owed_bill or billing.bills + 1
+    found = (ctx.state.bills.get(bill_key(contract_id, n)) for n in range(start, billing.bills + 1))
     return [bill for bill in found if bill is not None and bill.status == "owed"]
 
 
-def _clear_debt(ctx: LedgerContext, contract: Contract, payer: str, payees: _Payees) -> Contract:
+def _clear_debt(
+    ctx: LedgerContext, contract: Contract, billing: Billing, payer: str, payees: _Payees
+) -> tuple[Contract, Billing]:
     """Pay every bill the contract owes (the payer has enough) and end its grace period."""
-    for bill in _owed_bills(ctx, contract):
+    for bill in _owed_bills(ctx, contract.id, billing):
         _pay(ctx, payer, payees, bill)
     ctx.emit(
         "ContractGracePeriodEnded",
         contract_id=contract.id,
         twin_id=contract.twin_id,
         node_id=contract.node_id,
-        paid=contract.owed,
+        paid=billing.owed,
     )
     twin = ctx.state.twins.get(contract.twin_id)
     if twin is not None and contract.id in twin.grace:
         grace = [cid for cid in twin.grace if cid != contract.id]
         ctx.state.twins.put(twin.id, twin.model_copy(update={"grace": grace}))
-    return contract.model_copy(
-        update={"state": "created", "owed": 0, "first_owed_bill": 0, "grace_since": 0}
-    )
+    contract = contract.model_copy(update={"state": "created", "updated": ctx.timestamp})
+    ctx.state.contracts.put(contract.id, contract)
+    cleared = billing.model_copy(update={"owed": 0, "first_owed_bill": 0, "grace_since": 0})
+    return contract, cleared
 
 
-def forgive(ctx: LedgerContext, contract: Contract) -> Contract:
-    """Mark what an ending contract owes unpaid; returns it owing nothing."""
-    for bill in _owed_bills(ctx, contract):
+def forgive(ctx: LedgerContext, contract: Contract) -> None:
+    """Mark what an ending contract owes unpaid: it owes nothing any more."""
+    billing = ctx.state.billing_of(contract.id)
+    for bill in _owed_bills(ctx, contract.id, billing):
         ctx.state.bills.put(
             bill_key(contract.id, bill.number), bill.model_copy(update={"status": "unpaid"})
         )
-    return contract.model_copy(update={"owed": 0})
+        ctx.emit("BillUnpaid", contract_id=contract.id, number=bill.number, amount=bill.amount)
+    if billing.owed:
+        _store(ctx, contract, billing.model_copy(update={"owed": 0}))
 
 
 def _capped(value: Fraction) -> int:
     return min(MAX_AMOUNT, int(value))
 
 
-def grace_expired(contract: Contract, now: int) -> bool:
-    return contract.state == "grace_period" and now - contract.grace_since >= GRACE_PERIOD
+def grace_expired(ctx: LedgerContext, contract: Contract) -> bool:
+    if contract.state != "grace_period":
+        return False
+    return ctx.timestamp - ctx.state.billing_of(contract.id).grace_since >= GRACE_PERIOD
 
 
 def bill_contract(ctx: LedgerContext, contract: Contract, *, final: bool = False) -> Contract:
-    """Bill ``contract`` up to now and store it; ``final`` for a contract that is ending.
-
-    Returns the stored contract. Whether its grace period ran out is the caller's to ask
+    """Bill ``contract`` up to now; ``final`` for a contract that is ending (what it then
+    cannot pay is left unpaid). Returns the contract, its state changed if the bill
+    started or ended its grace period. Whether that ran out is the caller's to ask
     (:func:`grace_expired`): ending a contract is the contracts domain's work.
     """
     state, now = ctx.state, ctx.timestamp
-    seconds = max(0, now - contract.billed_until)
-    twin = state.twins.get(contract.twin_id)
+    billing = state.billing_of(contract.id)
+    seconds = max(0, now - billing.billed_until)
     hourly, payees, node = hourly_price(ctx, contract)
-    usd = hourly * seconds / economy.BILLING_PERIOD
-    traffic = contract.traffic if contract.type == "node" else 0
-    if traffic:
-        usd += economy.traffic_usd(traffic, payees.policy)
+    traffic = billing.traffic if contract.type == "node" else 0
     hourly_units = 0 if final else _capped(hourly)
     update: dict[str, Any] = {"billed_until": now, "traffic": 0, "hourly": hourly_units}
-    if twin is not None and hourly_units != contract.hourly:
-        spend = min(MAX_AMOUNT, max(0, twin.spend - contract.hourly + hourly_units))
-        twin = twin.model_copy(update={"spend": spend})
-        state.twins.put(twin.id, twin)
+    twin = _respend(ctx, contract.twin_id, billing.hourly, hourly_units)
     if node is not None and contract.type == "node" and (traffic or contract.public_ips):
-        state.nodes.put(
-            node.id,
-            node.model_copy(
-                update={
-                    "period_traffic": min(U64_MAX, node.period_traffic + traffic),
-                    "period_ip_seconds": min(
-                        U64_MAX, node.period_ip_seconds + len(contract.public_ips) * seconds
-                    ),
-                }
-            ),
-        )
+        ctx.add_node_usage(node.id, traffic, len(contract.public_ips) * seconds)
     price = money.token_price(state, ctx.genesis)
+    nu = payees.policy.nu if traffic else 0
     # Capacity near 64 bits prices past anything a ledger holds: such a bill is capped
     # (nobody can pay it anyway, so the contract goes into its grace period).
-    tokens = min(MAX_AMOUNT, economy.tokens_for(usd, price))
+    usd, tokens = economy.period_cost(hourly, seconds, traffic, nu, price)
+    tokens = min(MAX_AMOUNT, tokens)
     if tokens and twin is not None:
-        _charge(ctx, contract, twin, payees, Fraction(usd), price, tokens, traffic, update, final)
-    if final and (update.get("owed") or contract.owed):
-        contract = forgive(ctx, contract.model_copy(update=update))  # nothing left to hold
-    else:
-        if not final:
-            due = contract.next_bill + economy.BILLING_PERIOD
-            update["next_bill"] = due if due > now else now + economy.BILLING_PERIOD
-            schedule(state, update["next_bill"], _item(contract.id))
-        contract = contract.model_copy(update=update)
-    state.contracts.put(contract.id, contract)
+        contract, billing = _charge(
+            ctx,
+            contract,
+            billing,
+            twin,
+            payees,
+            min(MAX_AMOUNT, usd),
+            price,
+            tokens,
+            traffic,
+            update,
+            final,
+        )
+    if not final:
+        due = billing.next_bill + economy.BILLING_PERIOD
+        update["next_bill"] = due = due if due > now else now + economy.BILLING_PERIOD
+        ctx.schedule(due, _item(contract.id))
+    billing = billing.model_copy(update=update)
+    _store(ctx, contract, billing)
+    if final and billing.owed:
+        forgive(ctx, contract)  # it ends owing these: there is nothing left to hold
     return contract
 
 
 def _charge(  # noqa: PLR0917  (the one place a bill is made; its inputs are all needed)
     ctx: LedgerContext,
     contract: Contract,
+    billing: Billing,
     twin: Twin,
     payees: _Payees,
-    usd: Fraction,
+    usd: int,
     price: int,
     tokens: int,
     traffic: int,
     update: dict[str, Any],
     final: bool,
-) -> None:
-    """Make the bill of ``tokens`` and pay it, or owe it; the contract's changes go into
-    ``update``."""
+) -> tuple[Contract, Billing]:
+    """Make the bill of ``tokens`` and pay it, or owe it; the billing record's changes go
+    into ``update``."""
     state, now = ctx.state, ctx.timestamp
-    balance = money.free_balance(state, twin.account)
+    balance = ctx.free(twin.account)
     discount = economy.discount_for_spend(balance, twin.spend, price)
     amount = tokens * (100 - discount) // 100
-    number = contract.bills + 1
+    number = billing.bills + 1
     update["bills"] = number
     in_grace = contract.state == "grace_period"
-    owed = contract.owed + amount if in_grace else amount
+    owed = billing.owed + amount if in_grace else amount
     settles = balance >= owed
     if not in_grace and settles:
-        status, split = "paid", _transfer_split(ctx, twin.account, payees, amount)
+        status: BillStatus = "paid"
+        split = _transfer_split(ctx, twin.account, payees, amount)
     else:
-        status, split = "owed", Split()
-    bill = Bill(
-        contract_id=contract.id,
-        number=number,
-        period_start=contract.billed_until,
-        period_end=now,
-        usd=_capped(usd),
-        token_price=price,
-        tokens=tokens,
-        discount=discount,
-        amount=amount,
-        traffic=traffic,
-        status=status,
-        paid_at=now if status == "paid" else 0,
-        split=split,
-    )
-    state.bills.put(bill_key(contract.id, number), bill)
+        status, split = "owed", economy.Split(0, 0, 0, 0)
+    bill = {
+        "contract_id": contract.id,
+        "number": number,
+        "period_start": billing.billed_until,
+        "period_end": now,
+        "usd": usd,
+        "token_price": price,
+        "tokens": tokens,
+        "discount": discount,
+        "amount": amount,
+        "traffic": traffic,
+        "status": status,
+        "paid_at": now if status == "paid" else 0,
+        "split": {
+            "burned": split.burned,
+            "farmer": split.farmer,
+            "validators": split.validators,
+            "foundation": split.foundation,
+        },
+    }
+    # Every bill is its ContractBilled event; one not paid at once is also kept in the
+    # state until it is paid or left unpaid (a block of thousands of bills writes none).
+    if status != "paid":
+        state.bills.put(bill_key(contract.id, number), Bill.model_validate(bill))
     if in_grace:
         update["owed"] = min(MAX_AMOUNT, owed)
-        if settles:
-            status = "paid"  # with every bill it owed, just below
-            done = _clear_debt(ctx, contract.model_copy(update=update), twin.account, payees)
-            update.update(state=done.state, owed=done.owed, first_owed_bill=0, grace_since=0)
+        if settles:  # with every bill it owed, each with its BillPaid event
+            contract, billing = _clear_debt(
+                ctx, contract, billing.model_copy(update=update), twin.account, payees
+            )
+            for key in ("owed", "first_owed_bill", "grace_since"):
+                update[key] = getattr(billing, key)
     elif not settles:
         update.update(owed=amount, first_owed_bill=number)
         if not final:
-            update.update(state="grace_period", grace_since=now)
+            update["grace_since"] = now
+            contract = contract.model_copy(update={"state": "grace_period", "updated": now})
+            state.contracts.put(contract.id, contract)
             fresh = state.twins.get(twin.id) or twin
             state.twins.put(
                 twin.id, fresh.model_copy(update={"grace": [*fresh.grace, contract.id]})
@@ -370,18 +422,8 @@ def _charge(  # noqa: PLR0917  (the one place a bill is made; its inputs are all
                 node_id=contract.node_id,
                 owed=amount,
             )
-    ctx.emit(
-        "ContractBilled",
-        contract_id=contract.id,
-        twin_id=contract.twin_id,
-        node_id=contract.node_id,
-        number=number,
-        period_start=bill.period_start,
-        period_end=now,
-        amount=amount,
-        discount=discount,
-        status=status,
-    )
+    ctx.emit("ContractBilled", twin_id=contract.twin_id, node_id=contract.node_id, **bill)
+    return contract, billing
 
 
 def settle_debts(ctx: LedgerContext, address: str) -> None:
@@ -394,7 +436,9 @@ def settle_debts(ctx: LedgerContext, address: str) -> None:
         contract = ctx.state.contracts.get(contract_id)
         if contract is None or contract.state != "grace_period":
             continue
-        if money.free_balance(ctx.state, address) < contract.owed:
+        billing = ctx.state.billing_of(contract_id)
+        if ctx.free(address) < billing.owed:
             continue
         _, payees, _ = hourly_price(ctx, contract)
-        ctx.state.contracts.put(contract.id, _clear_debt(ctx, contract, address, payees))
+        contract, billing = _clear_debt(ctx, contract, billing, address, payees)
+        _store(ctx, contract, billing)

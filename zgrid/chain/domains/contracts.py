@@ -230,8 +230,8 @@ def _store_new_contract(
         updated=ctx.timestamp,
         **fields,
     )
-    contract = start_billing(ctx, contract)
     ctx.state.contracts.put(contract_id, contract)
+    start_billing(ctx, contract)
     if contract.node_id:
         _index_on_node(ctx, contract.node_id, add=contract.id)
     return contract
@@ -466,8 +466,6 @@ def end_contract(
     or its name."""
     if bill_first:
         contract = bill_contract(ctx, contract, final=True)
-        if contract.state == "deleted":
-            return  # its last bill found it out of grace and ended it
     stop_billing(ctx, contract)
     if contract.node_id:
         _index_on_node(ctx, contract.node_id, drop=contract.id)
@@ -499,8 +497,6 @@ def end_contract(
                 "state": "deleted",
                 "deleted_reason": reason,
                 "updated": ctx.timestamp,
-                "hourly": 0,
-                "owed": 0,
             }
         ),
     )
@@ -633,9 +629,9 @@ def report_resources(ctx: CallContext, args: ReportResourcesArgs) -> dict[str, A
             f"node {node.id}'s contracts would use more than {U64_MAX} {overflowing} together",
         )
     ctx.state.nodes.put(node.id, node.model_copy(update={"used": others.plus(args.used)}))
-    ctx.state.contracts.put(
-        contract.id, reprice(ctx, contract.model_copy(update={"used": args.used}))
-    )
+    contract = contract.model_copy(update={"used": args.used})
+    ctx.state.contracts.put(contract.id, contract)
+    reprice(ctx, contract)
     ctx.emit(
         "ContractResourcesReported",
         contract_id=contract.id,
@@ -653,12 +649,13 @@ class TrafficArgs(Args):
 def report_traffic(ctx: CallContext, args: TrafficArgs) -> dict[str, Any]:
     """A node reports network traffic of one of its contracts, billed at its next bill."""
     _, contract = node_contract_of_signer(ctx, args.contract_id)
-    if contract.traffic + args.bytes > U64_MAX:
+    billing = ctx.state.billing_of(contract.id)
+    if billing.traffic + args.bytes > U64_MAX:
         raise ctx.invalid(
             "bytes", f"contract {contract.id} has more traffic unbilled than the ledger counts"
         )
-    ctx.state.contracts.put(
-        contract.id, contract.model_copy(update={"traffic": contract.traffic + args.bytes})
+    ctx.state.billing.put(
+        contract.id, billing.model_copy(update={"traffic": billing.traffic + args.bytes})
     )
     ctx.emit(
         "ContractTrafficReported",
@@ -673,12 +670,13 @@ def bill_due(ctx: LedgerContext, contract_id: int, due: int) -> None:
     """The bill of ``contract_id`` scheduled for ``due`` (a block step's item); a contract
     whose grace period ran out is deleted for lack of funds, its IPs and name released."""
     contract = ctx.state.contracts.get(contract_id)
-    if contract is None or contract.state == "deleted" or contract.next_bill != due:
+    if contract is None or contract.state == "deleted":
         return
+    if ctx.state.billing_of(contract_id).next_bill != due:
+        return  # billed when it ended, or rescheduled since
     contract = bill_contract(ctx, contract)
-    if grace_expired(contract, ctx.timestamp):
-        contract = forgive(ctx, contract)
-        ctx.state.contracts.put(contract.id, contract)
+    if grace_expired(ctx, contract):
+        forgive(ctx, contract)
         end_contract(ctx, contract, "out_of_funds", bill_first=False)
 
 

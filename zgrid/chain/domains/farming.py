@@ -17,7 +17,6 @@ from fractions import Fraction
 from zgrid.chain import economy
 from zgrid.chain.domains import money
 from zgrid.chain.domains.base import CallContext, LedgerContext
-from zgrid.chain.domains.schedule import schedule
 from zgrid.chain.errors import RejectCode, TransactionRejected
 from zgrid.chain.genesis import FarmingPolicy
 from zgrid.chain.records import Node, Reward
@@ -49,7 +48,7 @@ def _item(node_id: int) -> str:
 
 def start_farming(ctx: LedgerContext, node: Node) -> Node:
     """A new node's first farming period, from now."""
-    schedule(ctx.state, ctx.timestamp + FARMING_PERIOD, _item(node.id))
+    ctx.schedule(ctx.timestamp + FARMING_PERIOD, _item(node.id))
     return node.model_copy(update={"period_start": ctx.timestamp})
 
 
@@ -183,7 +182,7 @@ def end_period(ctx: LedgerContext, node_id: int, due: int) -> None:
             }
         ),
     )
-    schedule(state, end + FARMING_PERIOD, _item(node.id))
+    ctx.schedule(end + FARMING_PERIOD, _item(node.id))
 
 
 def _decimal(value: Fraction, places: int = 6) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from zgrid.chain.records import Counter, ScheduleChunk
 from zgrid.chain.tables import LedgerState
 
-__all__ = ["BUCKET_SECONDS", "CHUNK", "Due", "due_items", "schedule"]
+__all__ = ["BUCKET_SECONDS", "CHUNK", "Due", "due_items", "schedule", "schedule_many"]
 
 BUCKET_SECONDS = 60
 CHUNK = 64  # entries per record
@@ -37,15 +37,31 @@ def _minute(when: int) -> int:
 
 
 def schedule(state: LedgerState, when: int, item: str) -> None:
+    schedule_many(state, [(when, item)])
+
+
+def schedule_many(state: LedgerState, items: list[tuple[int, str]]) -> None:
+    """Schedule each ``(when, item)``, in order; a few writes per minute they fall in."""
+    if not items:
+        return
     # A time whose minute was already taken goes into the next minute to be taken.
-    minute = max(_minute(when), state.counter(_DONE) + 1)
-    count = state.schedule_counts.get(minute)
-    number = 0 if count is None else count.value  # entries so far
-    state.schedule_counts.put(minute, Counter(value=number + 1))
-    key = f"{minute}:{number // CHUNK}"
-    found = state.schedule.get(key)
-    entries = [f"{item}@{when}"] if found is None else [*found.entries, f"{item}@{when}"]
-    state.schedule.put(key, ScheduleChunk.model_construct(entries=entries))
+    first = state.counter(_DONE) + 1
+    by_minute: dict[int, list[str]] = {}
+    for when, item in items:
+        by_minute.setdefault(max(_minute(when), first), []).append(f"{item}@{when}")
+    for minute, entries in by_minute.items():
+        count = state.schedule_counts.get(minute)
+        number = 0 if count is None else count.value  # entries so far
+        state.schedule_counts.put(minute, Counter.model_construct(value=number + len(entries)))
+        start = 0
+        while start < len(entries):
+            key = f"{minute}:{number // CHUNK}"
+            part = entries[start : start + CHUNK - number % CHUNK]
+            found = state.schedule.get(key)
+            kept = [] if found is None else found.entries
+            state.schedule.put(key, ScheduleChunk.model_construct(entries=[*kept, *part]))
+            number += len(part)
+            start += len(part)
 
 
 def due_items(state: LedgerState, now: int) -> Iterator[Due]:
