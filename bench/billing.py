@@ -448,7 +448,6 @@ def print_table(r: Results) -> None:
     table.add_row("events / records written", f"{r.billing_events:,} / {r.billing_writes:,}")
     table.add_row(f"begin_block (median of {r.repeats})", f"{r.begin_block_s * 1000:,.0f} ms")
     table.add_row("  of it garbage collection", f"{r.gc_s * 1000:,.0f} ms")
-    table.add_row("  of it garbage collection", f"{r.gc_s * 1000:,.0f} ms")
     table.add_row("take_writes", f"{r.take_writes_s * 1000:,.0f} ms")
     ratio = f"{verdict(r.billing_met)} (x{r.billing_ratio:.2f} of target)"
     table.add_row(
