@@ -257,8 +257,9 @@ def test_unknown_ids_and_bad_durations(world: World) -> None:
     for command in (("contract", "show", "999"), ("contract", "bills", "999")):
         result = zgrid(world, *command)
         assert (result.returncode, result.stderr.strip()) == (1, "error: no contract 999")
-    missing = zgrid(world, "account", "discount", "--twin", "999")
-    assert (missing.returncode, missing.stderr.strip()) == (1, "error: no twin 999")
+    for group in ("account discount", "contract ls"):
+        missing = zgrid(world, *group.split(), "--twin", "999")
+        assert (missing.returncode, missing.stderr.strip()) == (1, "error: no twin 999")
     farm = zgrid(world, "farm", "rewards", "999")
     assert (farm.returncode, farm.stderr.strip()) == (1, "error: no farm 999")
     for duration, message in (

@@ -107,7 +107,8 @@ def list_contracts(
     from zgrid.chain import LedgerUnavailable  # noqa: PLC0415  # the ledger's package is heavy: load it on use
 
     with ledger_client(ctx, ledger, sign=False) as client:
-        twin_id = own_twin_id(ctx, client) if twin is None else twin
+        # A twin that is not there is NotFound, not a twin without contracts.
+        twin_id = own_twin_id(ctx, client) if twin is None else int(client.twin(twin)["id"])
         price = _token_price(client)
         found: list[dict[str, Any]] = []
         for number in range(1, _MAX_PAGES + 1):
