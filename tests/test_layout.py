@@ -48,13 +48,15 @@ PUBLIC = {
         "parse_size", "run_server",
     ],
     zgrid.chain: [
+        "CERTIFIED_MARKUP", "DISCOUNT_TIERS", "HOURS_PER_MONTH",
         "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "ChainStorageError", "Genesis",
         "GenesisError", "Interface", "JoinToken", "Ledger", "LedgerUnavailable", "Location", "NotFound",
         "RejectCode",
         "SignedTransaction", "SyncChainClient", "TransactionBody", "TransactionRejected", "TxStatus",
-        "VerificationFailed", "VerifyReport", "create_app", "format_tokens", "init_dev_chain",
-        "issue_join_token", "load_genesis", "parse_listen", "parse_tokens", "serve",
-        "sign_transaction", "verify_chain",
+        "VerificationFailed", "VerifyReport", "create_app", "discount_percent", "format_tokens",
+        "init_dev_chain", "issue_join_token", "load_genesis", "node_contract_hourly",
+        "parse_listen", "parse_tokens", "rent_contract_hourly", "serve", "sign_transaction",
+        "split_payment", "tokens_for", "traffic_usd", "verify_chain",
     ],
     zgrid.identity: [
         "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "CanonicalJSONError", "Identity", "IdentityError",

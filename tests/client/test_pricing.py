@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import secrets
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.chain.conftest import LedgerProcess
+from zgrid.chain import UNITS_PER_TOKEN, ChainClient, init_dev_chain, node_contract_hourly
 from zgrid.client.errors import InvalidAnswer
-from zgrid.client.pricing import PolicyPrices, contract_price, parse_price_terms, to_tokens
+from zgrid.client.pricing import (
+    PolicyPrices,
+    contract_price,
+    parse_price_terms,
+    price_terms,
+    to_tokens,
+)
+from zgrid.identity import Identity
 from zgrid.types import GIB, MIB, Capacity
 
 # The devnet's default policy (FORMATS.md): units USD per hour.
@@ -51,6 +64,17 @@ def test_a_bigger_vm_like_machine_with_an_ip_and_certified() -> None:
     # capacity.ipv4 is not a second way to ask for IPs.
     doubled = Capacity(cru=4, mru=8 * GIB, sru=50 * GIB, hru=1200 * GIB, ipv4=3)
     assert contract_price(doubled, public_ips=1, policy=POLICY, certified=False) == 302_500
+
+
+def test_the_price_is_the_ledgers_own() -> None:
+    # The plan's price and the ledger's bill come from one function.
+    for capacity, ips, certified in (
+        (Capacity(cru=1, mru=512 * MIB, sru=500 * MIB), 0, False),
+        (Capacity(cru=4, mru=8 * GIB, sru=50 * GIB, hru=1200 * GIB), 2, True),
+    ):
+        assert contract_price(
+            capacity, public_ips=ips, policy=POLICY, certified=certified
+        ) == node_contract_hourly(capacity, public_ips=ips, policy=POLICY, certified=certified)
 
 
 def test_memory_heavy_machines_cost_by_memory() -> None:
@@ -96,6 +120,47 @@ def test_price_terms_are_read_from_a_genesis() -> None:
     with pytest.raises(InvalidAnswer) as caught:
         terms.policy(2)
     assert str(caught.value) == "the ledger has no pricing policy 2 (its policies: 1)"
+
+
+def test_the_token_price_in_force_wins_over_the_genesis() -> None:
+    terms = parse_price_terms(_genesis(), {"token_price": 2_500_000, "oracle": None})
+    assert terms.token_price == 2_500_000
+    assert terms.policy(1).cu == 1
+    for economy, message in (
+        ({}, "token_price: Field required"),
+        ({"token_price": 0}, "token_price: Input should be greater than or equal to 1"),
+        ([], "Input should be a valid dictionary"),
+    ):
+        with pytest.raises(InvalidAnswer) as caught:
+            parse_price_terms(_genesis(), economy)
+        assert str(caught.value).startswith("the ledger's economy has no token price to count in: ")
+        assert message in str(caught.value)
+
+
+def test_price_terms_follow_the_oracle(tmp_path: Path) -> None:
+    """On a ledger whose oracle moved the price, plans count tokens at the new price."""
+    oracle = Identity(secrets.token_bytes(32))
+    data = tmp_path / "chain"
+    init_dev_chain(data)
+    genesis_file = data / "genesis.json"
+    genesis = json.loads(genesis_file.read_text())
+    genesis["oracle"] = oracle.address
+    genesis_file.write_text(json.dumps(genesis))
+    ledger = LedgerProcess(data)
+    ledger.start()
+
+    async def read() -> tuple[int, int]:
+        async with ChainClient(ledger.url, identity=oracle) as chain:
+            before = (await price_terms(chain)).token_price
+            await chain.faucet(UNITS_PER_TOKEN)
+            await chain.submit("oracle.set_price", {"token_price": 2_500_000})
+            return before, (await price_terms(chain)).token_price
+
+    try:
+        assert asyncio.run(read()) == (genesis["token_price"], 2_500_000)
+        assert genesis["token_price"] != 2_500_000
+    finally:
+        ledger.stop()
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from zgrid.chain.api import create_app
     from zgrid.chain.client import ChainClient
     from zgrid.chain.domains.join_tokens import JoinToken, issue_join_token
+    from zgrid.chain.economy import (
+        CERTIFIED_MARKUP,
+        DISCOUNT_TIERS,
+        HOURS_PER_MONTH,
+        discount_percent,
+        node_contract_hourly,
+        rent_contract_hourly,
+        split_payment,
+        tokens_for,
+        traffic_usd,
+    )
     from zgrid.chain.genesis import Genesis, init_dev_chain, load_genesis
     from zgrid.chain.ledger import Ledger, TxStatus
     from zgrid.chain.records import ChainEvent, Interface, Location
@@ -39,6 +50,15 @@ if TYPE_CHECKING:
 # uvicorn), and the CLI and the other packages import this one for a name or two.
 _LAZY = {
     "ChainClient": "zgrid.chain.client",
+    "CERTIFIED_MARKUP": "zgrid.chain.economy",
+    "DISCOUNT_TIERS": "zgrid.chain.economy",
+    "HOURS_PER_MONTH": "zgrid.chain.economy",
+    "discount_percent": "zgrid.chain.economy",
+    "node_contract_hourly": "zgrid.chain.economy",
+    "rent_contract_hourly": "zgrid.chain.economy",
+    "split_payment": "zgrid.chain.economy",
+    "tokens_for": "zgrid.chain.economy",
+    "traffic_usd": "zgrid.chain.economy",
     "JoinToken": "zgrid.chain.domains.join_tokens",
     "issue_join_token": "zgrid.chain.domains.join_tokens",
     "Genesis": "zgrid.chain.genesis",
@@ -65,6 +85,9 @@ _LAZY = {
 
 
 __all__ = [
+    "CERTIFIED_MARKUP",
+    "DISCOUNT_TIERS",
+    "HOURS_PER_MONTH",
     "UNITS_PER_TOKEN",
     "ChainClient",
     "ChainError",
@@ -87,14 +110,20 @@ __all__ = [
     "VerificationFailed",
     "VerifyReport",
     "create_app",
+    "discount_percent",
     "format_tokens",
     "init_dev_chain",
     "issue_join_token",
     "load_genesis",
+    "node_contract_hourly",
     "parse_listen",
     "parse_tokens",
+    "rent_contract_hourly",
     "serve",
     "sign_transaction",
+    "split_payment",
+    "tokens_for",
+    "traffic_usd",
     "verify_chain",
 ]
 

@@ -285,6 +285,11 @@ class ChainClient:
     async def cancel_contract(self, contract_id: int) -> SubmitResult:
         return await self.submit("contracts.cancel", {"contract_id": contract_id})
 
+    async def advance_time(self, seconds: int) -> SubmitResult:
+        """Move ledger time ``seconds`` ahead, from the next block on (dev chains only: a
+        chain without a faucet refuses it)."""
+        return await self.submit("dev.advance_time", {"seconds": seconds})
+
     async def report_result(
         self, contract_id: int, version: int, sealed_results: str
     ) -> SubmitResult:
@@ -326,6 +331,35 @@ class ChainClient:
 
     async def contract(self, contract_id: int) -> dict[str, Any]:
         return await self._entity("contracts", contract_id)
+
+    async def economy(self) -> dict[str, Any]:
+        """The token price in force, who sets it, the supply and the economy's periods."""
+        result: dict[str, Any] = await self._request("GET", "/economy")
+        return result
+
+    async def bills(self, contract_id: int, page: int = 1, size: int = 50) -> dict[str, Any]:
+        """A page of a contract's bills, oldest first (``total``: all its bills)."""
+        result: dict[str, Any] = await self._request(
+            "GET", f"/contracts/{contract_id}/bills", params={"page": page, "size": size}
+        )
+        return result
+
+    async def discount(self, twin_id: int) -> dict[str, Any]:
+        """A twin's staking discount: its balance, spend rate, months covered and tiers."""
+        result: dict[str, Any] = await self._request("GET", f"/twins/{twin_id}/discount")
+        return result
+
+    async def farm_rewards(
+        self, farm_id: int, node_id: int | None = None, page: int = 1, size: int = 50
+    ) -> dict[str, Any]:
+        """A page of a farm's farming rewards (of one node with ``node_id``), oldest first."""
+        params: dict[str, Any] = {"page": page, "size": size}
+        if node_id is not None:
+            params["node_id"] = node_id
+        result: dict[str, Any] = await self._request(
+            "GET", f"/farms/{farm_id}/rewards", params=params
+        )
+        return result
 
     async def query(self, kind: str, **filters: Any) -> dict[str, Any]:
         """A page of twins, farms, nodes or contracts: ``query("nodes", farm_id=1, status="up")``."""

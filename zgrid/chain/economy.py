@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
-from zgrid.chain.genesis import PricePolicy
 from zgrid.chain.units import UNITS_PER_TOKEN
 from zgrid.types import Capacity, compute_units, storage_units
 
@@ -21,6 +21,7 @@ __all__ = [
     "GB",
     "HOURS_PER_MONTH",
     "RENT_SHARE",
+    "Prices",
     "Split",
     "discount_for_spend",
     "discount_percent",
@@ -48,11 +49,25 @@ DISCOUNT_TIERS: tuple[tuple[Fraction, int], ...] = (
 _SHARES = {"farmer": 50, "validators": 5, "foundation": 10}  # the rest (35) is burned
 
 
+class Prices(Protocol):
+    """What the numbers read of a pricing policy, units USD per hour (``nu``: per GB): the
+    genesis's PricePolicy, or a client's copy of it read from the ledger's API."""
+
+    @property
+    def cu(self) -> int: ...
+    @property
+    def su(self) -> int: ...
+    @property
+    def nu(self) -> int: ...
+    @property
+    def ipu(self) -> int: ...
+
+
 def node_contract_hourly(
     capacity: Capacity,
     *,
     public_ips: int,
-    policy: PricePolicy,
+    policy: Prices,
     certified: bool,
     on_rented_node: bool = False,
 ) -> Fraction:
@@ -69,14 +84,14 @@ def node_contract_hourly(
     return price * CERTIFIED_MARKUP if certified else price
 
 
-def rent_contract_hourly(node: Capacity, *, policy: PricePolicy, certified: bool) -> Fraction:
+def rent_contract_hourly(node: Capacity, *, policy: Prices, certified: bool) -> Fraction:
     """Units USD per hour of renting the whole node of ``node`` capacity."""
     whole = policy.cu * compute_units(node) + policy.su * storage_units(node)
     price = whole * RENT_SHARE
     return price * CERTIFIED_MARKUP if certified else price
 
 
-def traffic_usd(traffic_bytes: int, policy: PricePolicy) -> Fraction:
+def traffic_usd(traffic_bytes: int, policy: Prices) -> Fraction:
     """Units USD of ``traffic_bytes`` of network traffic at the policy's price per GB."""
     if traffic_bytes < 0:
         raise ValueError(f"traffic must be 0 bytes or more, got {traffic_bytes}")

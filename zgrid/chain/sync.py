@@ -45,6 +45,12 @@ class SyncChainClient(Blocking[ChainClient]):
     def add_farm_ip(self, farm_id: int, ip: str, gateway: str) -> SubmitResult:
         return self._call(self._target.add_farm_ip, farm_id, ip, gateway)
 
+    def advance_time(self, seconds: int) -> SubmitResult:
+        return self._call(self._target.advance_time, seconds)
+
+    def bills(self, contract_id: int, page: int = 1, size: int = 50) -> dict[str, Any]:
+        return self._call(self._target.bills, contract_id, page, size)
+
     def block(self, height: int) -> dict[str, Any]:
         return self._call(self._target.block, height)
 
@@ -83,6 +89,12 @@ class SyncChainClient(Blocking[ChainClient]):
     def create_twin(self, relay: str = "") -> int:
         return self._call(self._target.create_twin, relay)
 
+    def discount(self, twin_id: int) -> dict[str, Any]:
+        return self._call(self._target.discount, twin_id)
+
+    def economy(self) -> dict[str, Any]:
+        return self._call(self._target.economy)
+
     def events(
         self,
         from_height: int = 0,
@@ -98,6 +110,11 @@ class SyncChainClient(Blocking[ChainClient]):
 
     def farm(self, farm_id: int) -> dict[str, Any]:
         return self._call(self._target.farm, farm_id)
+
+    def farm_rewards(
+        self, farm_id: int, node_id: int | None = None, page: int = 1, size: int = 50
+    ) -> dict[str, Any]:
+        return self._call(self._target.farm_rewards, farm_id, node_id, page, size)
 
     def faucet(self, amount: int) -> SubmitResult:
         return self._call(self._target.faucet, amount)

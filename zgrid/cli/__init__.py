@@ -18,6 +18,7 @@ from zgrid import __version__
 from zgrid.cli import (
     account,
     chain,
+    contract,
     deploy,
     deployment,
     devnet,
@@ -57,6 +58,7 @@ app.add_typer(chain.app, name="chain")
 app.add_typer(account.app, name="account")
 app.add_typer(twin.app, name="twin")
 app.add_typer(farm.app, name="farm")
+app.add_typer(contract.app, name="contract")
 app.add_typer(zdb.app, name="zdb")
 app.add_typer(flist.app, name="flist")
 app.add_typer(hub.app, name="hub")

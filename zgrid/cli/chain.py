@@ -1,4 +1,4 @@
-"""`zgrid chain`: create, run, inspect and verify a ledger."""
+"""`zgrid chain`: create, run, inspect and verify a ledger; move a dev chain's time ahead."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from zgrid.cli.durations import parse_duration
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
 from zgrid.cli.output import emit_json, err_console, out_console
 
@@ -188,4 +189,42 @@ def verify(data: DataDir, as_json: JsonOption = False) -> None:
             f"verified {report.height + 1} blocks and {report.transactions} transactions: "
             f"state commitment {report.state_commitment}, supply {document['supply']} tokens "
             f"(minted {document['minted']}, burned {document['burned']} since genesis)"
+        )
+
+
+MAX_ADVANCE = 366 * 86400  # seconds one dev.advance_time call may move ledger time
+
+
+@app.command()
+def advance(
+    ctx: typer.Context,
+    duration: Annotated[
+        str,
+        typer.Argument(
+            metavar="DURATION",
+            help="How far: seconds, or a number with s, m, h or d (90s, 36h, 14d).",
+        ),
+    ],
+    *,
+    ledger: LedgerOption = DEFAULT_LEDGER,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a dev chain's ledger time ahead by DURATION, from its next block on, so that
+    bills, grace periods and farming periods fall due without waiting. Signed with your
+    identity; a chain without a faucet refuses it."""
+    seconds = parse_duration(duration, most=MAX_ADVANCE, param_hint="DURATION")
+    with ledger_client(ctx, ledger, sign=True) as client:
+        result = client.advance_time(seconds)
+    document = {
+        "seconds": seconds,
+        "from_block": result["result"]["from_block"],
+        "height": result["height"],
+        "hash": result["hash"],
+    }
+    if as_json:
+        emit_json(document)
+    else:
+        out_console.print(
+            f"ledger time moves {seconds} s ahead from block {document['from_block']} "
+            f"(the call is in block {result['height']})"
         )

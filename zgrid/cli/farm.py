@@ -1,14 +1,17 @@
-"""`zgrid farm`: create a farm, add its public IPs, let nodes join it or remove them, look at it."""
+"""`zgrid farm`: create a farm, add its public IPs, let nodes join it or remove them, look at it
+and at the farming rewards its nodes earned."""
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
+from zgrid.cli.amounts import percent_text, tokens_text, utc_text
+from zgrid.cli.durations import parse_duration
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
-from zgrid.cli.output import emit_json, out_console
+from zgrid.cli.output import emit_json, out_console, table_console
 from zgrid.cli.store_access import signing_identity
 from zgrid.identity import public_key_from_address
 
@@ -71,22 +74,7 @@ def add_ip(
         out_console.print(f"farm {farm_id} now has {ip} (gateway {gateway})")
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_VALIDITY = 3650 * 86400  # ten years: a token is a standing permission, not a forever one
-
-
-def _duration(text: str) -> int:
-    """'90', '90s', '30m', '1h', '7d' -> seconds."""
-    match = re.fullmatch(r"\s*(\d{1,10})\s*([smhd]?)\s*", text)
-    if match is None:
-        raise typer.BadParameter(
-            f"{text!r} is not a duration; use seconds or a number with s, m, h or d (like 1h)",
-            param_hint="--valid-for",
-        )
-    seconds = int(match[1]) * _UNITS[match[2] or "s"]
-    if not 0 < seconds <= MAX_VALIDITY:
-        raise typer.BadParameter("must be more than 0 and at most 3650d", param_hint="--valid-for")
-    return seconds
 
 
 @app.command("join-token")
@@ -119,7 +107,7 @@ def join_token(
     """
     from zgrid.chain import ChainError, issue_join_token  # noqa: PLC0415  # the ledger's package is heavy: load it on use
 
-    seconds = _duration(valid_for)
+    seconds = parse_duration(valid_for, most=MAX_VALIDITY, param_hint="--valid-for")
     node_address = "" if node is None else public_key_from_address(node).hex()
     identity = signing_identity(ctx)
     with ledger_client(ctx, ledger, sign=False) as client:
@@ -178,3 +166,69 @@ def remove_node(
     else:
         contracts = f", ended contracts {', '.join(map(str, ended))}" if ended else ""
         out_console.print(f"removed node {node_id} from farm {farm_id}{contracts}")
+
+
+_REWARD_PAGE = 500  # the most the ledger's API answers per page
+_MAX_REWARD_PAGES = 100
+
+
+@app.command()
+def rewards(
+    ctx: typer.Context,
+    farm_id: Annotated[int, typer.Argument(help="Farm id.", min=1)],
+    *,
+    node: Annotated[
+        int | None, typer.Option("--node", metavar="ID", min=1, help="Only this node's.")
+    ] = None,
+    ledger: LedgerOption = DEFAULT_LEDGER,
+    as_json: JsonOption = False,
+) -> None:
+    """List the farming rewards of a farm's nodes, per node and farming period: uptime, the
+    units it farmed, traffic, and the tokens minted to the farmer (or why none were)."""
+    from zgrid.chain import LedgerUnavailable  # noqa: PLC0415  # the ledger's package is heavy: load it on use
+
+    found: list[dict[str, Any]] = []
+    with ledger_client(ctx, ledger, sign=False) as client:
+        for number in range(1, _MAX_REWARD_PAGES + 1):
+            answer = client.farm_rewards(farm_id, node, number, _REWARD_PAGE)
+            found.extend(answer["items"])
+            if len(found) >= answer["total"] or not answer["items"]:
+                break
+        else:
+            raise LedgerUnavailable(
+                f"farm {farm_id} has more than {_REWARD_PAGE * _MAX_REWARD_PAGES} rewards; "
+                "narrow the list with --node"
+            )
+    if as_json:
+        emit_json(found)
+        return
+    which = f"node {node} of farm {farm_id}" if node is not None else f"farm {farm_id}"
+    if not found:
+        out_console.print(f"no farming period of {which} has ended yet")
+        return
+    from zgrid.cli.nodes import size_text  # noqa: PLC0415  # the sizes as `zgrid nodes` shows them
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("node", justify="right", no_wrap=True)
+    table.add_column("period", justify="right", no_wrap=True)
+    table.add_column("from - to (UTC)", no_wrap=True)
+    for name in ("uptime", "CU", "SU", "traffic", "tokens"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("withheld because", no_wrap=False)
+    for reward in found:
+        table.add_row(
+            str(reward["node_id"]),
+            str(reward["period"]),
+            f"{utc_text(reward['period_start'])} - {utc_text(reward['period_end'])}",
+            percent_text(reward["uptime_permille"]),
+            reward["cu"],
+            reward["su"],
+            size_text(reward["traffic"]),
+            tokens_text(reward["tokens"]),
+            reward["reason"] or "-",
+        )
+    table_console().print(table)
+    minted = sum(int(reward["tokens"]) for reward in found)
+    out_console.print(
+        f"{len(found)} farming period(s) of {which}: {tokens_text(minted)} tokens minted"
+    )

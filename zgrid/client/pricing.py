@@ -2,7 +2,10 @@
 
 Amounts are exact fractions of *units*: 1 USD = 10,000,000 units USD and 1 token =
 10,000,000 token units. A node contract costs su·SU + cu·CU + ipu·public_ips units USD
-per hour, 25% more on a certified node, before any discount the payer's balance earns.
+per hour, 25% more on a certified node, before any discount the payer's balance earns:
+the ledger's own numbers (zgrid.chain's node_contract_hourly), so a plan shows the price
+the ledger bills. Tokens are counted at the token price in force (the ledger's
+``/economy``), which the oracle may have moved away from the genesis's.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from zgrid.chain import UNITS_PER_TOKEN
+from zgrid.chain import CERTIFIED_MARKUP, UNITS_PER_TOKEN, NotFound, node_contract_hourly
 from zgrid.client.errors import InvalidAnswer
-from zgrid.types import Capacity, compute_units, storage_units
 
 if TYPE_CHECKING:
     from zgrid.chain import ChainClient
+    from zgrid.types import Capacity
 
 __all__ = [
     "CERTIFIED_MARKUP",
@@ -32,7 +35,6 @@ __all__ = [
     "to_tokens",
 ]
 
-CERTIFIED_MARKUP = Fraction(5, 4)  # certified nodes cost 25% more
 MAX_POLICIES = 1000  # a genesis with more pricing policies is not one the client reads
 
 _U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -91,27 +93,50 @@ class _Genesis(BaseModel):
     token_price: _POSITIVE
 
 
-def parse_price_terms(genesis: Any) -> PriceTerms:
-    """The price terms of a genesis document (the ledger's ``/genesis`` answer)."""
+class _Economy(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    token_price: _POSITIVE
+
+
+def parse_price_terms(genesis: Any, economy: Any = None) -> PriceTerms:
+    """The price terms of a genesis document (the ledger's ``/genesis`` answer), at the
+    token price of ``economy`` (its ``/economy`` answer) when given, else the genesis's."""
     try:
         parsed = _Genesis.model_validate(genesis)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the document"
-        raise InvalidAnswer(
-            f"the ledger's genesis cannot be priced from: {where}: {first['msg']}"
-        ) from None
+        raise InvalidAnswer(f"the ledger's genesis cannot be priced from: {_first(exc)}") from None
+    token_price = parsed.token_price
+    if economy is not None:
+        try:
+            token_price = _Economy.model_validate(economy).token_price
+        except ValidationError as exc:
+            raise InvalidAnswer(
+                f"the ledger's economy has no token price to count in: {_first(exc)}"
+            ) from None
     policies: dict[int, PolicyPrices] = {}
     for policy in parsed.price_policies:
         if policy.id in policies:
             raise InvalidAnswer(f"the ledger's genesis has pricing policy {policy.id} twice")
         policies[policy.id] = PolicyPrices(**policy.model_dump())
-    return PriceTerms(MappingProxyType(policies), parsed.token_price)
+    return PriceTerms(MappingProxyType(policies), token_price)
+
+
+def _first(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the document"
+    return f"{where}: {first['msg']}"
 
 
 async def price_terms(chain: ChainClient) -> PriceTerms:
-    """The pricing policies and token price of the ledger ``chain`` talks to."""
-    return parse_price_terms(await chain.genesis())
+    """The pricing policies of the ledger ``chain`` talks to and the token price in force
+    there (the genesis's from a ledger that serves no ``/economy``)."""
+    genesis = await chain.genesis()
+    try:
+        economy = await chain.economy()
+    except NotFound:
+        economy = None
+    return parse_price_terms(genesis, economy)
 
 
 def contract_price(
@@ -122,14 +147,7 @@ def contract_price(
     ``capacity.ipv4`` is not read: public IPs are priced through ``public_ips`` only. The
     certified markup applies to the whole price, IPs included, as the ledger bills it.
     """
-    if public_ips < 0:
-        raise ValueError(f"public_ips must be 0 or more, got {public_ips}")
-    price = (
-        policy.su * storage_units(capacity)
-        + policy.cu * compute_units(capacity)
-        + policy.ipu * public_ips
-    )
-    return price * CERTIFIED_MARKUP if certified else Fraction(price)
+    return node_contract_hourly(capacity, public_ips=public_ips, policy=policy, certified=certified)
 
 
 def to_tokens(usd_units: Fraction, token_price: int) -> Fraction:
