@@ -198,3 +198,38 @@ def test_a_deleted_contract_is_not_asked_again(
         state.close()
 
     asyncio.run(scenario())
+
+
+def test_a_report_in_flight_when_the_node_stopped_counts_once(
+    ledger: LedgerProcess, tmp_path: Path
+) -> None:
+    landed, lost = _contracts(ledger, tmp_path, 2)
+    links = {f"1-{landed}-web": "zv1", f"1-{lost}-web": "zv2"}
+    identity = load_or_create_node_identity(tmp_path)
+    counters = {"zv1": Counter(3, 800), "zv2": Counter(4, 300)}
+
+    async def scenario() -> None:
+        async with ChainClient(ledger.url, identity=identity) as chain:
+            state = LocalState(tmp_path / "state.db")
+            book = TrafficBook(state)
+            # The node sent this report and stopped before it heard the answer.
+            tx = await chain.sign("contracts.report_traffic", {"contract_id": landed, "bytes": 800})
+            book.begin(tx.hash, {"zv1": counters["zv1"]})
+            await chain.submit_signed(tx)
+            state.close()
+            state = LocalState(tmp_path / "state.db")
+            book = TrafficBook(state)
+            assert await report_once(chain, book, links, counters) == {lost: 300}
+            assert await _traffic(chain, landed) == 800
+            assert book.pending() is None
+
+            # This one it signed but never sent: its bytes go with the next report.
+            tx = await chain.sign("contracts.report_traffic", {"contract_id": lost, "bytes": 50})
+            book.begin(tx.hash, {"zv2": Counter(4, 350)})
+            chain.forget_nonce()
+            later = {"zv1": Counter(3, 800), "zv2": Counter(4, 350)}
+            assert await report_once(chain, book, links, later) == {lost: 50}
+            assert await _traffic(chain, lost) == 350
+            state.close()
+
+    asyncio.run(scenario())

@@ -11,7 +11,9 @@ The counters of the last report are kept in the node's local state, so a restart
 counts on from them instead of reporting everything again. A counter that went down, or
 a link that is another one under the same name (a new ifindex: the machine's network was
 made again), counts from zero. A contract's counters move on only once the ledger took
-its report, so bytes of a report that did not arrive go with the next one.
+its report, so bytes of a report that did not arrive go with the next one; a report sent
+just before the node stopped is looked up on the ledger by its transaction when it starts
+again, so it counts once whether its answer arrived or not.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from zgrid.chain import ChainClient, LedgerUnavailable, RejectCode, TransactionRejected
+from zgrid.chain import (
+    ChainClient,
+    LedgerUnavailable,
+    NotFound,
+    RejectCode,
+    TransactionRejected,
+)
 from zgrid.node.errors import NodeError
 from zgrid.node.state import LocalState
 from zgrid.node.system import run_command
@@ -32,8 +41,10 @@ __all__ = [
     "MAX_REPORT",
     "TRAFFIC_INTERVAL",
     "Counter",
+    "Pending",
     "TrafficBook",
     "read_counters",
+    "report_once",
     "report_traffic",
     "traffic_since",
 ]
@@ -43,6 +54,7 @@ log = logging.getLogger(__name__)
 TRAFFIC_INTERVAL = 3600.0  # seconds of ledger time between two reports (one billing period)
 MAX_REPORT = 10**15  # the most bytes the ledger takes in one report
 _META_KEY = "traffic_counters"
+_PENDING_KEY = "traffic_in_flight"
 # Refusals that will not change by asking again: the contract is gone or not this node's.
 _FINAL_REFUSALS = frozenset({RejectCode.NOT_FOUND, RejectCode.FORBIDDEN, RejectCode.CONFLICT})
 
@@ -92,8 +104,25 @@ def traffic_since(
     return traffic
 
 
+def _counters(document: Mapping[str, Any]) -> dict[str, Counter]:
+    return {name: Counter(int(pair[0]), int(pair[1])) for name, pair in document.items()}
+
+
+def _document(counters: Mapping[str, Counter]) -> dict[str, list[int]]:
+    return {name: [c.index, c.bytes] for name, c in sorted(counters.items())}
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A report signed and maybe sent, not known to have landed: its transaction and the
+    counters of its contract's links it would settle."""
+
+    tx_hash: str
+    counters: dict[str, Counter]
+
+
 class TrafficBook:
-    """The counters of the last reports, in the node's local state."""
+    """The counters of the last reports, and the report in flight, in the node's state."""
 
     def __init__(self, state: LocalState) -> None:
         self._state = state
@@ -101,15 +130,41 @@ class TrafficBook:
     def load(self) -> dict[str, Counter]:
         raw = self._state.get_meta(_META_KEY)
         try:
-            document = json.loads(raw) if raw else {}
-            return {name: Counter(int(pair[0]), int(pair[1])) for name, pair in document.items()}
+            return _counters(json.loads(raw)) if raw else {}
         except (ValueError, TypeError, IndexError, AttributeError):
             log.warning("the saved traffic counters cannot be read; counting from now")
             return {}
 
-    def save(self, counters: Mapping[str, Counter]) -> None:
-        document = {name: [c.index, c.bytes] for name, c in sorted(counters.items())}
-        self._state.set_meta(_META_KEY, json.dumps(document))
+    def pending(self) -> Pending | None:
+        raw = self._state.get_meta(_PENDING_KEY)
+        try:
+            document = json.loads(raw) if raw else None
+            if not document:
+                return None
+            return Pending(str(document["tx"]), _counters(document["counters"]))
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+            log.warning("the saved traffic report in flight cannot be read; dropped")
+            return None
+
+    def begin(self, tx_hash: str, counters: Mapping[str, Counter]) -> None:
+        """Before sending a report: what it settles once it lands."""
+        document = {"tx": tx_hash, "counters": _document(counters)}
+        self._state.set_meta(_PENDING_KEY, json.dumps(document))
+
+    def save(self, counters: Mapping[str, Counter], *, settled: bool = True) -> None:
+        """The counters reported; ``settled``: no report is in flight any more."""
+        with self._state.transaction():
+            self._state.set_meta(_META_KEY, json.dumps(_document(counters)))
+            if settled:
+                self._state.set_meta(_PENDING_KEY, "")
+
+
+async def _landed(chain: ChainClient, tx_hash: str) -> bool:
+    try:
+        await chain.transaction(tx_hash)  # pending in the open block, or included
+    except NotFound:
+        return False
+    return True
 
 
 async def report_once(
@@ -117,37 +172,55 @@ async def report_once(
 ) -> dict[int, int]:
     """Report every contract's traffic since the last report; returns what the ledger took.
 
-    LedgerUnavailable (after saving what was reported) when the ledger cannot be reached.
+    A report whose answer was lost (the node stopped, the ledger went away) is looked up
+    first: if it landed its counters count as reported. LedgerUnavailable (after saving
+    what was reported) when the ledger cannot be reached.
     """
     last = book.load()
+    pending = book.pending()
+    if pending is not None:
+        if await _landed(chain, pending.tx_hash):
+            last = {**last, **pending.counters}
+        book.save(last)
     # Links of machines that are gone are forgotten; the others keep their last counters
     # until their contract's report lands.
-    kept = {name: counter for name, counter in last.items() if name in set(links.values())}
+    present = set(links.values())
+    kept = {name: counter for name, counter in last.items() if name in present}
     reported: dict[int, int] = {}
     by_contract: dict[int, list[str]] = {}
     for workload_id, link in links.items():
         by_contract.setdefault(_contract_of(workload_id), []).append(link)
+    settled = True
     try:
         for contract_id, moved in sorted(traffic_since(last, now, links).items()):
+            counters = {link: now[link] for link in by_contract[contract_id] if link in now}
             done = True
             if moved > 0:
+                tx = await chain.sign(
+                    "contracts.report_traffic",
+                    {"contract_id": contract_id, "bytes": min(moved, MAX_REPORT)},
+                )
+                book.begin(tx.hash, counters)
+                settled = False
                 try:
-                    await chain.submit(
-                        "contracts.report_traffic",
-                        {"contract_id": contract_id, "bytes": min(moved, MAX_REPORT)},
-                    )
-                    reported[contract_id] = moved
+                    await chain.submit_signed(tx)
                 except TransactionRejected as exc:
+                    chain.forget_nonce()
                     done = exc.code in _FINAL_REFUSALS
                     log.warning(
                         "traffic of contract %s refused by the ledger: %s", contract_id, exc.message
                     )
+                except BaseException:
+                    chain.forget_nonce()
+                    raise  # in flight: the next round asks the ledger whether it landed
+                else:
+                    reported[contract_id] = moved
             if done:
-                for link in by_contract[contract_id]:
-                    if link in now:
-                        kept[link] = now[link]
+                kept.update(counters)
+            book.save(kept)
+            settled = True
     finally:
-        book.save(kept)
+        book.save(kept, settled=settled)
     return reported
 
 
