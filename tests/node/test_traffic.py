@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,14 @@ from zgrid.identity import Identity
 from zgrid.node.keys import load_or_create_node_identity
 from zgrid.node.registrar import ensure_registered
 from zgrid.node.state import LocalState
-from zgrid.node.traffic import Counter, TrafficBook, read_counters, report_once, traffic_since
+from zgrid.node.traffic import (
+    Counter,
+    TrafficBook,
+    read_counters,
+    report_once,
+    report_traffic,
+    traffic_since,
+)
 from zgrid.types import GIB, Capacity
 
 HASH = "ab" * 32
@@ -231,5 +240,47 @@ def test_a_report_in_flight_when_the_node_stopped_counts_once(
             assert await report_once(chain, book, links, later) == {lost: 50}
             assert await _traffic(chain, lost) == 350
             state.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_loop_reports_every_interval_of_ledger_time(
+    ledger: LedgerProcess, tmp_path: Path
+) -> None:
+    (contract,) = _contracts(ledger, tmp_path, 1)
+    links = {f"1-{contract}-web": "zv1"}
+    identity = load_or_create_node_identity(tmp_path)
+    moved = {"bytes": 1000}
+
+    async def counters() -> dict[str, Counter]:
+        return {"zv1": Counter(2, moved["bytes"])}
+
+    async def traffic_is(chain: ChainClient, expected: int) -> None:
+        deadline = time.monotonic() + 20
+        while await _traffic(chain, contract) != expected:
+            assert time.monotonic() < deadline, f"traffic never reached {expected}"
+            await asyncio.sleep(0.1)
+
+    async def scenario() -> None:
+        state = LocalState(tmp_path / "state.db")
+        async with ChainClient(ledger.url, identity=identity) as chain:
+            loop = asyncio.create_task(
+                report_traffic(
+                    chain, state, lambda: links, interval=600, poll=0.1, counters=counters
+                )
+            )
+            try:
+                await traffic_is(chain, 1000)  # at start
+                moved["bytes"] = 1600
+                await asyncio.sleep(1.5)  # it polls, but the interval has not passed
+                assert await _traffic(chain, contract) == 1000
+                # Ten minutes of ledger time at once (its first bill is still an hour away).
+                await chain.submit("dev.advance_time", {"seconds": 600})
+                await traffic_is(chain, 1600)
+            finally:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+        state.close()
 
     asyncio.run(scenario())

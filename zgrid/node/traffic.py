@@ -28,12 +28,13 @@ from typing import Any
 
 from zgrid.chain import (
     ChainClient,
+    ChainError,
     LedgerUnavailable,
     NotFound,
     RejectCode,
     TransactionRejected,
 )
-from zgrid.node.errors import NodeError
+from zgrid.node.errors import NetworkFailure, NodeError
 from zgrid.node.state import LocalState
 from zgrid.node.system import run_command
 
@@ -70,8 +71,12 @@ class Counter:
 async def read_counters() -> dict[str, Counter]:
     """Every link of the calling process's netns, by name."""
     output = await run_command(["ip", "-j", "-s", "link", "show"])
+    try:
+        listed = json.loads(output or "[]")
+    except ValueError as exc:
+        raise NetworkFailure(f"`ip -j -s link show` printed no JSON: {exc}") from exc
     found: dict[str, Counter] = {}
-    for link in json.loads(output or "[]"):
+    for link in listed if isinstance(listed, list) else []:
         stats = link.get("stats64") or link.get("stats") or {}
         try:
             total = int(stats["rx"]["bytes"]) + int(stats["tx"]["bytes"])
@@ -256,6 +261,8 @@ async def report_traffic(
                     )
         except LedgerUnavailable as exc:
             log.warning("traffic report: the ledger cannot be reached (%s); trying again", exc)
+        except ChainError as exc:
+            log.warning("traffic report: the ledger answered %s; trying again", exc)
         except NodeError as exc:
             log.warning("traffic report: cannot read the counters (%s); trying again", exc)
         await asyncio.sleep(poll)
