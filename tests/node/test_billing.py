@@ -22,7 +22,14 @@ import httpx
 import pytest
 
 from tests.node.deployer import Twin, capacity_of, deployment_of, node_key, wait_result
-from tests.node.grid import Grid, NodeDaemon, module_grid, traces
+from tests.node.grid import (
+    Grid,
+    NodeDaemon,
+    kill_node_processes,
+    module_grid,
+    traces,
+    unmount_under,
+)
 from tests.node.hosts import HostNetwork
 from zgrid.chain import UNITS_PER_TOKEN, ChainClient
 from zgrid.identity import Identity
@@ -217,6 +224,14 @@ def test_a_dry_twin_is_frozen_thawed_by_a_top_up_and_removed_after_its_grace(
         await _advance(clock.chain, 10 * HOUR)
         await _until("the second grace", lambda: _state_is(bob.chain, contract_id, "grace_period"))
         await _until("the second freeze", frozen, where=where)
+
+        # A reboot in the grace period: the node makes the machine again, frozen.
+        node.stop()
+        kill_node_processes(node)
+        unmount_under(node.data)
+        node.start()
+        await _until("the freeze after a reboot", frozen, timeout=90, where=where)
+        assert not await _ticking(node, workload_id)
         await _advance(clock.chain, GRACE + HOUR)
         deleted = await _until("the deletion", lambda: _state_is(bob.chain, contract_id, "deleted"))
         assert deleted["deleted_reason"] == "out_of_funds"
