@@ -36,6 +36,7 @@ from zgrid.node.registrar import Registration, ensure_registered, report_uptime
 from zgrid.node.runtime import RuncRuntime
 from zgrid.node.state import LocalState
 from zgrid.node.system import run_command
+from zgrid.node.traffic import report_traffic
 from zgrid.node.zdbserver import ZdbServer
 from zgrid.types import Capacity
 
@@ -99,11 +100,12 @@ async def run_node(
         runtime = RuncRuntime(data / "runtime", scope=scope)
         addresses: list[str] = await node_addresses()
         logs = LogChannel(zdb, data / "logs")
+        planetary = PlanetaryNetwork(yggdrasil, data / "planetary", scope=scope)
         machines = ZMachinePrimitive(
             data / "machines",
             disks=DiskPool(data / "disks", scope=scope),
             flists=FlistManager(data / "flists", scope=scope),
-            network=PlanetaryNetwork(yggdrasil, data / "planetary", scope=scope),
+            network=planetary,
             runtime=runtime,
             logs=logs,
             addresses=lambda: list(addresses),
@@ -142,6 +144,7 @@ async def run_node(
                 group.create_task(engine.run())
                 group.create_task(machines.watch())
                 group.create_task(report_uptime(chain, interval=config.uptime_interval))
+                group.create_task(report_traffic(chain, state, planetary.host_links))
                 group.create_task(_supervise(zdb, yggdrasil))
                 if ready is not None:
                     group.create_task(_when_idle(engine, lambda: ready(info)))

@@ -225,6 +225,10 @@ class PlanetaryNetwork:
 
     # --- observe ------------------------------------------------------------------------
 
+    def host_links(self) -> dict[str, str]:
+        """Each planetary machine's workload id and the host end of its veth (its traffic)."""
+        return {r.workload: r.host_link for r in self._records() if r.host_link is not None}
+
     async def present(self) -> set[str]:
         """The ids of every workload with an attachment (also one a crash left half made)."""
         return {record.workload for record in self._records()}
