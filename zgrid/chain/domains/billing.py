@@ -96,10 +96,8 @@ def stop_billing(ctx: LedgerContext, contract: Contract) -> None:
     """An ending contract leaves its twin's spend and grace list (its scheduled bill finds
     it deleted and does nothing)."""
     billing = ctx.state.billing_of(contract.id)
-    twin = _respend(ctx, contract.twin_id, billing.hourly, 0)
-    if twin is not None and contract.id in twin.grace:
-        grace = [cid for cid in twin.grace if cid != contract.id]
-        ctx.state.twins.put(twin.id, twin.model_copy(update={"grace": grace}))
+    _respend(ctx, contract.twin_id, billing.hourly, 0)
+    _leave_grace(ctx, contract)
     if billing.hourly:
         _store(ctx, contract, billing.model_copy(update={"hourly": 0}))
 
@@ -265,14 +263,19 @@ def _clear_debt(
         node_id=contract.node_id,
         paid=billing.owed,
     )
-    twin = ctx.state.twins.get(contract.twin_id)
-    if twin is not None and contract.id in twin.grace:
-        grace = [cid for cid in twin.grace if cid != contract.id]
-        ctx.state.twins.put(twin.id, twin.model_copy(update={"grace": grace}))
+    _leave_grace(ctx, contract)
     contract = contract.model_copy(update={"state": "created", "updated": ctx.timestamp})
     ctx.state.contracts.put(contract.id, contract)
     cleared = billing.model_copy(update={"owed": 0, "first_owed_bill": 0, "grace_since": 0})
     return contract, cleared
+
+
+def _leave_grace(ctx: LedgerContext, contract: Contract) -> None:
+    """Take ``contract`` off its twin's list of contracts in their grace period."""
+    twin = ctx.state.twins.get(contract.twin_id)
+    if twin is not None and contract.id in twin.grace:
+        grace = [cid for cid in twin.grace if cid != contract.id]
+        ctx.state.twins.put(twin.id, twin.model_copy(update={"grace": grace}))
 
 
 def forgive(ctx: LedgerContext, contract: Contract) -> None:
