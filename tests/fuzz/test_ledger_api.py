@@ -121,7 +121,7 @@ def _exercise(
 
 def test_ledger_api(ledger: LedgerProcess, identity: Identity) -> None:
     operations = _operations(ledger.url)
-    assert len(operations) == 18, [operation.label for operation in operations]
+    assert len(operations) == 22, [operation.label for operation in operations]
     examples = SHORT_EXAMPLES if fuzz_seconds() is None else LONG_EXAMPLES
 
     def one_round() -> None:
