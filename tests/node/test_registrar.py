@@ -301,6 +301,7 @@ def test_uptime_is_reported_every_interval_of_ledger_time_through_an_outage(
                     clock=lambda: time.time() + 3600,
                 )
             )
+
             # The ledger takes a report no sooner than 1200 s after the last: ledger time
             # is moved on (a dev chain's call) instead of waited for.
             async def advance() -> None:
