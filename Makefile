@@ -17,7 +17,8 @@ DEB_PACKAGES := \
 	iproute2 iputils-ping procps e2fsprogs \
 	runc busybox-static fuse3 libfuse3-dev \
 	wireguard-go wireguard-tools yggdrasil \
-	qemu-system-x86 redis-tools redis-server debootstrap zstd curl jq
+	qemu-system-x86 redis-tools redis-server debootstrap zstd curl jq \
+	postgresql chromium chromium-driver
 
 .PHONY: install install-deb install-venv test lint typecheck unit fuzz demo clean
 
