@@ -12,6 +12,7 @@ import pytest
 
 import zgrid.chain
 import zgrid.client
+import zgrid.explorer
 import zgrid.flist
 import zgrid.identity
 import zgrid.node
@@ -42,6 +43,11 @@ PUBLIC = {
         "parse_size", "parse_spec", "place", "plan_changes", "price_terms", "resolve_flists",
         "spec_schema", "spec_schema_text", "spec_summary", "to_tokens",
     ],
+    zgrid.explorer: [
+        "BadQuery", "ExplorerError", "ExplorerSettings", "ExplorerStore", "ExplorerStoreError",
+        "ExplorerView", "Indexer", "IndexerStatus", "LedgerMismatch", "NotIndexed", "Position",
+        "UntrustedBlock", "create_app", "database_url", "index_once", "serve",
+    ],
     zgrid.zdb: [
         "DEFAULT_NAMESPACE", "MODE_SEQ", "MODE_USER", "ClientError", "CommandError", "ConnectionLost",
         "ProtocolError", "ServerOptions", "StorageError", "Store", "ZdbClient", "ZdbError", "crc32c",
@@ -51,9 +57,9 @@ PUBLIC = {
         "CERTIFIED_MARKUP", "DISCOUNT_TIERS", "HOURS_PER_MONTH",
         "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "ChainStorageError", "Genesis",
         "GenesisError", "Interface", "JoinToken", "Ledger", "LedgerUnavailable", "Location", "NotFound",
-        "RejectCode",
+        "RejectCode", "SignedHeader",
         "SignedTransaction", "SyncChainClient", "TransactionBody", "TransactionRejected", "TxStatus",
-        "VerificationFailed", "VerifyReport", "create_app", "discount_percent", "format_tokens",
+        "VerificationFailed", "VerifyReport", "check_events", "check_header", "create_app", "discount_percent", "format_tokens",
         "init_dev_chain", "issue_join_token", "load_genesis", "node_contract_hourly",
         "parse_listen", "parse_tokens", "rent_contract_hourly", "serve", "sign_transaction",
         "split_payment", "tokens_for", "traffic_usd", "verify_chain",

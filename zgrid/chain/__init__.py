@@ -23,6 +23,7 @@ from zgrid.lazy import lazy_members
 
 if TYPE_CHECKING:
     from zgrid.chain.api import create_app
+    from zgrid.chain.block import SignedHeader, check_events, check_header
     from zgrid.chain.client import ChainClient
     from zgrid.chain.domains.join_tokens import JoinToken, issue_join_token
     from zgrid.chain.economy import (
@@ -67,6 +68,9 @@ _LAZY = {
     "Ledger": "zgrid.chain.ledger",
     "TxStatus": "zgrid.chain.ledger",
     "ChainEvent": "zgrid.chain.records",
+    "SignedHeader": "zgrid.chain.block",
+    "check_events": "zgrid.chain.block",
+    "check_header": "zgrid.chain.block",
     "Interface": "zgrid.chain.records",
     "Location": "zgrid.chain.records",
     "SyncChainClient": "zgrid.chain.sync",
@@ -102,6 +106,7 @@ __all__ = [
     "Location",
     "NotFound",
     "RejectCode",
+    "SignedHeader",
     "SignedTransaction",
     "SyncChainClient",
     "TransactionBody",
@@ -109,6 +114,8 @@ __all__ = [
     "TxStatus",
     "VerificationFailed",
     "VerifyReport",
+    "check_events",
+    "check_header",
     "create_app",
     "discount_percent",
     "format_tokens",

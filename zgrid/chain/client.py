@@ -113,6 +113,18 @@ class ChainClient:
         result: dict[str, Any] = await self._request("GET", f"/blocks/{height}")
         return result
 
+    async def headers(self, start: int, limit: int = 100) -> list[dict[str, Any]]:
+        """The signed headers of blocks ``start``, ``start + 1`` … (at most ``limit``)."""
+        result: list[dict[str, Any]] = await self._request(
+            "GET", "/blocks", params={"start": start, "limit": limit}
+        )
+        return result
+
+    async def event_page(self, after: str = "0--1", limit: int = 1000) -> list[ChainEvent]:
+        """Committed events after the position ``after`` (``<height>-<index>``), in order."""
+        found = await self._request("GET", "/events", params={"after": after, "limit": limit})
+        return [ChainEvent.model_validate(event) for event in found]
+
     async def transaction(self, tx_hash: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._request("GET", f"/transactions/{tx_hash}")
         return result

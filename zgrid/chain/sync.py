@@ -95,6 +95,9 @@ class SyncChainClient(Blocking[ChainClient]):
     def economy(self) -> dict[str, Any]:
         return self._call(self._target.economy)
 
+    def event_page(self, after: str = "0--1", limit: int = 1000) -> list[ChainEvent]:
+        return self._call(self._target.event_page, after, limit)
+
     def events(
         self,
         from_height: int = 0,
@@ -124,6 +127,9 @@ class SyncChainClient(Blocking[ChainClient]):
 
     def head(self) -> dict[str, Any]:
         return self._call(self._target.head)
+
+    def headers(self, start: int, limit: int = 100) -> list[dict[str, Any]]:
+        return self._call(self._target.headers, start, limit)
 
     def node(self, node_id: int) -> dict[str, Any]:
         return self._call(self._target.node, node_id)

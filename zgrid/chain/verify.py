@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from zgrid.chain.block import SignedHeader, events_root, transactions_root
+from zgrid.chain.block import SignedHeader, check_header, events_root, transactions_root
 from zgrid.chain.domains import money
 from zgrid.chain.errors import ChainStorageError, TransactionRejected, VerificationFailed
 from zgrid.chain.genesis import Genesis, load_genesis
@@ -140,41 +140,7 @@ class _Replay:
         )
 
     def _check_header(self, where: str, signed: SignedHeader) -> None:
-        header, genesis, parent = signed.header, self.genesis, self.parent
-        expected_height = 0 if parent is None else parent.header.height + 1
-        if header.height != expected_height:
-            raise VerificationFailed(
-                f"{where}: the header says height {header.height}, expected {expected_height}"
-            )
-        if header.chain_id != genesis.chain_id:
-            raise VerificationFailed(
-                f"{where}: the header is for chain {header.chain_id!r}, this is {genesis.chain_id!r}"
-            )
-        if header.validator != genesis.validator:
-            raise VerificationFailed(
-                f"{where}: the header names validator {header.validator[:16]}..., "
-                f"not the genesis validator {genesis.validator[:16]}..."
-            )
-        if signed.hash != header.hash():
-            raise VerificationFailed(
-                f"{where}: hash or validator signature is wrong (the stored hash is not its header's)"
-            )
-        if not signed.is_valid():
-            raise VerificationFailed(
-                f"{where}: hash or validator signature is wrong (the signature does not verify)"
-            )
-        parent_hash = GENESIS_PARENT.hex() if parent is None else parent.hash
-        if header.parent_hash != parent_hash:
-            raise VerificationFailed(
-                f"{where}: parent hash does not link to block {expected_height - 1}"
-            )
-        earliest = genesis.genesis_time if parent is None else parent.header.timestamp
-        if header.timestamp < earliest:
-            raise VerificationFailed(
-                f"{where}: timestamp {header.timestamp} is earlier than "
-                + ("the genesis time" if parent is None else "its parent's")
-                + f" ({earliest})"
-            )
+        check_header(where, signed, self.genesis, self.parent)
 
     def _stored_transactions(self, where: str, height: int) -> list[tuple[str, Any, Any]]:
         try:

@@ -22,6 +22,7 @@ from zgrid.cli import (
     deploy,
     deployment,
     devnet,
+    explorer,
     farm,
     flist,
     hub,
@@ -65,6 +66,7 @@ app.add_typer(hub.app, name="hub")
 app.add_typer(node.app, name="node")
 app.add_typer(spec.app, name="spec")
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(explorer.app, name="explorer")
 deploy.register(app)
 nodes.register(app)
 

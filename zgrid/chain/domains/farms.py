@@ -44,7 +44,13 @@ def create(ctx: CallContext, args: CreateArgs) -> dict[str, Any]:
     )
     ctx.state.farms.put(farm_id, farm)
     ctx.state.farm_by_name.put(key, Ref(id=farm_id))
-    ctx.emit("FarmCreated", farm_id=farm_id, name=args.name, twin_id=twin.id)
+    ctx.emit(
+        "FarmCreated",
+        farm_id=farm_id,
+        name=args.name,
+        twin_id=twin.id,
+        pricing_policy_id=args.pricing_policy_id,
+    )
     return {"farm_id": farm_id}
 
 

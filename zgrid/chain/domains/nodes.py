@@ -130,13 +130,7 @@ def register(ctx: CallContext, args: RegisterArgs) -> dict[str, Any]:
     node = start_farming(ctx, node)
     ctx.state.nodes.put(node_id, node)
     ctx.state.node_by_twin.put(twin.id, Ref(id=node_id))
-    ctx.emit(
-        "NodeRegistered",
-        node_id=node_id,
-        farm_id=args.farm_id,
-        twin_id=twin.id,
-        resources=args.resources.model_dump(),
-    )
+    ctx.emit("NodeRegistered", node_id=node_id, twin_id=twin.id, **_described(args))
     return {"node_id": node_id}
 
 
@@ -147,6 +141,21 @@ def _fields(args: NodeArgs) -> dict[str, Any]:
         "location": args.location,
         "public_config": args.public_config,
         "interfaces": args.interfaces,
+        "secure_boot": args.secure_boot,
+        "virtualized": args.virtualized,
+        "serial": args.serial,
+    }
+
+
+def _described(args: NodeArgs) -> dict[str, Any]:
+    """What a node says of itself, as its registration and update events carry it: all an
+    explorer needs to show the node without reading the ledger's state."""
+    return {
+        "farm_id": args.farm_id,
+        "resources": args.resources.model_dump(),
+        "location": args.location.model_dump(),
+        "public_config": None if args.public_config is None else args.public_config.model_dump(),
+        "interfaces": [interface.model_dump() for interface in args.interfaces],
         "secure_boot": args.secure_boot,
         "virtualized": args.virtualized,
         "serial": args.serial,
@@ -183,9 +192,7 @@ def update(ctx: CallContext, args: UpdateArgs) -> dict[str, Any]:
     ctx.state.nodes.put(
         node.id, node.model_copy(update={**_fields(args), "updated": ctx.timestamp})
     )
-    ctx.emit(
-        "NodeUpdated", node_id=node.id, farm_id=args.farm_id, resources=args.resources.model_dump()
-    )
+    ctx.emit("NodeUpdated", node_id=node.id, twin_id=node.twin_id, **_described(args))
     return {"node_id": node.id}
 
 
