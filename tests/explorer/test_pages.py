@@ -5,6 +5,7 @@ of the statistics page, a contract's bills; errors as HTML pages; input escaped.
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -207,8 +208,9 @@ def test_every_page_answers_html_and_stays_out_of_the_api_schema(
     story_explorer: ExplorerProcess,  # noqa: F811
 ) -> None:
     url = story_explorer.url
-    home = httpx.get(f"{url}/", follow_redirects=False)
-    assert home.status_code == 307 and home.headers["location"] == "/explorer"
+    for root in ("/", "/explorer/"):
+        home = httpx.get(f"{url}{root}", follow_redirects=False)
+        assert home.status_code == 307 and home.headers["location"] == "/explorer"
     node, farm = story.node_ids["cairo"], story.farm_ids["beta"]
     name, rent = 7, story.contract_ids["rent"]
     for path in (
@@ -234,6 +236,29 @@ def test_every_page_answers_html_and_stays_out_of_the_api_schema(
     assert not [path for path in schema["paths"] if path == "/" or path.startswith("/explorer")]
 
 
+def test_contract_and_farm_lists_are_the_apis(
+    story: Story,  # noqa: F811
+    story_explorer: ExplorerProcess,  # noqa: F811
+) -> None:
+    url, rich = story_explorer.url, story.twin_ids["rich"]
+    queries: list[dict[str, str | int]] = [
+        {"state": "deleted"},
+        {"twin_id": rich},
+        {"twin_id": rich, "state": "created"},
+    ]
+    for query in queries:
+        page = httpx.get(f"{url}/explorer/contracts", params=query)
+        shown = [int(i) for i in re.findall(r'data-contract-id="(\d+)"', page.text)]
+        listed = [
+            contract["contract_id"] for contract in _api(story_explorer, "/contracts", **query)
+        ]
+        assert shown == listed and 0 < len(shown) < 9, query
+    page = httpx.get(f"{url}/explorer/farms", params={"sort_by": "name", "sort_order": "desc"})
+    shown = [int(i) for i in re.findall(r'data-farm-id="(\d+)"', page.text)]
+    listed = _api(story_explorer, "/farms", sort_by="name", sort_order="desc")
+    assert shown == [farm["farmId"] for farm in listed] == sorted(shown, reverse=True)
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -256,6 +281,8 @@ def test_a_bad_filter_is_a_400_page_naming_the_field(
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("text/html")
     assert field in answer.text and "Bad filter" in answer.text
+    page = query.split("?", maxsplit=1)[0]
+    assert f'class="back" href="{page}"' in answer.text  # the same page, unfiltered
 
 
 def test_unknown_things_are_404_pages(

@@ -150,20 +150,26 @@ class _Pages:
         with self.view.store.reading() as connection:
             return action(connection)
 
-    def guarded(self, build: Callable[[], HTMLResponse]) -> HTMLResponse:
-        """The page, or an HTML page saying what was wrong (the API's handlers answer JSON)."""
+    def guarded(self, request: Request, build: Callable[[], HTMLResponse]) -> HTMLResponse:
+        """The page, or an HTML page saying what was wrong (the API's handlers answer JSON);
+        a bad filter leads back to the same page without its query."""
         try:
             return build()
         except BadQuery as exc:
-            return self.error(400, "Bad filter", str(exc))
+            return self.error(400, "Bad filter", str(exc), back=request.url.path)
         except NotIndexed as exc:
             return self.error(404, "Not found", str(exc))
         except ExplorerStoreError:
             return self.error(503, "Unavailable", "the explorer's database cannot be read now")
 
-    def error(self, status: int, title: str, message: str) -> HTMLResponse:
+    def error(self, status: int, title: str, message: str, back: str = "/explorer") -> HTMLResponse:
         return self.render(
-            "error.html", status, title=f"{title} ({status})", message=message, status=status
+            "error.html",
+            status,
+            title=f"{title} ({status})",
+            message=message,
+            status=status,
+            back=back,
         )
 
     # -- the pages
@@ -348,25 +354,25 @@ def install_pages(app: FastAPI) -> None:
         return RedirectResponse("/explorer", status_code=307)
 
     def statistics(request: Request) -> HTMLResponse:
-        return pages.guarded(lambda: pages.statistics(request))
+        return pages.guarded(request, lambda: pages.statistics(request))
 
     def nodes(request: Request) -> HTMLResponse:
-        return pages.guarded(lambda: pages.nodes(request))
+        return pages.guarded(request, lambda: pages.nodes(request))
 
-    def node(node_id: str) -> HTMLResponse:
-        return pages.guarded(lambda: pages.node(node_id))
+    def node(node_id: str, request: Request) -> HTMLResponse:
+        return pages.guarded(request, lambda: pages.node(node_id))
 
     def farms(request: Request) -> HTMLResponse:
-        return pages.guarded(lambda: pages.farms(request))
+        return pages.guarded(request, lambda: pages.farms(request))
 
-    def farm(farm_id: str) -> HTMLResponse:
-        return pages.guarded(lambda: pages.farm(farm_id))
+    def farm(farm_id: str, request: Request) -> HTMLResponse:
+        return pages.guarded(request, lambda: pages.farm(farm_id))
 
     def contracts(request: Request) -> HTMLResponse:
-        return pages.guarded(lambda: pages.contracts(request))
+        return pages.guarded(request, lambda: pages.contracts(request))
 
     def contract(contract_id: str, request: Request) -> HTMLResponse:
-        return pages.guarded(lambda: pages.contract(contract_id, request))
+        return pages.guarded(request, lambda: pages.contract(contract_id, request))
 
     def missing(rest: str) -> Response:
         if rest == "":
