@@ -35,6 +35,7 @@ from zgrid.client import (
     NodeOffer,
     Store,
 )
+from zgrid.client.explorer_source import MAX_PAGE_BYTES
 from zgrid.types import GIB
 
 MACHINE = """\
@@ -222,6 +223,12 @@ def test_a_malformed_answer_is_refused_naming_the_field(
     fake.answer(path, body, count=count)
     with pytest.raises(InvalidAnswer, match=problem):
         _read(ExplorerNodeSource(fake.url, page_size=1))
+
+
+def test_an_answer_too_large_is_refused_unread(fake: FakeExplorer) -> None:
+    fake.answer("/nodes", b"[" + b" " * MAX_PAGE_BYTES + b"]", count=0)
+    with pytest.raises(InvalidAnswer, match=rf"more than {MAX_PAGE_BYTES} bytes for /nodes page 1"):
+        _read(ExplorerNodeSource(fake.url))
 
 
 def test_an_error_answer_names_the_explorer_and_its_message(fake: FakeExplorer) -> None:
