@@ -34,7 +34,7 @@ PUBLIC = {
     zgrid.client: [
         "DEFAULT_TIMEOUT", "ClientError", "ContractChange", "CurrentContract", "DeployFailed",
         "DeploymentExists", "DeploymentNotFound", "DeploymentSummary", "DeploymentView", "DiskSpec",
-        "FlistNotFound", "Grid", "InvalidAnswer", "InvalidWorkload", "LedgerNodeSource",
+        "ExplorerNodeSource", "ExplorerUnavailable", "FlistNotFound", "Grid", "InvalidAnswer", "InvalidWorkload", "LedgerNodeSource",
         "MachineSpec", "MountSpec", "NetworkConfig", "NetworkNotConfigured", "NodeOffer",
         "NodeSource", "Notice", "PlacementError", "PlacementRules", "Plan", "PolicyPrices",
         "PriceTerms", "Spec", "SpecError", "SpecProblem", "SpecSummary", "Store", "StoreError",

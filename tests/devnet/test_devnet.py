@@ -78,6 +78,29 @@ def test_up_brings_a_ledger_a_hub_and_nodes_each_in_its_own_namespace(devnet: De
     found = {n["name"]: n for n in networks["networks"]}
     assert found["devnet"]["ledger"] == status["ledger_url"]
     assert found["devnet"]["hub"] == status["hub_url"]
+    assert found["devnet"]["explorer"] == status["explorer_url"]
+
+
+def test_the_explorer_lists_the_devnets_nodes_up_with_room_on_them(devnet: DevnetRun) -> None:
+    status = devnet.first_status
+    explorer = status["explorer_url"]
+    assert explorer.startswith(status["ledger_url"].rsplit(":", 1)[0] + ":")
+    assert [c["name"] for c in status["components"]] == ["ledger", "hub", "explorer", "yggdrasil"]
+    wanted = {n["node_id"]: "up" for n in status["nodes"]}
+    deadline = time.monotonic() + 60
+    while True:  # each node's first uptime report comes just after it joined
+        listed = httpx.get(f"{explorer}/nodes", params={"size": 100}, timeout=10).json()
+        if {n["nodeId"]: n["status"] for n in listed} == wanted:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(1)
+    for node in listed:
+        # What a node declares less its reserve (max(10 %, 2 GiB), 20 GiB) leaves room.
+        free = node["free_resources"]
+        assert free["mru"] >= 1024**3 and free["sru"] >= 5 * 1024**3, node
+    # `zgrid nodes` reads the network's explorer.
+    shown = devnet.zgrid("nodes")
+    assert shown.stdout.splitlines()[-1] == f"2 node(s) on the explorer at {explorer}"
 
 
 def test_up_again_finds_everything_running_and_changes_nothing(devnet: DevnetRun) -> None:
@@ -96,6 +119,8 @@ def test_up_again_finds_everything_running_and_changes_nothing(devnet: DevnetRun
 def test_logs_show_each_part(devnet: DevnetRun) -> None:
     ledger = devnet.zgrid("devnet", "logs", "ledger", "-n", "5")
     assert ledger.stdout.strip()
+    explorer = devnet.zgrid("devnet", "logs", "explorer", "-n", "50")
+    assert "explorer of" in explorer.stdout, explorer.stdout
     bad = devnet.zgrid("devnet", "logs", "nothing", check=False)
     assert bad.returncode == 2 and "ledger" in bad.stderr
 
@@ -122,7 +147,11 @@ def _get(url: str, *, timeout: float = 60, **options: Any) -> httpx.Response:
 
 
 def test_the_key_value_app_stores_into_its_zdb_namespace(deployer: DevnetRun) -> None:
-    deployer.zgrid("deploy", str(EXAMPLES / "kv.yaml"), timeout=300)
+    explorer = deployer.first_status["explorer_url"]
+    plan = deployer.zgrid_json("plan", str(EXAMPLES / "kv.yaml"))
+    assert plan["nodes_from"] == {"source": "explorer", "url": explorer}
+    deployed = deployer.zgrid("deploy", str(EXAMPLES / "kv.yaml"), timeout=300)
+    assert f"planned with nodes from the explorer at {explorer}" in deployed.stderr
     address = _address(deployer.zgrid_json("show", "kv"), "kv")
     base = f"http://[{address}]:8080/cgi-bin/kv"
     assert _get(f"{base}?greeting").status_code == 404

@@ -88,7 +88,7 @@ def _grid(ctx: typer.Context, network: str | None, timeout: float | None = None)
 def _print_plan(plan: Plan, *, console: Console = out_console) -> None:
     from zgrid.client import decimal_text  # noqa: PLC0415
 
-    console.print(f"plan for {plan.name} on network {plan.network}:")
+    console.print(f"plan for {plan.name} on network {plan.network} ({plan.nodes_text}):")
     marks = {"create": "+", "update": "~", "replace": "±", "remove": "-", "keep": "="}
     for change in plan.changes:
         price = f"{decimal_text(change.price / 10_000_000)} USD/h" if change.price else ""

@@ -1,4 +1,5 @@
-"""`zgrid devnet`: a whole grid on this machine (ledger, hub, nodes in their own namespaces)."""
+"""`zgrid devnet`: a whole grid on this machine (ledger, hub, explorer, nodes in their own
+namespaces)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
     from zgrid.devnet import Devnet, DevnetStatus
 
 app = typer.Typer(
-    help="A whole grid on this machine: a dev ledger, an flist hub and nodes (as root).",
+    help="A whole grid on this machine: a dev ledger, an flist hub, an explorer and nodes "
+    "(as root).",
     no_args_is_help=True,
 )
 
@@ -83,7 +85,8 @@ def up(
     as_json: JsonOption = False,
 ) -> None:
     """Start the devnet, or finish starting it: every part that is missing is made, the
-    rest is left running. Configures the network `devnet` for `zgrid deploy` and selects it."""
+    rest is left running. Configures the network `devnet` for `zgrid deploy` (its ledger,
+    hub and explorer: plans read the nodes from the explorer) and selects it."""
     devnet = _devnet(directory, progress=True)
     started = time.monotonic()
     with _working(f"devnet in {devnet.layout.root}"):
@@ -107,7 +110,11 @@ def _configure_network(ctx: typer.Context, status: DevnetStatus) -> None:
     if NETWORK in {network.name for network in store.networks()}:
         identity = store.network(NETWORK).identity
     config = NetworkConfig(
-        name=NETWORK, ledger=status.ledger_url, hub=status.hub_url, identity=identity
+        name=NETWORK,
+        ledger=status.ledger_url,
+        hub=status.hub_url,
+        explorer=status.explorer_url,
+        identity=identity,
     )
     store.add_network(config, overwrite=True)
     store.use_network(NETWORK)
@@ -159,7 +166,8 @@ def logs(
     name: Annotated[
         str | None,
         typer.Argument(
-            help="ledger, hub, yggdrasil or node-N [default: all of them].", metavar="PART"
+            help="ledger, hub, explorer, yggdrasil or node-N [default: all of them].",
+            metavar="PART",
         ),
     ] = None,
     directory: DirOption = None,

@@ -1,23 +1,29 @@
 """`zgrid nodes`: the grid's nodes as the planner sees them, to find where to deploy.
 
-The nodes come from the ledger through the planner's own node source, so what is listed
-(free capacity, status, certification, free public IPs) is what a plan is made from.
+The nodes come through the planner's own node source, so what is listed (free capacity,
+status, certification, free public IPs) is what a plan is made from: the explorer with
+--explorer, else the ledger with --ledger (or $ZGRID_LEDGER), else the current network's
+explorer when it configures one, else its ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from zgrid.cli.context import CliSettings
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, check_ledger_url
 from zgrid.cli.output import emit_json, out_console, table_console
+from zgrid.cli.store_access import current_network
 
 if TYPE_CHECKING:
-    from zgrid.client import NodeOffer
+    from zgrid.client import NodeOffer, NodeSource
     from zgrid.types import Capacity
 
 __all__ = ["register"]
@@ -37,6 +43,16 @@ CountryOption = Annotated[
 UpOption = Annotated[bool, typer.Option("--up", help="Only the nodes that are up.")]
 CertifiedOption = Annotated[
     bool, typer.Option("--certified", help="Only the nodes of certified farms.")
+]
+ExplorerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--explorer",
+        metavar="URL",
+        help="Read the nodes from this explorer [default: the current network's explorer, "
+        "unless --ledger is given].",
+        show_default=False,
+    ),
 ]
 MinFreeOption = Annotated[
     str | None,
@@ -179,17 +195,68 @@ def _table(offers: list[NodeOffer]) -> Table:
     return table
 
 
-async def _read_offers(url: str) -> list[NodeOffer]:
+def _source(ctx: typer.Context, ledger: str, explorer: str | None) -> tuple[str, str, bool]:
+    """Where to read the nodes: ("explorer" | "ledger", URL, whether the explorer is the
+    one of the network whose ledger ``ledger`` is), by the module's rule."""
+    if explorer is not None:
+        return "explorer", explorer, False
+    given = ctx.get_parameter_source("ledger")
+    # Compared by name: typer carries its own copy of click's enum.
+    if given is not None and given.name in ("DEFAULT", "DEFAULT_MAP"):
+        network = current_network(ctx) if ctx.find_object(CliSettings) is not None else None
+        if network is not None and network.explorer is not None:
+            return "explorer", network.explorer, True
+    return "ledger", ledger, False
+
+
+def _check_url(kind: str, url: str) -> None:
+    """Refuse, as wrong usage, a ledger or explorer URL that is not http(s)://HOST[:PORT]."""
+    if kind == "ledger":
+        check_ledger_url(url)
+        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # reading the port parses it: a bad one raises here
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a URL: {url!r} ({exc})", param_hint="--explorer") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(f"expected http://HOST:PORT, got {url!r}", param_hint="--explorer")
+
+
+async def _read_offers(kind: str, url: str, ledger: str | None) -> list[NodeOffer]:
+    """The offers of the ``kind`` source at ``url``; an explorer waits until it indexed
+    ``ledger`` (its network's) up to that ledger's head."""
     from zgrid.chain import ChainClient  # noqa: PLC0415  # the ledger's client is heavy: load it on use
     from zgrid.client import LedgerNodeSource  # noqa: PLC0415
 
-    async with ChainClient(url) as chain:
-        return await LedgerNodeSource(chain).offers()
+    if kind == "ledger":
+        async with ChainClient(url) as chain:
+            return await LedgerNodeSource(chain).offers()
+    if ledger is None:
+        return await _explorer(url).offers()
+    async with ChainClient(ledger) as chain:
+
+        async def height() -> int:
+            return int((await chain.head())["height"])
+
+        return await _explorer(url, height).offers()
+
+
+def _explorer(url: str, height: Callable[[], Awaitable[int]] | None = None) -> NodeSource:
+    from zgrid.client import ExplorerNodeSource  # noqa: PLC0415
+
+    return ExplorerNodeSource(
+        url,
+        without="or list the ledger's nodes with `zgrid nodes --ledger URL`",
+        ledger_height=height,
+    )
 
 
 def nodes(
+    ctx: typer.Context,
     *,
     ledger: LedgerOption = DEFAULT_LEDGER,
+    explorer: ExplorerOption = None,
     farm: FarmOption = None,
     country: CountryOption = None,
     up: UpOption = False,
@@ -199,14 +266,17 @@ def nodes(
 ) -> None:
     """List the grid's nodes: farm, place, status, free and total capacity, public IPs.
 
-    The nodes of the current network's ledger (or --ledger), as the planner sees them.
-    Exit codes: 0 listed (also when none is left), 1 the ledger failed, 2 wrong usage.
+    The nodes as the planner sees them: from the current network's explorer if it has
+    one, else its ledger (--explorer or --ledger choose).
+    Exit codes: 0 listed (also when none is left), 1 the ledger or explorer failed,
+    2 wrong usage.
     """
-    check_ledger_url(ledger)
+    kind, url, same_network = _source(ctx, ledger, explorer)
+    _check_url(kind, url)
     wanted = parse_min_free(min_free) if min_free is not None else {}
     offers = [
         node
-        for node in asyncio.run(_read_offers(ledger))
+        for node in asyncio.run(_read_offers(kind, url, ledger if same_network else None))
         if _keeps(node, farm=farm, country=country, up=up, certified=certified, min_free=wanted)
     ]
     if as_json:
@@ -215,7 +285,7 @@ def nodes(
     filtered = farm is not None or country is not None or up or certified or bool(wanted)
     if not offers:
         which = "matching these filters " if filtered else ""
-        out_console.print(f"no nodes {which}on the ledger at {ledger}")
+        out_console.print(f"no nodes {which}on the {kind} at {url}")
         return
     table_console().print(_table(offers))
-    out_console.print(f"{len(offers)} node(s) on the ledger at {ledger}")
+    out_console.print(f"{len(offers)} node(s) on the {kind} at {url}")

@@ -15,6 +15,7 @@ from zgrid.client.errors import (
     DeployFailed,
     DeploymentExists,
     DeploymentNotFound,
+    ExplorerUnavailable,
     FlistNotFound,
     InvalidAnswer,
     InvalidWorkload,
@@ -30,6 +31,7 @@ from zgrid.lazy import lazy_members
 
 if TYPE_CHECKING:
     from zgrid.client.changes import CurrentContract, plan_changes
+    from zgrid.client.explorer_source import ExplorerNodeSource
     from zgrid.client.flists import resolve_flists
     from zgrid.client.grid import DEFAULT_TIMEOUT, Grid
     from zgrid.client.offers import NodeOffer, NodeSource
@@ -67,6 +69,7 @@ _LAZY = {
     "DeploymentSummary": "zgrid.client.views",
     "DeploymentView": "zgrid.client.views",
     "DiskSpec": "zgrid.client.spec.model",
+    "ExplorerNodeSource": "zgrid.client.explorer_source",
     "Grid": "zgrid.client.grid",
     "LedgerNodeSource": "zgrid.client.sources",
     "MachineSpec": "zgrid.client.spec.model",
@@ -115,6 +118,8 @@ __all__ = [
     "DeploymentSummary",
     "DeploymentView",
     "DiskSpec",
+    "ExplorerNodeSource",
+    "ExplorerUnavailable",
     "FlistNotFound",
     "Grid",
     "InvalidAnswer",

@@ -12,7 +12,8 @@ ClientError
  ├── DeploymentNotFound   no deployment by that name on this network
  ├── DeploymentExists     deploying a name that already runs (apply changes it)
  ├── DeployFailed         a contract or workload failed; what this run made was rolled back
- └── InvalidAnswer        the ledger (or explorer) answered what the client cannot use
+ ├── InvalidAnswer        the ledger (or explorer) answered what the client cannot use
+ └── ExplorerUnavailable  the network's explorer cannot be reached or answers an error
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "DeployFailed",
     "DeploymentExists",
     "DeploymentNotFound",
+    "ExplorerUnavailable",
     "FlistNotFound",
     "InvalidAnswer",
     "InvalidWorkload",
@@ -115,6 +117,11 @@ class DeployFailed(ClientError):
 class InvalidAnswer(ClientError):
     """The ledger (or explorer) answered something the client cannot use: malformed, out of
     range, or more than the client reads (a bounded number of pages)."""
+
+
+class ExplorerUnavailable(ClientError):
+    """The explorer the planner reads nodes from cannot be reached, or answers an error;
+    the message names it and says how to plan without it."""
 
 
 class InvalidWorkload(ClientError):

@@ -29,8 +29,9 @@ from zgrid.client.builder import item_of
 from zgrid.client.changes import CurrentContract, plan_changes
 from zgrid.client.deployer import Deployer
 from zgrid.client.errors import DeploymentExists, DeploymentNotFound, InvalidAnswer
+from zgrid.client.explorer_source import network_explorer
 from zgrid.client.flists import resolve_flists
-from zgrid.client.offers import NodeOffer, NodeSource
+from zgrid.client.offers import NodeOffer, NodeSource, source_of
 from zgrid.client.plan import ContractChange, Plan
 from zgrid.client.planner import place
 from zgrid.client.pricing import PriceTerms, contract_price, price_terms, to_tokens
@@ -52,7 +53,11 @@ _LOG_CONNECT_TIMEOUT = 3.0
 
 
 class Grid:
-    """One identity on one network. Build it with :meth:`open` (or pass its parts)."""
+    """One identity on one network. Build it with :meth:`open` (or pass its parts).
+
+    Nodes are read from the network's explorer when it configures one, else from its
+    ledger; ``source`` replaces either.
+    """
 
     store: Store
     network: NetworkConfig
@@ -75,7 +80,11 @@ class Grid:
         self.identity = identity
         self.timeout = timeout
         self.chain = ChainClient(network.ledger, identity=identity)
-        self.source = source or LedgerNodeSource(self.chain)
+        self.source = (
+            source
+            or network_explorer(network, ledger_height=self._ledger_height)
+            or LedgerNodeSource(self.chain)
+        )
         self._twin_id: int | None = None
 
     @classmethod
@@ -114,6 +123,9 @@ class Grid:
 
     async def close(self) -> None:
         await self.chain.close()
+
+    async def _ledger_height(self) -> int:
+        return int((await self.chain.head())["height"])
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -173,6 +185,7 @@ class Grid:
                 )
             total += price
             priced.append(dataclasses.replace(change, price=price))
+        nodes_from, nodes_url = source_of(self.source)
         return Plan(
             name=name,
             network=self.network.name,
@@ -180,6 +193,8 @@ class Grid:
             price_usd=total,
             price_tokens=to_tokens(total, terms.token_price),
             token_price=terms.token_price,
+            nodes_from=nodes_from,
+            nodes_url=nodes_url,
         )
 
     # -- deploy, apply -------------------------------------------------------------------------
@@ -232,6 +247,8 @@ class Grid:
             c.deployment is not None and c.deployment.twin_id != twin_id for c in plan.changes
         ):
             plan = await self.plan(checked)  # none given, or made before the twin existed
+        if on_step is not None:
+            on_step(f"planned with {plan.nodes_text}")
         await deployer.execute(plan, record)
         return await self.show(checked.name)
 

@@ -1,7 +1,8 @@
 """What the planner knows of the grid: one offer per node, from a source behind one interface.
 
-The ledger's API is the source today (:class:`zgrid.client.sources.LedgerNodeSource`);
-the explorer becomes another source with the same interface.
+Two sources: the ledger's API (:class:`zgrid.client.sources.LedgerNodeSource`) and an
+explorer's grid-proxy API (:class:`zgrid.client.explorer_source.ExplorerNodeSource`),
+used when the network configures one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Protocol
 
 from zgrid.types import Capacity
 
-__all__ = ["NodeOffer", "NodeSource"]
+__all__ = ["NodeOffer", "NodeSource", "source_of"]
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,12 @@ class NodeSource(Protocol):
     async def offers(self) -> list[NodeOffer]:
         """A snapshot of every node of the grid."""
         ...
+
+
+def source_of(source: NodeSource) -> tuple[str, str]:
+    """What a plan says its nodes came from: ``("ledger" | "explorer", url)``, or
+    ``(the class's name, "")`` for a source of the caller's own."""
+    kind, url = getattr(source, "kind", None), getattr(source, "url", None)
+    if isinstance(kind, str) and isinstance(url, str):
+        return kind, url
+    return type(source).__name__, ""

@@ -98,6 +98,15 @@ class Plan:
     price_usd: Fraction  # units USD per hour of everything that runs afterwards
     price_tokens: Fraction  # token units per hour, at the ledger's token price
     token_price: int  # units USD per token
+    nodes_from: str = ""  # where the planner read the nodes: "ledger", "explorer", ...
+    nodes_url: str = ""  # and at which URL
+
+    @property
+    def nodes_text(self) -> str:
+        """``"nodes from the explorer at URL"``, as the plan is shown."""
+        if not self.nodes_url:
+            return f"nodes from {self.nodes_from or 'the caller'}"
+        return f"nodes from the {self.nodes_from} at {self.nodes_url}"
 
     @property
     def empty(self) -> bool:
@@ -121,4 +130,5 @@ class Plan:
             "price_usd_per_hour": decimal_text(self.price_usd / 10_000_000),
             "price_tokens_per_hour": decimal_text(self.price_tokens / 10_000_000),
             "token_price_usd": decimal_text(Fraction(self.token_price, 10_000_000)),
+            "nodes_from": {"source": self.nodes_from, "url": self.nodes_url},
         }

@@ -95,6 +95,8 @@ def _problem(exc: ValidationError) -> str:
 class LedgerNodeSource:
     """Every node of the ledger ``chain`` talks to, as offers (a :class:`NodeSource`)."""
 
+    kind = "ledger"
+
     def __init__(
         self, chain: ChainClient, *, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
     ) -> None:
@@ -105,6 +107,14 @@ class LedgerNodeSource:
         self._chain = chain
         self.page_size = page_size
         self.max_pages = max_pages
+
+    @property
+    def url(self) -> str:
+        return self._chain.url
+
+    @property
+    def description(self) -> str:
+        return f"the ledger at {self.url}"
 
     async def offers(self) -> list[NodeOffer]:
         """A snapshot of every node, ordered by node id. Farms are read after the nodes so

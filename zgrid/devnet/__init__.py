@@ -1,5 +1,6 @@
-"""devnet: a whole grid on one machine — a dev ledger, an flist hub, base images and nodes,
-each node in a network namespace of its own — started and stopped with one command."""
+"""devnet: a whole grid on one machine — a dev ledger, an flist hub, an explorer, base images
+and nodes, each node in a network namespace of its own — started and stopped with one
+command."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A whole grid on this machine: `up` makes every part exist and run, `down` takes it away.
 
 `up` is level-triggered like the node: each step looks at what is there (the bridge, the
-hosts, the ledger's process, the farm on the ledger, the images on the hub, each node's
-daemon) and makes only what is missing, so running it twice, or after a crash of any
+hosts, the ledger's process, the farm on the ledger, the hub, the explorer indexing the
+ledger, the images on the hub, each node's daemon) and makes only what is missing, so running it twice, or after a crash of any
 part, ends in the same running devnet. `down` stops every process and removes every
 namespace, link, mount and loop device; the data directory stays (the next `up` starts
 the same chain, and the nodes restore what its contracts say), unless asked to go.
@@ -22,6 +22,7 @@ import httpx
 
 from zgrid.devnet.errors import DevnetError
 from zgrid.devnet.layout import (
+    EXPLORER_PORT,
     HUB_PORT,
     LEDGER_PORT,
     YGGDRASIL_PORT,
@@ -46,6 +47,17 @@ _SERVER_TIMEOUT = 60.0
 
 def _quiet(_: str) -> None:
     return None
+
+
+def _indexed(explorer: str, height: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            answer = httpx.get(f"{explorer}/indexer", timeout=1.0)
+            return answer.status_code == 200 and int(answer.json()["height"]) >= height
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+
+    return check
 
 
 def _answers(url: str) -> Callable[[], bool]:
@@ -121,6 +133,7 @@ class Devnet:
             self._ensure_ledger(state)
             accounts = await ensure_accounts(state.ledger_url, self.layout.keys)
             self._ensure_hub(state)
+            await self._ensure_explorer(state)
             self.progress("yggdrasil on the host, for the planetary network")
             await self._yggdrasil(state).ensure_running()
             waiting = await self._start_nodes(state, accounts)
@@ -181,6 +194,38 @@ class Devnet:
             )
         daemon.wait_until(_answers(f"{state.hub_url}/health"), timeout=_SERVER_TIMEOUT)
 
+    async def _ensure_explorer(self, state: DevnetState) -> None:
+        """The explorer indexing the ledger into SQLite, caught up with the ledger's head."""
+        daemon = self._daemon("explorer")
+        if not daemon.running():
+            self.progress(f"explorer: starting on {state.explorer_url}")
+            self.layout.explorer.mkdir(parents=True, exist_ok=True)
+            daemon.start(
+                [
+                    sys.executable,
+                    "-m",
+                    "zgrid",
+                    "explorer",
+                    "run",
+                    "--ledger",
+                    state.ledger_url,
+                    "--db",
+                    self.layout.explorer_db,
+                    "--listen",
+                    f"{state.gateway}:{EXPLORER_PORT}",
+                ]
+            )
+        daemon.wait_until(_answers(f"{state.explorer_url}/ping"), timeout=_SERVER_TIMEOUT)
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            head = (await http.get(f"{state.ledger_url}/chain/head")).json()
+        height = int(head["height"])
+        self.progress(f"explorer: indexing the ledger up to its height {height}")
+        daemon.wait_until(
+            _indexed(state.explorer_url, height),
+            timeout=_SERVER_TIMEOUT,
+            what=f"index the ledger up to height {height}",
+        )
+
     async def _start_nodes(self, state: DevnetState, accounts: Accounts) -> list[NodeProcess]:
         started = []
         for node in self._nodes(state):
@@ -198,6 +243,7 @@ class Devnet:
         components = [
             self._component("ledger", state.ledger_url),
             self._component("hub", state.hub_url),
+            self._component("explorer", state.explorer_url),
         ]
         ygg = self._yggdrasil(state)
         ygg_pid = ygg.pid()
@@ -229,6 +275,7 @@ class Devnet:
             subnet=f"{state.prefix}.0/24",
             ledger_url=state.ledger_url,
             hub_url=state.hub_url,
+            explorer_url=state.explorer_url,
             components=components,
             nodes=nodes,
         )
@@ -240,7 +287,7 @@ class Devnet:
     def log_paths(self) -> dict[str, Path]:
         """Every part's log, by the name `zgrid devnet logs` takes."""
         state = self.layout.load()
-        found = {name: self.layout.log(name) for name in ("ledger", "hub")}
+        found = {name: self.layout.log(name) for name in ("ledger", "hub", "explorer")}
         found["yggdrasil"] = self._yggdrasil(state).log_path
         for node in self._nodes(state):
             found[node.name] = node.daemon.log
@@ -268,7 +315,7 @@ class Devnet:
             for data in node_data_dirs(self.layout):
                 self.progress(f"{data.name}: removing its containers, mounts and namespaces")
                 await purge_node(data, netns=known.get(data))
-            for name in ("hub", "ledger"):
+            for name in ("explorer", "hub", "ledger"):
                 if self._daemon(name).stop():
                     self.progress(f"{name}: stopped")
             await self._yggdrasil(state).stop()

@@ -21,6 +21,7 @@ from zgrid.devnet.errors import DevnetBusy, DevnetError, DevnetNotFound
 
 __all__ = [
     "DEFAULT_DIR",
+    "EXPLORER_PORT",
     "HUB_PORT",
     "LEDGER_PORT",
     "YGGDRASIL_PORT",
@@ -32,6 +33,7 @@ __all__ = [
 DEFAULT_DIR = Path("/var/lib/zgrid/devnet")
 LEDGER_PORT = 8700
 HUB_PORT = 8780
+EXPLORER_PORT = 8800
 YGGDRASIL_PORT = 7443  # on every host of the devnet and on the bridge's root side
 _STATE_VERSION = 1
 _PREFIX = re.compile(r"^10\.(\d{1,3})\.(\d{1,3})$")
@@ -56,7 +58,8 @@ class DevnetState:
 
     @property
     def gateway(self) -> str:
-        """The bridge's root-side address: where the ledger, hub and host yggdrasil listen."""
+        """The bridge's root-side address: where the ledger, hub, explorer and host
+        yggdrasil listen."""
         return f"{self.prefix}.1"
 
     @property
@@ -66,6 +69,10 @@ class DevnetState:
     @property
     def hub_url(self) -> str:
         return f"http://{self.gateway}:{HUB_PORT}"
+
+    @property
+    def explorer_url(self) -> str:
+        return f"http://{self.gateway}:{EXPLORER_PORT}"
 
     def node_address(self, number: int) -> str:
         """Node ``number`` (1, 2 …) is host .(number + 1) on the bridge."""
@@ -109,6 +116,15 @@ class Layout:
     @property
     def hub(self) -> Path:
         return self.root / "hub"
+
+    @property
+    def explorer(self) -> Path:
+        """The explorer's database (SQLite) and nothing else: deleting it re-indexes."""
+        return self.root / "explorer"
+
+    @property
+    def explorer_db(self) -> str:
+        return f"sqlite:///{self.explorer / 'explorer.db'}"
 
     @property
     def keys(self) -> Path:

@@ -43,6 +43,7 @@ class DevnetStatus:
     subnet: str
     ledger_url: str
     hub_url: str
+    explorer_url: str
     components: list[ComponentStatus] = field(default_factory=list)
     nodes: list[NodeStatus] = field(default_factory=list)
 
