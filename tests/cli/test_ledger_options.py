@@ -166,6 +166,8 @@ WIRED: dict[tuple[str, ...], tuple[str, ...]] = {
     ("contract", "bills"): ("1",),
     ("contract", "ls"): (),
     ("contract", "show"): ("1",),
+    ("explorer", "index"): (),
+    ("explorer", "run"): (),
     ("farm", "add-ip"): ("1", "203.0.113.7/24", "203.0.113.1"),
     ("farm", "create"): ("f",),
     ("farm", "join-token"): ("1",),

@@ -238,3 +238,24 @@ def test_a_405_names_every_method_of_the_path() -> None:
             }
 
     _run(ConnectionLimits(), body)
+
+
+def test_a_kept_alive_connection_answers_each_request_at_once() -> None:
+    # With Nagle's algorithm on the server's side, each response's body waited for the
+    # client's delayed acknowledgement of its head: 40 ms for every request but the first.
+    async def body(server: AppServer) -> None:
+        def ten_requests() -> float:
+            with socket.create_connection(("127.0.0.1", server.port)) as client:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                started = time.monotonic()
+                for number in range(10):
+                    client.sendall(f"GET /items/{number} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    answer = b""
+                    while not answer.endswith(b"}"):
+                        answer += client.recv(4096)
+                return time.monotonic() - started
+
+        seconds = await asyncio.to_thread(ten_requests)
+        assert seconds < 0.3, f"ten requests on one connection took {seconds:.2f} s"
+
+    _run(ConnectionLimits(), body)

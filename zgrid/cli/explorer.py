@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from zgrid.cli.ledger_options import DEFAULT_LEDGER, LedgerOption
 from zgrid.cli.output import emit_json, err_console, out_console
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-LedgerUrl = Annotated[str, typer.Option("--ledger", help="The ledger's URL.")]
 Database = Annotated[
     str,
     typer.Option(
@@ -64,8 +64,6 @@ def _settings(
         len(validator) != 64 or any(c not in "0123456789abcdef" for c in validator)
     ):
         raise typer.BadParameter("a validator is 64 hex digits", param_hint="--validator")
-    if not ledger.startswith(("http://", "https://")):
-        raise typer.BadParameter(f"{ledger!r} is not an http(s) URL", param_hint="--ledger")
     database_url(db)  # refuses a database URL of another kind, naming the two kinds
     return ExplorerSettings(
         ledger=ledger.rstrip("/"),
@@ -81,7 +79,7 @@ def _settings(
 @app.command()
 def run(
     *,
-    ledger: LedgerUrl = "http://127.0.0.1:8700",
+    ledger: LedgerOption = DEFAULT_LEDGER,
     db: Database = DEFAULT_DB,
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT for the API and the pages.")
@@ -118,7 +116,7 @@ def _interrupt(signum: int, frame: object) -> None:
 @app.command()
 def index(
     *,
-    ledger: LedgerUrl = "http://127.0.0.1:8700",
+    ledger: LedgerOption = DEFAULT_LEDGER,
     db: Database = DEFAULT_DB,
     rebuild: Rebuild = False,
     validator: Validator = None,

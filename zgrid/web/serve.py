@@ -66,6 +66,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Send each write at once. A response goes out as two writes (head, then body); with
+    Nagle's algorithm the body waits for the client to acknowledge the head, which a client
+    delays by up to 40 ms, so every request after the first on a kept-alive connection
+    took 40 ms more."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     class GuardedProtocol(HttpToolsProtocol):
         """uvicorn's protocol with a deadline for each request's headers and a cap on them."""
@@ -94,6 +105,7 @@ def _guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            _no_delay(transport)
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
