@@ -7,18 +7,19 @@ columns: integers capped to 64 signed bits, strings cut to the column's length.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from zgrid.chain import ChainEvent
 from zgrid.explorer import schema
-from zgrid.explorer.store import upsert
 
 __all__ = [
     "DOWN_AFTER",
@@ -43,10 +44,15 @@ _RESOURCES = ("cru", "mru", "sru", "hru")
 _LIVE = ("created", "grace_period")
 
 
-@dataclass(frozen=True)
+@dataclass
 class BlockInfo:
+    """The block being applied, and what its events left to recount at its end: a node's
+    capacity and a farm's IPs are recounted once per block, however many events touch them."""
+
     height: int
     timestamp: int
+    dirty_nodes: set[int] = field(default_factory=set)
+    dirty_farms: set[int] = field(default_factory=set)
 
 
 def i64(value: Any) -> int:
@@ -73,13 +79,60 @@ def _fit(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
     return fitted
 
 
+@functools.lru_cache(maxsize=256)
+def _upsert(dialect: str, table: sa.Table, names: tuple[str, ...]) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of ``names``, built once and reused: building
+    a statement costs more than SQLite takes to run it."""
+    keys = [column.name for column in table.primary_key.columns]
+    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.values({name: sa.bindparam(name) for name in names})
+    changed = {name: statement.excluded[name] for name in names if name not in keys}
+    if changed:
+        return statement.on_conflict_do_update(index_elements=keys, set_=changed)
+    return statement.on_conflict_do_nothing(index_elements=keys)
+
+
+@functools.lru_cache(maxsize=256)
+def _update(table: sa.Table, where: tuple[str, ...], names: tuple[str, ...]) -> Any:
+    return (
+        sa.update(table)
+        .where(*(table.c[name] == sa.bindparam(f"where_{name}") for name in where))
+        .values({name: sa.bindparam(name) for name in names})
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _lookup(table: sa.Table, columns: tuple[str, ...], key: str) -> Any:
+    """``SELECT columns FROM table WHERE key = :key``, built once."""
+    return sa.select(*(table.c[name] for name in columns)).where(
+        table.c[key] == sa.bindparam("key")
+    )
+
+
+@functools.cache
+def _live_contracts() -> Any:
+    c = schema.contracts
+    return sa.select(
+        *(c.c[name] for name in (*_RESOURCES, *(f"used_{k}" for k in _RESOURCES))),
+        c.c.version,
+        c.c.result_version,
+        c.c.updated,
+    ).where(c.c.node_id == sa.bindparam("key"), c.c.state.in_(_LIVE), c.c.type == "node")
+
+
 def _put(connection: Connection, table: sa.Table, values: Mapping[str, Any]) -> None:
-    keys = tuple(column.name for column in table.primary_key.columns)
-    upsert(connection, table, _fit(table, values), keys=keys)
+    fitted = _fit(table, values)
+    connection.execute(_upsert(connection.dialect.name, table, tuple(fitted)), fitted)
 
 
-def _set(connection: Connection, table: sa.Table, where: Any, values: Mapping[str, Any]) -> None:
-    connection.execute(sa.update(table).where(where).values(**_fit(table, values)))
+def _set(
+    connection: Connection, table: sa.Table, where: Mapping[str, Any], values: Mapping[str, Any]
+) -> None:
+    """Set ``values`` on the rows of ``table`` whose columns equal ``where``."""
+    fitted = _fit(table, values)
+    keys = _fit(table, where)
+    parameters = {**fitted, **{f"where_{name}": value for name, value in keys.items()}}
+    connection.execute(_update(table, tuple(keys), tuple(fitted)), parameters)
 
 
 # -- twins and farms ---------------------------------------------------------------------------
@@ -100,7 +153,7 @@ def _twin_created(connection: Connection, data: dict[str, Any], block: BlockInfo
 
 def _twin_updated(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
     t = schema.twins
-    _set(connection, t, t.c.twin_id == i64(data["twin_id"]), {"relay": data.get("relay", "")})
+    _set(connection, t, {"twin_id": i64(data["twin_id"])}, {"relay": data.get("relay", "")})
 
 
 def _farm_created(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -116,15 +169,15 @@ def _farm_created(connection: Connection, data: dict[str, Any], block: BlockInfo
             "created": block.timestamp,
         },
     )
-    _recount_ips(connection, i64(data["farm_id"]))
+    block.dirty_farms.add(i64(data["farm_id"]))
 
 
 def _recount_ips(connection: Connection, farm_id: int) -> None:
     ips = schema.public_ips
-    rows = connection.execute(sa.select(ips.c.contract_id).where(ips.c.farm_id == farm_id)).all()
+    rows = connection.execute(_lookup(ips, ("contract_id",), "farm_id"), {"key": farm_id}).all()
     free = sum(1 for (contract_id,) in rows if not contract_id)
     f = schema.farms
-    _set(connection, f, f.c.farm_id == farm_id, {"total_ips": len(rows), "free_ips": free})
+    _set(connection, f, {"farm_id": farm_id}, {"total_ips": len(rows), "free_ips": free})
 
 
 def _farm_ip_added(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -139,13 +192,13 @@ def _farm_ip_added(connection: Connection, data: dict[str, Any], block: BlockInf
             "contract_id": 0,
         },
     )
-    _recount_ips(connection, farm_id)
+    block.dirty_farms.add(farm_id)
 
 
 def _farm_ip_removed(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
     ips = schema.public_ips
     connection.execute(sa.delete(ips).where(ips.c.ip == str(data["ip"])[:64]))
-    _recount_ips(connection, i64(data["farm_id"]))
+    block.dirty_farms.add(i64(data["farm_id"]))
 
 
 def _farm_certified(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -153,7 +206,7 @@ def _farm_certified(connection: Connection, data: dict[str, Any], block: BlockIn
     _set(
         connection,
         f,
-        f.c.farm_id == i64(data["farm_id"]),
+        {"farm_id": i64(data["farm_id"])},
         {"certification": data.get("certification", "not_certified")},
     )
 
@@ -184,7 +237,7 @@ def _described(data: dict[str, Any]) -> dict[str, Any]:
 def _node_registered(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
     node_id = i64(data["node_id"])
     exists = connection.execute(
-        sa.select(schema.nodes.c.node_id).where(schema.nodes.c.node_id == node_id)
+        _lookup(schema.nodes, ("node_id",), "node_id"), {"key": node_id}
     ).first()
     if exists is None:
         _put(
@@ -199,14 +252,14 @@ def _node_registered(connection: Connection, data: dict[str, Any], block: BlockI
                 **_described(data),
             },
         )
-    refresh_node(connection, node_id)
+    block.dirty_nodes.add(node_id)
 
 
 def _node_updated(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
     node_id = i64(data["node_id"])
     n = schema.nodes
-    _set(connection, n, n.c.node_id == node_id, {**_described(data), "updated": block.timestamp})
-    refresh_node(connection, node_id)
+    _set(connection, n, {"node_id": node_id}, {**_described(data), "updated": block.timestamp})
+    block.dirty_nodes.add(node_id)
 
 
 def _node_uptime(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -214,7 +267,7 @@ def _node_uptime(connection: Connection, data: dict[str, Any], block: BlockInfo)
     _set(
         connection,
         n,
-        n.c.node_id == i64(data["node_id"]),
+        {"node_id": i64(data["node_id"])},
         {"uptime": data.get("uptime", 0), "last_report": data.get("timestamp", block.timestamp)},
     )
 
@@ -224,7 +277,7 @@ def _node_power(connection: Connection, data: dict[str, Any], block: BlockInfo) 
     _set(
         connection,
         n,
-        n.c.node_id == i64(data["node_id"]),
+        {"node_id": i64(data["node_id"])},
         {"power": data.get("power", "up"), "updated": block.timestamp},
     )
 
@@ -237,29 +290,12 @@ def _node_removed(connection: Connection, data: dict[str, Any], block: BlockInfo
 def refresh_node(connection: Connection, node_id: int) -> None:
     """Recount a node's used and free capacity, its contracts and the oldest result it owes,
     from its live node contracts."""
-    n, c = schema.nodes, schema.contracts
-    node = connection.execute(
-        sa.select(n.c.total_cru, n.c.total_mru, n.c.total_sru, n.c.total_hru).where(
-            n.c.node_id == node_id
-        )
-    ).first()
+    n = schema.nodes
+    totals = tuple(f"total_{key}" for key in _RESOURCES)
+    node = connection.execute(_lookup(n, totals, "node_id"), {"key": node_id}).first()
     if node is None:
         return
-    rows = connection.execute(
-        sa.select(
-            c.c.cru,
-            c.c.mru,
-            c.c.sru,
-            c.c.hru,
-            c.c.used_cru,
-            c.c.used_mru,
-            c.c.used_sru,
-            c.c.used_hru,
-            c.c.version,
-            c.c.result_version,
-            c.c.updated,
-        ).where(c.c.node_id == node_id, c.c.state.in_(_LIVE), c.c.type == "node")
-    ).all()
+    rows = connection.execute(_live_contracts(), {"key": node_id}).all()
     # Contracts reserve what they declared; what a node reports used counts where it is more.
     held = {
         key: max(
@@ -279,7 +315,7 @@ def refresh_node(connection: Connection, node_id: int) -> None:
     _set(
         connection,
         n,
-        n.c.node_id == node_id,
+        {"node_id": node_id},
         {
             "node_contracts": len(rows),
             "oldest_pending": min(pending, default=0),
@@ -301,7 +337,8 @@ def _contract_created(connection: Connection, data: dict[str, Any], block: Block
     contract_id, kind = i64(data["contract_id"]), str(data.get("type", "node"))
     node_id = i64(data.get("node_id", 0))
     n = schema.nodes
-    farm_id = connection.execute(sa.select(n.c.farm_id).where(n.c.node_id == node_id)).scalar() or 0
+    farm_id = connection.execute(_lookup(n, ("farm_id",), "node_id"), {"key": node_id}).scalar()
+    farm_id = farm_id or 0
     ips = data.get("public_ips") or []
     _put(
         connection,
@@ -326,22 +363,22 @@ def _contract_created(connection: Connection, data: dict[str, Any], block: Block
     if ips:
         p = schema.public_ips
         for ip in ips:
-            _set(connection, p, p.c.ip == str(ip.get("ip", ""))[:64], {"contract_id": contract_id})
-        _recount_ips(connection, farm_id)
+            _set(connection, p, {"ip": str(ip.get("ip", ""))[:64]}, {"contract_id": contract_id})
+        block.dirty_farms.add(farm_id)
     if kind == "rent":
         _set(
             connection,
             n,
-            n.c.node_id == node_id,
+            {"node_id": node_id},
             {"rented_by": data.get("twin_id", 0), "rent_contract_id": contract_id},
         )
     if node_id:
-        refresh_node(connection, node_id)
+        block.dirty_nodes.add(node_id)
 
 
 def _contract_node(connection: Connection, contract_id: int) -> int:
     c = schema.contracts
-    found = connection.execute(sa.select(c.c.node_id).where(c.c.contract_id == contract_id))
+    found = connection.execute(_lookup(c, ("node_id",), "contract_id"), {"key": contract_id})
     return int(found.scalar() or 0)
 
 
@@ -351,7 +388,7 @@ def _contract_updated(connection: Connection, data: dict[str, Any], block: Block
     _set(
         connection,
         c,
-        c.c.contract_id == contract_id,
+        {"contract_id": contract_id},
         {
             "deployment_hash": data.get("deployment_hash", ""),
             "version": data.get("version", 0),
@@ -359,14 +396,14 @@ def _contract_updated(connection: Connection, data: dict[str, Any], block: Block
             "updated": block.timestamp,
         },
     )
-    refresh_node(connection, _contract_node(connection, contract_id))
+    block.dirty_nodes.add(_contract_node(connection, contract_id))
 
 
 def _result_reported(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
     contract_id = i64(data["contract_id"])
     c = schema.contracts
-    _set(connection, c, c.c.contract_id == contract_id, {"result_version": data.get("version", 0)})
-    refresh_node(connection, _contract_node(connection, contract_id))
+    _set(connection, c, {"contract_id": contract_id}, {"result_version": data.get("version", 0)})
+    block.dirty_nodes.add(_contract_node(connection, contract_id))
 
 
 def _resources_reported(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -375,10 +412,10 @@ def _resources_reported(connection: Connection, data: dict[str, Any], block: Blo
     _set(
         connection,
         c,
-        c.c.contract_id == contract_id,
+        {"contract_id": contract_id},
         _capacity(data.get("used") or {}, prefix="used_"),
     )
-    refresh_node(connection, _contract_node(connection, contract_id))
+    block.dirty_nodes.add(_contract_node(connection, contract_id))
 
 
 def _contract_canceled(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -387,22 +424,22 @@ def _contract_canceled(connection: Connection, data: dict[str, Any], block: Bloc
     _set(
         connection,
         c,
-        c.c.contract_id == contract_id,
+        {"contract_id": contract_id},
         {"state": "deleted", "deleted_reason": data.get("reason", ""), "updated": block.timestamp},
     )
-    farms = connection.execute(
-        sa.select(p.c.farm_id).where(p.c.contract_id == contract_id).distinct()
-    ).all()
-    _set(connection, p, p.c.contract_id == contract_id, {"contract_id": 0})
+    farms = set(
+        connection.execute(_lookup(p, ("farm_id",), "contract_id"), {"key": contract_id}).all()
+    )
+    _set(connection, p, {"contract_id": contract_id}, {"contract_id": 0})
     for (farm_id,) in farms:
-        _recount_ips(connection, farm_id)
+        block.dirty_farms.add(farm_id)
     _set(
         connection,
         n,
-        n.c.rent_contract_id == contract_id,
+        {"rent_contract_id": contract_id},
         {"rented_by": 0, "rent_contract_id": 0},
     )
-    refresh_node(connection, _contract_node(connection, contract_id))
+    block.dirty_nodes.add(_contract_node(connection, contract_id))
 
 
 def _contract_state(state: str) -> Callable[[Connection, dict[str, Any], BlockInfo], None]:
@@ -411,7 +448,7 @@ def _contract_state(state: str) -> Callable[[Connection, dict[str, Any], BlockIn
         _set(
             connection,
             c,
-            c.c.contract_id == i64(data["contract_id"]),
+            {"contract_id": i64(data["contract_id"])},
             {"state": state, "updated": block.timestamp},
         )
 
@@ -454,9 +491,8 @@ def _contract_billed(connection: Connection, data: dict[str, Any], block: BlockI
     )
 
 
-def _bill_where(data: dict[str, Any]) -> Any:
-    b = schema.bills
-    return sa.and_(b.c.contract_id == i64(data["contract_id"]), b.c.number == i64(data["number"]))
+def _bill_where(data: dict[str, Any]) -> dict[str, Any]:
+    return {"contract_id": data["contract_id"], "number": data["number"]}
 
 
 def _bill_paid(connection: Connection, data: dict[str, Any], block: BlockInfo) -> None:
@@ -504,6 +540,12 @@ def apply_events(
         handler = HANDLERS.get(event.name)
         if handler is not None:
             handler(connection, event.data, block)
+    for farm_id in sorted(block.dirty_farms):
+        _recount_ips(connection, farm_id)
+    for node_id in sorted(block.dirty_nodes - {0}):
+        refresh_node(connection, node_id)
+    block.dirty_farms.clear()
+    block.dirty_nodes.clear()
     if previous_time and block.timestamp // HOUR > previous_time // HOUR:
         snapshot(connection, block.timestamp)
 
