@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 I64_MAX = 2**63 - 1
 Id = Annotated[int, Path(ge=0, le=I64_MAX)]
 _IDENTITY_TTL = 5.0
+_POSITION_TTL = 0.2
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -62,6 +63,9 @@ class ExplorerView:
     status: IndexerStatus = field(default_factory=IndexerStatus)
     _genesis: Genesis | None = None
     _checked: float = 0.0
+    _position: Position | None = None
+    _read: float = -1.0
+    _query: NodeQuery | None = None
 
     def genesis(self) -> Genesis | None:
         if self._genesis is None and time.monotonic() - self._checked > _IDENTITY_TTL:
@@ -72,11 +76,22 @@ class ExplorerView:
         return self._genesis
 
     def position(self) -> Position | None:
-        return self.store.position()
+        """The last block indexed, read again at most every 0.2 s (a block takes longer)."""
+        if time.monotonic() - self._read > _POSITION_TTL:
+            self._position, self._read = self.store.position(), time.monotonic()
+        return self._position
 
     def now(self) -> int:
         position = self.position()
         return 0 if position is None else position.timestamp
+
+    def node_query(self) -> NodeQuery:
+        """The node conditions at the time of the last block indexed (built once per block)."""
+        now = self.now()
+        query = self._query
+        if query is None or query.now != now:
+            query = self._query = NodeQuery(now)
+        return query
 
 
 def _paging(count: int | None, limit: Limit) -> dict[str, str]:
@@ -191,7 +206,7 @@ def create_app(view: ExplorerView, *, pages: Callable[[FastAPI], None] | None = 
     def _nodes(request: Request, *, gateways: bool) -> Response:
         params = Params(request.query_params.multi_items(), NODE_FILTERS)
         limit = params.limit(NODE_SORTS)
-        genesis, query = view.genesis(), NodeQuery(view.now())
+        genesis, query = view.genesis(), view.node_query()
         rows, count = read(lambda c: query.page(c, params, limit, gateways=gateways))
         body = [node_json(row, genesis, limit.balance) for row in rows]
         return json_response(body, headers=_paging(count, limit))
@@ -199,19 +214,19 @@ def create_app(view: ExplorerView, *, pages: Callable[[FastAPI], None] | None = 
     @app.get("/nodes/{node_id}", tags=["nodes"])
     def node(node_id: Id) -> Response:
         """One node, with its capacity nested as the grid proxy answers it."""
-        query = NodeQuery(view.now())
+        query = view.node_query()
         row = read(lambda c: query.one(c, node_id))
         return json_response(nested_node_json(row, view.genesis()))
 
     @app.get("/gateways/{node_id}", tags=["nodes"])
     def gateway(node_id: Id) -> Response:
-        query = NodeQuery(view.now())
+        query = view.node_query()
         row = read(lambda c: query.one(c, node_id, gateway=True))
         return json_response(nested_node_json(row, view.genesis()))
 
     @app.get("/nodes/{node_id}/status", tags=["nodes"])
     def node_status(node_id: Id) -> Response:
-        query = NodeQuery(view.now())
+        query = view.node_query()
         row = read(lambda c: query.one(c, node_id))
         return json_response({"status": nested_node_json(row, None)["status"]})
 

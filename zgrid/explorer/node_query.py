@@ -7,8 +7,10 @@ the ledger's own API decides status: up when the node reported uptime within 80 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -298,16 +300,32 @@ def monthly_price(row: Row[Any], genesis: Genesis | None, balance: float) -> flo
     policy = None if genesis is None else genesis.price_policy(row.pricing_policy_id or 1)
     if policy is None:
         return 0.0
-    capacity = Capacity(cru=row.total_cru, mru=row.total_mru, sru=row.total_sru, hru=row.total_hru)
-    hourly = node_contract_hourly(
-        capacity, public_ips=0, policy=policy, certified=row.farm_certification == "gold"
-    )
-    monthly = hourly * HOURS_PER_MONTH / UNITS_PER_USD
+    capacity = (row.total_cru, row.total_mru, row.total_sru, row.total_hru)
+    monthly = _monthly(capacity, (policy.cu, policy.su), row.farm_certification == "gold")
     if balance > 0 and monthly > 0:
         months = Fraction(balance) / monthly
         percent = next((p for least, p in DISCOUNT_TIERS if months >= least), 0)
         monthly = monthly * (100 - percent) / 100
     return round(float(monthly), 3)
+
+
+@functools.lru_cache(maxsize=65536)  # a node's capacity seldom changes: one entry per node
+def _monthly(
+    resources: tuple[int, int, int, int], prices: tuple[int, int], certified: bool
+) -> Fraction:
+    cru, mru, sru, hru = resources
+    capacity = Capacity(cru=cru, mru=mru, sru=sru, hru=hru)
+    policy = _Prices(cu=prices[0], su=prices[1])
+    hourly = node_contract_hourly(capacity, public_ips=0, policy=policy, certified=certified)
+    return hourly * HOURS_PER_MONTH / UNITS_PER_USD
+
+
+@dataclass(frozen=True)
+class _Prices:
+    cu: int
+    su: int
+    nu: int = 0
+    ipu: int = 0
 
 
 def _common(row: Row[Any], genesis: Genesis | None, balance: float) -> dict[str, Any]:
