@@ -20,7 +20,7 @@ from tests.explorer.conftest import ExplorerProcess, story, story_ledger  # noqa
 from tests.explorer.story import Story
 from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401
 from tests.processes import zgrid_here
-from zgrid.chain import ChainClient
+from zgrid.chain import ChainClient, ChainEvent
 from zgrid.explorer import (
     ExplorerStore,
     ExplorerView,
@@ -131,10 +131,10 @@ def test_an_indexed_block_is_never_applied_again_and_an_event_applied_twice_chan
 
     async def apply_each_event_twice() -> None:
         async with ChainClient(story_ledger.url) as chain:
-            headers = []
+            headers: list[dict[str, Any]] = []
             while len(headers) <= story.height:
                 headers += await chain.headers(len(headers), 100)
-            events = []
+            events: list[ChainEvent] = []
             while True:
                 page = await chain.event_page(events[-1].cursor if events else "0--1", 1000)
                 events += page
