@@ -20,8 +20,11 @@ import pytest
 
 from tests.conftest import require_root, require_tool
 from tests.devnet.devnets import DevnetRun, SpareHost, leftovers
+from tests.explorer.compare import answers, fresh_store, index_until, normal
+from tests.postgres import PostgresCluster
 from tests.readme import FOREGROUND, README, new_shell, readme_lines
 from zgrid.chain import SyncChainClient
+from zgrid.explorer import ExplorerStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -184,6 +187,30 @@ def test_a_debian_container_runs_from_the_debian_flist(deployer: DevnetRun) -> N
         assert time.monotonic() < deadline, output
         time.sleep(1)
     deployer.zgrid("destroy", "deb", "--yes", timeout=120)
+
+
+def test_the_devnets_ledger_indexes_alike_into_sqlite_and_postgresql(
+    deployer: DevnetRun, tmp_path: Path
+) -> None:
+    """The ledger the devnet's nodes and deployers wrote (registrations, uptime, contracts,
+    results, bills): indexed from genesis into SQLite and into PostgreSQL, the same rows and
+    the same answers to the grid proxy's queries."""
+    ledger = deployer.first_status["ledger_url"]
+    height = int(httpx.get(f"{ledger}/chain/head", timeout=10).json()["height"])
+    sqlite = fresh_store(tmp_path / "explorer.db")
+    with PostgresCluster() as cluster:
+        postgres = ExplorerStore(cluster.create_database("devnet"))
+        try:
+            postgres.migrate()
+            assert index_until(sqlite, ledger, until=height) == height
+            assert index_until(postgres, ledger, until=height) == height
+            rows = normal(sqlite.dump())
+            assert rows == normal(postgres.dump())
+            assert len(rows["nodes"]) >= 2 and rows["contracts"] and rows["bills"]
+            assert answers(sqlite) == answers(postgres)
+        finally:
+            postgres.close()
+            sqlite.close()
 
 
 # What some of the README's lines must print: the tour's page, fetched from this machine's

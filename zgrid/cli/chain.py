@@ -11,7 +11,7 @@ import typer
 
 from zgrid.cli.durations import parse_duration
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, JsonOption, LedgerOption, ledger_client
-from zgrid.cli.output import emit_json, err_console, out_console
+from zgrid.cli.output import emit_json, err_console, out_console, term_as_interrupt
 
 if TYPE_CHECKING:
     from zgrid.chain import Ledger
@@ -104,7 +104,7 @@ def run(
 
     # The server shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal;
     # by then every accepted transaction is in a block, so it is a clean stop.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, term_as_interrupt)
     try:
         # Through the package attribute, so the web server is imported only by this command.
         asyncio.run(
@@ -121,13 +121,6 @@ def run(
         )
     except KeyboardInterrupt:
         err_console.print("ledger stopped")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    # SIGTERM takes the same road as SIGINT: asyncio then cancels only the main task,
-    # whose cleanup seals the open block; a KeyboardInterrupt raised here instead
-    # would escape the loop and cancel the block producer before it seals.
-    signal.raise_signal(signal.SIGINT)
 
 
 @app.command()

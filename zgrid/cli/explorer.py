@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from zgrid.cli.ledger_options import DEFAULT_LEDGER, LedgerOption
-from zgrid.cli.output import emit_json, err_console, out_console
+from zgrid.cli.output import emit_json, err_console, out_console, term_as_interrupt
 
 if TYPE_CHECKING:
     from zgrid.explorer import ExplorerSettings, IndexerStatus
@@ -102,15 +102,11 @@ def run(
             f"(indexed to height {status.height})"
         )
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, term_as_interrupt)
     try:
         asyncio.run(zgrid.explorer.serve(settings, on_ready=ready))
     except KeyboardInterrupt:
         err_console.print("explorer stopped")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    signal.raise_signal(signal.SIGINT)
 
 
 @app.command()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["emit_json", "err_console", "one_line", "out_console", "table_console"]
+__all__ = [
+    "emit_json",
+    "err_console",
+    "one_line",
+    "out_console",
+    "table_console",
+    "term_as_interrupt",
+]
 
 # No markup and no emoji codes: paths, names and error texts are the user's, and "[...]"
 # or ":name:" in them is literal.
@@ -35,3 +43,11 @@ def table_console() -> Console:
     if out_console.is_terminal:
         return out_console
     return Console(highlight=False, soft_wrap=True, markup=False, emoji=False, width=_WIDE)
+
+
+def term_as_interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM handler for servers: SIGTERM takes the same road as SIGINT. asyncio then
+    cancels only the main task, whose cleanup ends the server cleanly (the ledger seals its
+    open block); a KeyboardInterrupt raised here instead would escape the loop and cancel
+    its tasks before they finish."""
+    signal.raise_signal(signal.SIGINT)

@@ -18,15 +18,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from zgrid.client.errors import ExplorerUnavailable, InvalidAnswer
 from zgrid.client.offers import NodeOffer
-from zgrid.client.sources import MAX_PAGES, PAGE_SIZE
+
+# The answer models the ledger's node source checks with: the same ranges for both sources.
+from zgrid.client.sources import _U64, MAX_PAGES, PAGE_SIZE, _Answer, _Free, _Resources
 from zgrid.types import Capacity
 
 if TYPE_CHECKING:
@@ -39,28 +41,6 @@ DEFAULT_TIMEOUT = 30.0  # seconds for each request
 CATCH_UP = 20.0  # seconds the explorer gets to index the ledger up to its height
 _CATCH_UP_POLL = 0.2
 _ERROR_TEXT = 300  # characters of an explorer's error message shown
-
-_U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-_I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Resources(_Answer):
-    cru: _U64 = 0
-    mru: _U64 = 0
-    sru: _U64 = 0
-    hru: _U64 = 0
-
-
-class _Free(_Answer):
-    # Negative when a node holds more than it declared (less its reserve).
-    cru: _I64 = 0
-    mru: _I64 = 0
-    sru: _I64 = 0
-    hru: _I64 = 0
 
 
 class _Node(_Answer):
