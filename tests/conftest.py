@@ -24,6 +24,9 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Fixtures made once per test process for every module that uses them.
+pytest_plugins = ["tests.explorer.fixtures"]
+
 
 def _missing(reason: str) -> None:
     if IN_CI:

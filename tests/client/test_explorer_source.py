@@ -17,12 +17,7 @@ from typing import Any
 import pytest
 
 from tests.chain.conftest import LedgerProcess
-from tests.explorer.conftest import (  # noqa: F401  # fixtures
-    ExplorerProcess,
-    story,
-    story_explorer,
-    story_ledger,
-)
+from tests.explorer.fixtures import ExplorerProcess
 from tests.explorer.story import Story
 from tests.processes import free_port, zgrid_here
 from zgrid.chain import ChainClient
@@ -74,9 +69,9 @@ async def _height_of(url: str) -> int:
 
 
 def test_the_explorer_offers_the_ledgers_nodes_less_their_system_reserve(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
+    story_explorer: ExplorerProcess,
 ) -> None:
     ledger = _ledger_offers(story_ledger.url)
     source = ExplorerNodeSource(
@@ -103,7 +98,7 @@ def test_the_explorer_offers_the_ledgers_nodes_less_their_system_reserve(
 
 
 def test_small_pages_read_every_node_and_too_many_pages_are_refused(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
 ) -> None:
     whole = _read(ExplorerNodeSource(story_explorer.url))
     assert len(whole) == 6
@@ -253,9 +248,9 @@ def _home(tmp_path: Path, ledger: str, explorer: str | None) -> Path:
 
 def test_plan_reads_the_networks_explorer_and_says_so(
     tmp_path: Path,
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
+    story_explorer: ExplorerProcess,
 ) -> None:
     spec = tmp_path / "probe.yaml"
     # Belgium: ghent (up, room left), brussels (rented by another twin): only ghent fits.
@@ -284,7 +279,7 @@ def test_plan_reads_the_networks_explorer_and_says_so(
 
 def test_a_network_whose_explorer_is_down_fails_the_plan_in_one_line(
     tmp_path: Path,
-    story_ledger: LedgerProcess,  # noqa: F811
+    story_ledger: LedgerProcess,
 ) -> None:
     spec = tmp_path / "probe.yaml"
     spec.write_text(MACHINE.format(country="Egypt"))

@@ -12,12 +12,7 @@ import httpx
 import pytest
 
 from tests.chain.conftest import LedgerProcess
-from tests.explorer.conftest import (  # noqa: F401
-    ExplorerProcess,
-    story,
-    story_explorer,
-    story_ledger,
-)
+from tests.explorer.fixtures import ExplorerProcess
 from tests.explorer.story import GIB, Story
 
 HEALTH_GRACE = 600
@@ -76,7 +71,7 @@ class Ledger:
 
 
 @pytest.fixture(scope="module")
-def ledger_state(story_explorer: ExplorerProcess, story_ledger: LedgerProcess) -> Ledger:  # noqa: F811
+def ledger_state(story_explorer: ExplorerProcess, story_ledger: LedgerProcess) -> Ledger:
     head = _get(f"{story_ledger.url}/chain/head")
     indexed = story_explorer.wait_for_height(head["height"])
     return Ledger(story_ledger.url, indexed["timestamp"])
@@ -87,7 +82,7 @@ def _ids(explorer: ExplorerProcess, **params: Any) -> list[int]:
 
 
 def test_every_node_filter_answers_what_the_ledgers_state_says(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     ledger_state: Ledger,
 ) -> None:
     ledger, explorer = ledger_state, story_explorer
@@ -155,7 +150,7 @@ def test_every_node_filter_answers_what_the_ledgers_state_says(
 
 
 def test_each_node_is_the_ledgers_node_with_its_used_and_free_capacity(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     ledger_state: Ledger,
 ) -> None:
     for node_id, node in ledger_state.nodes.items():
@@ -176,7 +171,7 @@ def test_each_node_is_the_ledgers_node_with_its_used_and_free_capacity(
 
 
 def test_paging_sorting_and_the_count_headers(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     ledger_state: Ledger,
 ) -> None:
     url = f"{story_explorer.url}/nodes"
@@ -208,8 +203,8 @@ def test_paging_sorting_and_the_count_headers(
 
 
 def test_farms_twins_contracts_bills_and_statistics_are_the_ledgers(
-    story_explorer: ExplorerProcess,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
+    story_ledger: LedgerProcess,
     ledger_state: Ledger,
 ) -> None:
     url = story_explorer.url
@@ -304,7 +299,7 @@ def test_farms_twins_contracts_bills_and_statistics_are_the_ledgers(
     ],
 )
 def test_bad_queries_get_the_grid_proxys_error_answer(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     path: str,
     status: int,
     words: str,
@@ -316,7 +311,7 @@ def test_bad_queries_get_the_grid_proxys_error_answer(
     assert response.headers["access-control-allow-origin"] == "*"
 
 
-def test_openapi_documents_every_route_and_filter(story_explorer: ExplorerProcess) -> None:  # noqa: F811
+def test_openapi_documents_every_route_and_filter(story_explorer: ExplorerProcess) -> None:
     spec = _get(f"{story_explorer.url}/openapi.json")
     for path in (
         "/nodes",
@@ -362,9 +357,9 @@ def test_openapi_documents_every_route_and_filter(story_explorer: ExplorerProces
 
 
 def test_the_explorer_follows_the_ledger_as_it_goes(
-    story: Story,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_explorer: ExplorerProcess,
+    story_ledger: LedgerProcess,
 ) -> None:
     first = story_explorer.indexer()
     deadline = time.monotonic() + 10

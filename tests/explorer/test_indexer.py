@@ -19,7 +19,7 @@ from tests.explorer.compare import answers as _answers
 from tests.explorer.compare import fresh_store as _fresh
 from tests.explorer.compare import index_until as _index
 from tests.explorer.compare import normal as _normal
-from tests.explorer.conftest import ExplorerProcess, story, story_ledger  # noqa: F401
+from tests.explorer.fixtures import ExplorerProcess
 from tests.explorer.story import Story
 from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401
 from tests.processes import zgrid_here
@@ -36,8 +36,8 @@ from zgrid.explorer.store import Position
 
 @pytest.fixture(scope="module")
 def sqlite_store(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ExplorerStore]:
     store = _fresh(tmp_path_factory.mktemp("sqlite") / "explorer.db")
@@ -47,8 +47,8 @@ def sqlite_store(
 
 
 def test_sqlite_and_postgresql_index_the_same_grid_and_answer_alike(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     sqlite_store: ExplorerStore,
     postgres_cluster: PostgresCluster,  # noqa: F811
 ) -> None:
@@ -65,8 +65,8 @@ def test_sqlite_and_postgresql_index_the_same_grid_and_answer_alike(
 
 
 def test_an_indexed_block_is_never_applied_again_and_an_event_applied_twice_changes_nothing(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     sqlite_store: ExplorerStore,
     tmp_path: Path,
 ) -> None:
@@ -117,8 +117,8 @@ def test_an_indexed_block_is_never_applied_again_and_an_event_applied_twice_chan
 
 
 def test_an_explorer_killed_mid_stream_resumes_to_what_a_fresh_rebuild_makes(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "killed.db"
@@ -170,8 +170,8 @@ def _index_through(store: ExplorerStore, url: str, change: Any, *, until: int) -
 
 
 def test_a_block_altered_on_its_way_is_refused_and_nothing_of_it_is_stored(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     tmp_path: Path,
 ) -> None:
     target = 40
@@ -204,8 +204,8 @@ def test_a_block_altered_on_its_way_is_refused_and_nothing_of_it_is_stored(
 
 
 def test_a_database_of_another_chain_or_validator_is_refused(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     sqlite_store: ExplorerStore,
     tmp_path: Path,
 ) -> None:
@@ -230,8 +230,8 @@ def test_a_database_of_another_chain_or_validator_is_refused(
 
 
 def test_the_index_command_shows_where_it_stands(
-    story: Story,  # noqa: F811
-    story_ledger: LedgerProcess,  # noqa: F811
+    story: Story,
+    story_ledger: LedgerProcess,
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"

@@ -18,12 +18,7 @@ from tests.browser import (
     browser,  # noqa: F401  # the module's Chromium
     screenshots,  # noqa: F401
 )
-from tests.explorer.conftest import (
-    ExplorerProcess,
-    story,  # noqa: F401
-    story_explorer,  # noqa: F401
-    story_ledger,  # noqa: F401
-)
+from tests.explorer.fixtures import ExplorerProcess
 from tests.explorer.story import Story
 from zgrid.chain import format_tokens
 from zgrid.explorer.charts import Bar, Series, bar_chart, human_bytes, line_chart
@@ -65,7 +60,7 @@ def _node_ids(browser: Browser) -> list[int]:  # noqa: F811
 
 def test_nodes_table_filters_by_country_and_free_memory_and_sorts(
     browser: Browser,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     screenshots: Path,  # noqa: F811
 ) -> None:
     every = _api(story_explorer, "/nodes")
@@ -106,8 +101,8 @@ def test_nodes_table_filters_by_country_and_free_memory_and_sorts(
 
 def test_node_page_shows_its_capacity(
     browser: Browser,  # noqa: F811
-    story: Story,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story: Story,
+    story_explorer: ExplorerProcess,
     screenshots: Path,  # noqa: F811
 ) -> None:
     node_id = story.node_ids["ghent"]
@@ -143,7 +138,7 @@ def test_node_page_shows_its_capacity(
 
 def test_statistics_page_draws_its_charts(
     browser: Browser,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     screenshots: Path,  # noqa: F811
 ) -> None:
     stats = _api(story_explorer, "/stats")
@@ -179,8 +174,8 @@ def test_statistics_page_draws_its_charts(
 
 def test_contract_page_lists_its_bills(
     browser: Browser,  # noqa: F811
-    story: Story,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story: Story,
+    story_explorer: ExplorerProcess,
     screenshots: Path,  # noqa: F811
 ) -> None:
     contract_id = story.contract_ids["web"]
@@ -204,8 +199,8 @@ def test_contract_page_lists_its_bills(
 
 
 def test_every_page_answers_html_and_stays_out_of_the_api_schema(
-    story: Story,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story: Story,
+    story_explorer: ExplorerProcess,
 ) -> None:
     url = story_explorer.url
     for root in ("/", "/explorer/"):
@@ -237,8 +232,8 @@ def test_every_page_answers_html_and_stays_out_of_the_api_schema(
 
 
 def test_contract_and_farm_lists_are_the_apis(
-    story: Story,  # noqa: F811
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story: Story,
+    story_explorer: ExplorerProcess,
 ) -> None:
     url, rich = story_explorer.url, story.twin_ids["rich"]
     queries: list[dict[str, str | int]] = [
@@ -273,7 +268,7 @@ def test_contract_and_farm_lists_are_the_apis(
     ],
 )
 def test_a_bad_filter_is_a_400_page_naming_the_field(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
     query: str,
     field: str,
 ) -> None:
@@ -286,7 +281,7 @@ def test_a_bad_filter_is_a_400_page_naming_the_field(
 
 
 def test_unknown_things_are_404_pages(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
 ) -> None:
     for path in (
         "/explorer/nodes/999999",
@@ -303,7 +298,7 @@ def test_unknown_things_are_404_pages(
 
 
 def test_values_from_the_query_are_escaped(
-    story_explorer: ExplorerProcess,  # noqa: F811
+    story_explorer: ExplorerProcess,
 ) -> None:
     payload = "<script>alert(1)</script>"
     page = httpx.get(f"{story_explorer.url}/explorer/nodes", params={"country": payload})

@@ -291,7 +291,13 @@ def _power(power: str) -> dict[str, str]:
 
 
 def _capacity(row: Row[Any], prefix: str) -> dict[str, int]:
-    return {key: int(getattr(row, f"{prefix}_{key}")) for key in ("cru", "sru", "hru", "mru")}
+    m = row._mapping
+    return {
+        "cru": m[f"{prefix}_cru"],
+        "sru": m[f"{prefix}_sru"],
+        "hru": m[f"{prefix}_hru"],
+        "mru": m[f"{prefix}_mru"],
+    }
 
 
 def monthly_price(row: Row[Any], genesis: Genesis | None, balance: float) -> float:
@@ -302,11 +308,16 @@ def monthly_price(row: Row[Any], genesis: Genesis | None, balance: float) -> flo
         return 0.0
     capacity = (row.total_cru, row.total_mru, row.total_sru, row.total_hru)
     monthly = _monthly(capacity, (policy.cu, policy.su), row.farm_certification == "gold")
-    if balance > 0 and monthly > 0:
-        months = Fraction(balance) / monthly
-        percent = next((p for least, p in DISCOUNT_TIERS if months >= least), 0)
-        monthly = monthly * (100 - percent) / 100
-    return round(float(monthly), 3)
+    if balance <= 0 or monthly <= 0:
+        return _rounded(monthly)
+    months = Fraction(balance) / monthly
+    percent = next((p for least, p in DISCOUNT_TIERS if months >= least), 0)
+    return round(float(monthly * (100 - percent) / 100), 3)
+
+
+@functools.lru_cache(maxsize=65536)
+def _rounded(price: Fraction) -> float:
+    return round(float(price), 3)
 
 
 @functools.lru_cache(maxsize=65536)  # a node's capacity seldom changes: one entry per node
@@ -374,23 +385,30 @@ def _rest(row: Row[Any], genesis: Genesis | None, balance: float) -> dict[str, A
         "num_gpu": 0,
         "extraFee": 0,
         "healthy": bool(row.is_healthy),
-        "dmi": {
-            "bios": {"vendor": "", "version": ""},
-            "baseboard": {"manufacturer": "", "product_name": ""},
-            "processor": [],
-            "memory": [],
-        },
-        "speed": {"upload": 0, "download": 0},
-        "gpus": [],
+        "dmi": _NO_DMI,
+        "speed": _NO_SPEED,
+        "gpus": _NONE,
         "price_usd": monthly_price(row, genesis, balance),
         "farm_free_ips": int(row.farm_free_ips or 0),
-        "features": [],
+        "features": _NONE,
         # zgrid's own additions: what the grid proxy leaves to its clients to work out
         "free_resources": _capacity(row, "free"),
-        "interfaces": json.loads(row.interfaces or "[]"),
+        "interfaces": _NONE if row.interfaces in ("", "[]") else json.loads(row.interfaces),
         "secureBoot": bool(row.secure_boot),
         "virtualized": bool(row.virtualized),
     }
+
+
+# What the ledger does not know of a node, answered empty as the grid proxy's shape has it
+# (shared by every answer: they are only ever serialized).
+_NO_DMI: dict[str, Any] = {
+    "bios": {"vendor": "", "version": ""},
+    "baseboard": {"manufacturer": "", "product_name": ""},
+    "processor": [],
+    "memory": [],
+}
+_NO_SPEED: dict[str, Any] = {"upload": 0, "download": 0}
+_NONE: list[Any] = []
 
 
 def _farming_policy(genesis: Genesis, pricing_policy_id: int | None) -> int:

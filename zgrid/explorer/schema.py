@@ -7,6 +7,7 @@ tables; a test compares the two.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -143,11 +144,13 @@ nodes = Table(
     _int("free_hru"),
     Index("nodes_by_farm", "farm_id"),
     Index("nodes_by_twin", "twin_id"),
-    Index("nodes_by_country", "country"),
     Index("nodes_by_report", "last_report"),
     Index("nodes_by_free_mru", "free_mru"),
     Index("nodes_by_free_sru", "free_sru"),
 )
+
+# Countries are matched without case; within one, nodes are listed by free memory.
+Index("nodes_by_country", sa.func.lower(nodes.c.country), nodes.c.free_mru)
 
 contracts = Table(
     "contracts",

@@ -155,7 +155,9 @@ def upgrade() -> None:
         sa.Column("free_hru", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("node_id"),
     )
-    op.create_index("nodes_by_country", "nodes", ["country"], unique=False)
+    op.create_index(
+        "nodes_by_country", "nodes", [sa.text("lower(country)"), "free_mru"], unique=False
+    )
     op.create_index("nodes_by_farm", "nodes", ["farm_id"], unique=False)
     op.create_index("nodes_by_free_mru", "nodes", ["free_mru"], unique=False)
     op.create_index("nodes_by_free_sru", "nodes", ["free_sru"], unique=False)

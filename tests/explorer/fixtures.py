@@ -1,5 +1,8 @@
 """The explorer's fixtures: a ledger process serving the story's two days of a grid, and
-explorer processes (`zgrid explorer run`) indexing it."""
+explorer processes (`zgrid explorer run`) indexing it.
+
+A plugin of the whole suite (tests/conftest.py), so the story, its ledger and its explorer
+are made once per test process for every module that reads them (none writes to them)."""
 
 from __future__ import annotations
 
@@ -66,12 +69,12 @@ class ExplorerProcess(ServerProcess):
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     return write_story(tmp_path_factory.mktemp("story") / "chain")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def story_ledger(story: Story) -> Iterator[LedgerProcess]:
     """The story's ledger, served and producing (empty) blocks from where the story ends."""
     process = LedgerProcess(story.data, block_time=0.5)
@@ -82,7 +85,7 @@ def story_ledger(story: Story) -> Iterator[LedgerProcess]:
         process.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def story_explorer(
     story: Story, story_ledger: LedgerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ExplorerProcess]:
