@@ -12,9 +12,7 @@ import pytest
 
 from tests.browser import (
     Browser,
-    BrowserError,
     browser,  # noqa: F401  # the module's Chromium
-    require_browser,
     screenshot_dir,
     screenshots,  # noqa: F401
 )
@@ -108,19 +106,6 @@ def test_waiting_for_what_never_comes_fails_clearly(browser: Browser, site: str)
         browser.wait_for_text("#status", "never", timeout=0.3)
     with pytest.raises(AssertionError, match="no visible '#missing'"):
         browser.wait_for("#missing", timeout=0.3)
-
-
-def test_a_stopped_browser_refuses_use_and_leaves_no_profile() -> None:
-    require_browser()
-    own = Browser(width=800, height=600)
-    with own:
-        home = own.home
-        assert home is not None and (home / "profile").is_dir()
-        assert own.run_js("return window.innerWidth") == 800
-    assert not home.exists()
-    with pytest.raises(BrowserError, match="not started"):
-        own.open("about:blank")
-    own.stop()  # twice is harmless
 
 
 def test_screenshot_directory_follows_the_variable(

@@ -87,18 +87,6 @@ def test_cluster_stores_rows_and_stop_removes_everything(cluster: PostgresCluste
     cluster.stop()  # twice is harmless
 
 
-def test_settings_keep_durability_and_leaving_the_block_stops_the_server() -> None:
-    require_postgres()
-    cluster = PostgresCluster(settings={})
-    with pytest.raises(ZeroDivisionError), cluster:
-        root, port = cluster.root, cluster.port
-        with psycopg.connect(cluster.dsn) as connection:
-            assert connection.execute("SHOW fsync").fetchone() == ("on",)
-        _ = 1 / 0
-    assert root is not None and not root.exists()
-    assert _refused(port)
-
-
 def test_a_failing_start_names_the_tool_and_shows_its_log(open_parent: Path) -> None:
     require_postgres()
     cluster = PostgresCluster(parent=open_parent, settings={"shared_buffers": "not-a-size"})

@@ -36,7 +36,7 @@ from tests.fuzz.budget import count, fuzz_seconds, fuzz_settings, keep_running
 from tests.fuzz.hub_signing import PushBodies, prepare, signer_for
 from zgrid.flist import Router, pack_directory
 
-SHORT_EXAMPLES = 10  # fuzzed cases per operation and round, after the coverage cases
+SHORT_EXAMPLES = 6  # fuzzed cases per operation and round, after the coverage cases
 MODES = [HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE, HypothesisTestMode.FUZZING]
 
 

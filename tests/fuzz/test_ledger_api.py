@@ -25,7 +25,7 @@ from zgrid.chain import UNITS_PER_TOKEN, SyncChainClient
 from zgrid.identity import Identity
 
 Operation = AnyOperation[Any, Any, Any, Any]
-SHORT_EXAMPLES = 6  # per operation and mode in the short pass
+SHORT_EXAMPLES = 4  # per operation and mode in the short pass
 LONG_EXAMPLES = 20  # per operation and mode in each round of a long pass (a round: 2-3 min)
 STREAM = "/events/stream"
 
