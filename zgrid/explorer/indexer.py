@@ -63,7 +63,7 @@ class Indexer:
         chain: ChainClient,
         *,
         validator: str | None = None,
-        poll: float = 0.2,
+        poll: float = 0.5,
         header_batch: int = HEADER_BATCH,
         on_block: Callable[[IndexerStatus], None] | None = None,
         until: int | None = None,

@@ -33,7 +33,7 @@ class ExplorerSettings:
     rebuild: bool = False
     validator: str | None = None
     batch: int = 100
-    poll: float = 0.2
+    poll: float = 0.5
     max_connections: int = 1024
 
 

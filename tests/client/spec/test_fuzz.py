@@ -52,13 +52,13 @@ def _check(text: str) -> None:
             assert problem.message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(_KEYS, _VALUES, max_size=6))
 def test_structured_documents(document: dict[str, object]) -> None:
     _check(_yaml(document))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("name: -[]{},&*!'\"#|>\n\t 0aZ%@`?")), max_size=60))
 def test_arbitrary_text(text: str) -> None:
     _check(text)
