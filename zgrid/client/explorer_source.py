@@ -28,8 +28,16 @@ from zgrid.client.errors import ExplorerUnavailable, InvalidAnswer
 from zgrid.client.offers import NodeOffer
 
 # The answer models the ledger's node source checks with: the same ranges for both sources.
-from zgrid.client.sources import _U64, MAX_PAGES, PAGE_SIZE, _Answer, _Free, _Resources
-from zgrid.types import Capacity
+from zgrid.client.sources import (
+    _U64,
+    MAX_PAGES,
+    PAGE_SIZE,
+    _Answer,
+    _Free,
+    _Resources,
+    free_capacity,
+    total_capacity,
+)
 
 if TYPE_CHECKING:
     from zgrid.client.store import NetworkConfig
@@ -285,20 +293,8 @@ def _offers(nodes: Sequence[_Node], farms: Sequence[_Farm], url: str) -> list[No
                 farm_id=farm.farmId,
                 farm_name=farm.name,
                 status=node.status,
-                total=Capacity(
-                    cru=total.cru,
-                    mru=total.mru,
-                    sru=total.sru,
-                    hru=total.hru,
-                    ipv4=len(farm.publicIps),
-                ),
-                free=Capacity(
-                    cru=max(0, free.cru),
-                    mru=max(0, free.mru),
-                    sru=max(0, free.sru),
-                    hru=max(0, free.hru),
-                    ipv4=node.farm_free_ips,
-                ),
+                total=total_capacity(total, len(farm.publicIps)),
+                free=free_capacity(free, node.farm_free_ips),
                 country=node.country,
                 city=node.city,
                 certified=node.certificationType == "Certified",

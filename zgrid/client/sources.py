@@ -54,6 +54,23 @@ class _Free(_Answer):
     hru: _I64 = 0
 
 
+def total_capacity(resources: _Resources, ipv4: int) -> Capacity:
+    return Capacity(
+        cru=resources.cru, mru=resources.mru, sru=resources.sru, hru=resources.hru, ipv4=ipv4
+    )
+
+
+def free_capacity(free: _Free, ipv4: int) -> Capacity:
+    """What a node has free; none of a resource it holds more of than it has."""
+    return Capacity(
+        cru=max(0, free.cru),
+        mru=max(0, free.mru),
+        sru=max(0, free.sru),
+        hru=max(0, free.hru),
+        ipv4=ipv4,
+    )
+
+
 class _Location(_Answer):
     country: str = Field(default="", max_length=64)
     city: str = Field(default="", max_length=64)
@@ -177,20 +194,8 @@ def _offers(nodes: Sequence[_NodeRow], farms: Sequence[_FarmRow]) -> list[NodeOf
                 farm_id=farm.id,
                 farm_name=farm.name,
                 status=node.status,
-                total=Capacity(
-                    cru=total.cru,
-                    mru=total.mru,
-                    sru=total.sru,
-                    hru=total.hru,
-                    ipv4=len(farm.public_ips),
-                ),
-                free=Capacity(
-                    cru=max(0, node.free.cru),
-                    mru=max(0, node.free.mru),
-                    sru=max(0, node.free.sru),
-                    hru=max(0, node.free.hru),
-                    ipv4=node.free_ips,
-                ),
+                total=total_capacity(total, len(farm.public_ips)),
+                free=free_capacity(node.free, node.free_ips),
                 country=node.location.country,
                 city=node.location.city,
                 certified=farm.certification == "gold",
