@@ -18,7 +18,8 @@ DEB_PACKAGES := \
 	runc busybox-static fuse3 libfuse3-dev \
 	wireguard-go wireguard-tools yggdrasil \
 	qemu-system-x86 redis-tools redis-server debootstrap zstd curl jq \
-	postgresql chromium chromium-driver
+	postgresql chromium chromium-driver \
+	linux-image-amd64 openssh-client cpio
 
 .PHONY: install install-deb install-venv test lint typecheck unit fuzz demo clean
 

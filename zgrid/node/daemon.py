@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,11 @@ from zgrid.node.logs import LogChannel
 from zgrid.node.naming import node_scope
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.net.yggdrasil import Yggdrasil
+from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
 from zgrid.node.registrar import Registration, ensure_registered, report_uptime
 from zgrid.node.runtime import RuncRuntime
+from zgrid.node.runtime.qemu import QEMU, QemuRuntime
 from zgrid.node.state import LocalState
 from zgrid.node.system import run_command
 from zgrid.node.traffic import report_traffic
@@ -101,9 +104,16 @@ async def run_node(
         addresses: list[str] = await node_addresses()
         logs = LogChannel(zdb, data / "logs")
         planetary = PlanetaryNetwork(yggdrasil, data / "planetary", scope=scope)
+        disks = DiskPool(data / "disks", scope=scope)
+        vms = None
+        if shutil.which(QEMU):
+            qemu = QemuRuntime(data / "runtime")
+            vms = VirtualMachines(
+                data / "machines", runtime=qemu, disks=disks, cache=data / "guest"
+            )
         machines = ZMachinePrimitive(
             data / "machines",
-            disks=DiskPool(data / "disks", scope=scope),
+            disks=disks,
             flists=FlistManager(data / "flists", scope=scope),
             network=planetary,
             runtime=runtime,
@@ -112,6 +122,7 @@ async def run_node(
             hub_url=config.hub_url,
             zdb_port=zdb.port,
             planetary_address=lambda: yggdrasil.address,
+            vms=vms,
         )
         primitives = build_primitives(machines=machines, zdb=zdb, addresses=lambda: list(addresses))
         engine = Engine(

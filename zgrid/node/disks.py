@@ -2,9 +2,13 @@
 
 Layout under the pool's root: ``images/<id>.img`` (the sparse image), ``mounts/<id>``
 (where it is mounted), ``records/<id>.json`` (which kind of workload made it and the size
-it was last made at). Loop devices come from ``mount -o loop``, which sets autoclear:
+it was last made at, and whether it is lent to a virtual machine). Loop devices come from ``mount -o loop``, which sets autoclear:
 the device goes away with the last unmount, and a ``mount`` killed before it mounted
 leaves nothing attached. Every step is safe to repeat after a crash between any two.
+
+A disk lent to a virtual machine (``lend``) is not mounted on the node: the guest mounts
+the image itself, and two kernels must never mount one ext4 at once. It stays lent,
+across node restarts, until ``give_back``.
 """
 
 from __future__ import annotations
@@ -89,9 +93,12 @@ class DiskPool:
             return None
         return loaded if isinstance(loaded, dict) else None
 
-    def _write_record(self, disk_id: str, kind: str, size: int) -> None:
+    def _write_record(self, disk_id: str, kind: str, size: int, *, lent: bool = False) -> None:
         self._records.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"kind": kind, "size": size}, sort_keys=True).encode()
+        record: dict[str, object] = {"kind": kind, "size": size}
+        if lent:
+            record["lent"] = True
+        data = json.dumps(record, sort_keys=True).encode()
         write_atomic(self._record_path(disk_id), data, mode=0o600)
 
     def kind(self, disk_id: str) -> str | None:
@@ -99,6 +106,11 @@ class DiskPool:
         record = self._record(disk_id)
         kind = record.get("kind") if record else None
         return kind if isinstance(kind, str) else None
+
+    def is_lent(self, disk_id: str) -> bool:
+        """Whether the disk is lent to a virtual machine (and so not mounted here)."""
+        record = self._record(disk_id)
+        return bool(record and record.get("lent") is True)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -160,6 +172,13 @@ class DiskPool:
                 self._write_record(disk_id, kind, size if current is None else current)
             if current is None:
                 await self._make_image(disk_id, image, size)
+            if record is not None and record.get("lent") is True:
+                if current is not None and size > current:
+                    raise ProvisionError(
+                        f"cannot grow disk {disk_id} to {_mib(size)} while a virtual machine"
+                        " uses it (remove the machine first)"
+                    )
+                return self.path(disk_id)
             await self._mount(disk_id, image)
             recorded = (self._record(disk_id) or {}).get("size")
             if image.stat().st_size < size or recorded != size:
@@ -247,6 +266,40 @@ class DiskPool:
         except SystemCommandError as exc:
             raise ProvisionError(f"cannot grow disk {disk_id}: {exc}") from exc
         finally:
+            await self._mount(disk_id, image)
+
+    # -- lending to virtual machines ----------------------------------------------------
+
+    async def lend(self, disk_id: str) -> Path:
+        """Unmount the disk from the node for a VM to attach; returns its image."""
+        self._check_id(disk_id)
+        async with self._lock(disk_id):
+            record = self._record(disk_id)
+            image = self.image(disk_id)
+            if record is None or not image.is_file():
+                raise ProvisionError(f"disk {disk_id} does not exist")
+            kind = str(record.get("kind") or "disk")
+            size = record.get("size")
+            self._write_record(
+                disk_id, kind, size if isinstance(size, int) else image.stat().st_size, lent=True
+            )
+            await self._unmount(disk_id)
+            await self._detach_stale(image)
+            return image
+
+    async def give_back(self, disk_id: str) -> None:
+        """The VM is gone: the disk is the node's again, mounted; a missing disk is fine."""
+        self._check_id(disk_id)
+        async with self._lock(disk_id):
+            record = self._record(disk_id)
+            image = self.image(disk_id)
+            if record is None or record.get("lent") is not True or not image.is_file():
+                return
+            kind = str(record.get("kind") or "disk")
+            size = record.get("size")
+            self._write_record(
+                disk_id, kind, size if isinstance(size, int) else image.stat().st_size
+            )
             await self._mount(disk_id, image)
 
     # -- remove ---------------------------------------------------------------------------

@@ -204,6 +204,22 @@ async def add_veth(
     await _add_link(name, "veth", args, netns)
 
 
+async def add_tap(name: str, *, netns: str | None = None) -> None:
+    """Create a persistent tap device (a VM's network card opens it by name)."""
+    existing = await get_link(name, netns=netns)
+    if existing is not None:
+        if existing.kind != "tun":
+            raise NetworkFailure(
+                f"cannot create tap {name}{_where(netns)}: a {existing.kind or 'device'} "
+                "of that name exists"
+            )
+        return
+    await _run(
+        f"create tap {name}{_where(netns)}",
+        _ip(["tuntap", "add", "dev", name, "mode", "tap"], netns),
+    )
+
+
 async def delete_link(name: str, *, netns: str | None = None) -> None:
     """Delete the link (a veth takes its peer with it); a missing one is fine."""
     if await get_link(name, netns=netns) is None:

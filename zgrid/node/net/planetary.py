@@ -7,6 +7,9 @@ is a port of its deployment's bridge in the node's netns. The node routes that a
 to the bridge and the machine routes 200::/7 to the bridge's fe80::1, so the machine
 reaches the whole planetary network and any yggdrasil peer reaches the machine.
 
+A virtual machine gets no netns: its network card is a tap device that is a port of the
+deployment's bridge, and the guest gives itself the same address and route.
+
 Every attachment is written down (a small JSON record under ``root``) before the kernel
 is touched, and every step finds what an interrupted earlier run left and finishes it.
 """
@@ -67,11 +70,13 @@ def machine_address(subnet: str, workload_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """What a zmachine's runtime needs: its netns and, with planetary, its IPv6."""
+    """What a zmachine's runtime needs: its netns (or a VM's tap) and, with planetary, its
+    IPv6."""
 
     netns: str
     netns_path: Path
     ipv6: str | None
+    tap: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class _Record:
     bridge: str | None
     host_link: str | None
     ipv6: str | None
+    tap: bool = False  # a VM's: host_link is its tap and there is no netns
 
 
 def netns_prefix(scope: str) -> str:
@@ -139,8 +145,14 @@ class PlanetaryNetwork:
 
     # --- attach -------------------------------------------------------------------------
 
-    async def attach(self, ref: WorkloadRef, *, contract_key: str, planetary: bool) -> Attachment:
-        """Make the machine's netns (and planetary link); a repeat finds and finishes it."""
+    def tap_name(self, ref: WorkloadRef) -> str:
+        return unique_name("zt", self._scope, ref.id)
+
+    async def attach(
+        self, ref: WorkloadRef, *, contract_key: str, planetary: bool, tap: bool = False
+    ) -> Attachment:
+        """Make the machine's netns (and planetary link), or with ``tap`` a VM's tap on the
+        deployment's bridge; a repeat finds and finishes it."""
         async with self._lock:
             netns = self.netns_name(ref)
             ipv6 = None
@@ -153,27 +165,46 @@ class PlanetaryNetwork:
                 contract_key=contract_key,
                 planetary=planetary,
                 bridge=self.bridge_name(contract_key) if planetary else None,
-                host_link=self._host_link(ref) if planetary else None,
+                host_link=(self.tap_name(ref) if tap else self._host_link(ref))
+                if planetary
+                else None,
                 ipv6=ipv6,
+                tap=tap,
             )
             old = self._record(ref)
             if old is not None and old != record:
                 await self._unplug(old)
             self._write(record)  # intent first: a crash from here on is found by present()
+            if tap:
+                if planetary:
+                    await self._plug_tap(record)
+                return Attachment(netns="", netns_path=Path(), ipv6=ipv6, tap=record.host_link)
             await links.add_netns(netns)
             if planetary:
                 await self._plug(record)
             return Attachment(netns=netns, netns_path=links.netns_path(netns), ipv6=ipv6)
 
-    async def _plug(self, record: _Record) -> None:
-        assert record.bridge and record.host_link and record.ipv6
-        netns, bridge, host_link = record.netns, record.bridge, record.host_link
+    async def _bridge(self, record: _Record) -> None:
+        assert record.bridge
         await links.set_sysctl("net.ipv6.conf.all.forwarding", 1)
         # Addresses of the subnet that no machine has must not bounce back into yggdrasil.
         await links.replace_route(self._ygg.subnet, unreachable=True)
-        await links.add_bridge(bridge)
-        await links.add_address(bridge, f"{GATEWAY}/64", nodad=True)
-        await links.set_up(bridge)
+        await links.add_bridge(record.bridge)
+        await links.add_address(record.bridge, f"{GATEWAY}/64", nodad=True)
+        await links.set_up(record.bridge)
+
+    async def _plug_tap(self, record: _Record) -> None:
+        assert record.bridge and record.host_link and record.ipv6
+        await self._bridge(record)
+        await links.add_tap(record.host_link)
+        await links.set_master(record.host_link, record.bridge)
+        await links.set_up(record.host_link)
+        await links.replace_route(f"{record.ipv6}/128", dev=record.bridge)
+
+    async def _plug(self, record: _Record) -> None:
+        assert record.bridge and record.host_link and record.ipv6
+        netns, bridge, host_link = record.netns, record.bridge, record.host_link
+        await self._bridge(record)
         # Set before the veth exists, so its inside end starts with DAD off.
         await links.set_sysctl("net.ipv6.conf.default.accept_dad", 0, netns=netns)
         await links.set_sysctl("net.ipv6.conf.all.accept_dad", 0, netns=netns)
@@ -236,6 +267,8 @@ class PlanetaryNetwork:
     async def inspect(self, ref: WorkloadRef) -> bool:
         """Whether the machine's netns, links, address and routes are all as they should be."""
         record = self._record(ref)
+        if record is not None and record.tap:
+            return await self._inspect_tap(record)
         if record is None or not await links.netns_exists(record.netns):
             return False
         lo = await links.get_link("lo", netns=record.netns)
@@ -257,5 +290,17 @@ class PlanetaryNetwork:
             return False
         inside_routes = await links.routes(netns=record.netns)
         if not any(r.dst == PLANETARY and r.gateway == GATEWAY for r in inside_routes):
+            return False
+        return any(r.dst == record.ipv6 and r.dev == record.bridge for r in await links.routes())
+
+    async def _inspect_tap(self, record: _Record) -> bool:
+        if not record.planetary:
+            return True
+        assert record.bridge and record.host_link and record.ipv6
+        if await links.get_sysctl("net.ipv6.conf.all.forwarding") != "1":
+            return False
+        tap = await links.get_link(record.host_link)
+        bridge = await links.get_link(record.bridge)
+        if not (tap and bridge and tap.up and bridge.up and tap.master == record.bridge):
             return False
         return any(r.dst == record.ipv6 and r.dev == record.bridge for r in await links.routes())

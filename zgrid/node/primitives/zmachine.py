@@ -1,5 +1,6 @@
-"""The zmachine primitive in container mode: an flist root under runc, with disks, the
-planetary network and its output on the log channel.
+"""The zmachine primitive: an flist root under runc (container mode, the default) or
+booted under qemu (vm mode, vm.py), with disks, the planetary network and its output on
+the log channel.
 
 The flist is mounted once per image (read-only, shared) and overlaid with a writable
 upper on the machine's own root volume; the container runs with its own pid, mount,
@@ -24,13 +25,15 @@ from zgrid.atomic import write_atomic
 from zgrid.node.checks import human_bytes
 from zgrid.node.disks import DiskPool
 from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
-from zgrid.node.flists import FlistManager
+from zgrid.node.flists import FlistManager, Lower
 from zgrid.node.logs import LogChannel
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
+from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zdbenv import container_environment
 from zgrid.node.rootfs import is_mount_point, lower_is_dead, mount_overlay, unmount
 from zgrid.node.runtime.base import BindMount, ContainerSpec, ContainerStatus, Runtime
+from zgrid.node.runtime.qemu import VMStatus
 from zgrid.types import ZMachine, min_root_size
 
 __all__ = ["MachineChange", "ZMachinePrimitive"]
@@ -69,6 +72,7 @@ class ZMachinePrimitive:
         hub_url: str | None = None,
         zdb_port: int | None = None,
         planetary_address: Callable[[], str] | None = None,
+        vms: VirtualMachines | None = None,
     ) -> None:
         """``zdb_port`` and ``planetary_address`` (the node's yggdrasil address) tell each
         machine where its deployment's zdb namespaces are (zdbenv.py); without a port the
@@ -84,6 +88,7 @@ class ZMachinePrimitive:
         self._hub_url = hub_url.rstrip("/") if hub_url else None
         self._zdb_port = zdb_port
         self._planetary_address = planetary_address
+        self._vms = vms  # None: this node runs containers only
         self._seen: dict[str, tuple[float, int]] = {}  # id -> (last exit, OOM kills) reported
         self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
 
@@ -100,10 +105,8 @@ class ZMachinePrimitive:
         machine = item.workload.data
         assert isinstance(machine, ZMachine)
         ref = item.ref
-        if machine.mode != "container":
-            raise ProvisionError(
-                "this node runs zmachines in container mode only (vm mode is not available yet)"
-            )
+        if machine.mode == "vm" and self._vms is None:
+            raise ProvisionError("this node cannot run virtual machines (qemu is not installed)")
         if machine.network.interfaces:
             raise ProvisionError(
                 "private networks are not available on this node yet; use planetary: true"
@@ -112,6 +115,8 @@ class ZMachinePrimitive:
             raise ProvisionError("public IPs are not available on this node yet")
         lower = await self._flists.lower(self._flist_url(machine.flist), pinned=self._pinned(ref))
         cpu, memory = machine.compute_capacity.cpu, machine.compute_capacity.memory
+        if machine.mode == "vm":
+            return await self._provision_vm(item, machine, lower)
         volume = await self._disks.create(
             root_disk_id(ref), max(machine.size, min_root_size(cpu, memory)), kind="rootfs"
         )
@@ -174,11 +179,56 @@ class ZMachinePrimitive:
             "restarts": status.restarts,
         }
 
+    async def _provision_vm(
+        self, item: Provisioning, machine: ZMachine, lower: Lower
+    ) -> ResultData:
+        assert self._vms is not None
+        ref = item.ref
+        cpu, memory = machine.compute_capacity.cpu, machine.compute_capacity.memory
+        self._dir(ref).mkdir(parents=True, exist_ok=True)
+        (self._dir(ref) / "flist").write_text(lower.hash)  # keeps the shared image mounted
+        env = container_environment(
+            item, {}, zdb_port=self._zdb_port, node_address=self._node_address(machine)
+        )
+        attachment = await self._network.attach(
+            ref, contract_key=str(ref.contract_id), planetary=machine.network.planetary, tap=True
+        )
+        output = self._dir(ref) / "output.log"
+        access = await self._logs.open(ref.id, output)
+        before = await self._vms.runtime.status(ref.id)
+        if ref.id not in self._seen and not self._reported_path(ref.id).exists():
+            self._remember(ref.id, (_last_exit(before), before.oom_kills))
+        facts = await self._vms.provision(
+            item,
+            lower,
+            root_disk=root_disk_id(ref),
+            root_size=max(machine.size, min_root_size(cpu, memory)),
+            network=attachment,
+            env=env,
+            output=output,
+        )
+        return {
+            "planetary_ip": attachment.ipv6 or "",
+            "flist_hash": lower.hash,
+            "logs": {
+                "ips": self._addresses(),
+                "port": access.port,
+                "namespace": access.namespace,
+                "password": access.password,
+            },
+            "exit_code": None,
+            **facts,
+        }
+
     async def recover(self) -> list[str]:
         """After the daemon restarted: find its containers again (they outlived it) and go
         on copying their output to their logs, which only the daemon does."""
         found = await self._runtime.recover()
-        for container_id in await self._runtime.containers():
+        ids = await self._runtime.containers()
+        if self._vms is not None:
+            found += await self._vms.runtime.recover()
+            ids += await self._vms.runtime.vms()
+        for container_id in ids:
             machine = self._root / container_id
             if not machine.is_dir():
                 continue
@@ -224,6 +274,8 @@ class ZMachinePrimitive:
     async def deprovision(self, ref: WorkloadRef) -> None:
         self._release_image(ref)
         await self._runtime.stop(ref.id)
+        if self._vms is not None:
+            await self._vms.remove(ref)
         await self._logs.close(ref.id)
         await self._network.detach(ref)
         rootfs = self._dir(ref) / "rootfs"
@@ -267,6 +319,13 @@ class ZMachinePrimitive:
         return hashes
 
     async def inspect(self, ref: WorkloadRef) -> Observed:
+        if self._vms is not None and self._vms.is_vm(ref):
+            observed = await self._vms.inspect(ref)
+            if observed.exists and not await self._network.inspect(ref):
+                return Observed(
+                    exists=True, healthy=False, detail="its network is not as it should be"
+                )
+            return observed
         status = await self._runtime.status(ref.id)
         if status.state == "absent":
             return Observed(exists=False, detail="its container is not there")
@@ -283,6 +342,8 @@ class ZMachinePrimitive:
 
     async def present(self) -> set[str]:
         found = set(await self._runtime.containers())
+        if self._vms is not None:
+            found |= set(await self._vms.runtime.vms())
         found |= await self._network.present()
         if self._root.is_dir():
             found |= {
@@ -293,10 +354,16 @@ class ZMachinePrimitive:
         return found
 
     async def pause(self, ref: WorkloadRef) -> None:
-        await self._runtime.pause(ref.id)
+        if self._vms is not None and self._vms.is_vm(ref):
+            await self._vms.runtime.pause(ref.id)
+        else:
+            await self._runtime.pause(ref.id)
 
     async def resume(self, ref: WorkloadRef) -> None:
-        await self._runtime.resume(ref.id)
+        if self._vms is not None and self._vms.is_vm(ref):
+            await self._vms.runtime.resume(ref.id)
+        else:
+            await self._runtime.resume(ref.id)
 
     # -- watching ------------------------------------------------------------------------------
 
@@ -314,11 +381,18 @@ class ZMachinePrimitive:
                     await self._check(container_id, await self._runtime.status(container_id))
                 except NodeError as exc:
                     log.warning("cannot inspect %s: %s", container_id, exc)
+            vms = self._vms.runtime if self._vms is not None else None
+            for vm_id in await vms.vms() if vms is not None else []:
+                try:
+                    assert vms is not None
+                    await self._check(vm_id, await vms.status(vm_id))
+                except NodeError as exc:
+                    log.warning("cannot inspect %s: %s", vm_id, exc)
 
     def _reported_path(self, workload_id: str) -> Path:
         return self._root / workload_id / "reported.json"
 
-    def _reported(self, workload_id: str, status: ContainerStatus) -> tuple[float, int]:
+    def _reported(self, workload_id: str, status: ContainerStatus | VMStatus) -> tuple[float, int]:
         """The last exit and OOM count already reported, kept on disk across daemon restarts
         (an exit while the daemon was down is reported when it is back)."""
         if workload_id in self._seen:
@@ -338,7 +412,7 @@ class ZMachinePrimitive:
             document = {"last_exit": seen[0], "oom_kills": seen[1]}
             write_atomic(path, json.dumps(document).encode(), sync=False)
 
-    async def _check(self, workload_id: str, status: ContainerStatus) -> None:
+    async def _check(self, workload_id: str, status: ContainerStatus | VMStatus) -> None:
         if self.on_change is None:
             return
         last_seen, ooms = self._reported(workload_id, status)
@@ -347,13 +421,21 @@ class ZMachinePrimitive:
         if status.exits and _last_exit(status) > last_seen:
             last = status.exits[-1]
             self._unstable[workload_id] = time.time()
-            why = "killed by the OOM killer" if last.oom_killed else f"exited with code {last.code}"
+            if isinstance(status, VMStatus):
+                what, why = "VM", _vm_end(last.code, last.output_tail)
+            else:
+                what = "container"
+                why = (
+                    "killed by the OOM killer"
+                    if last.oom_killed
+                    else f"exited with code {last.code}"
+                )
             restart = f"; restarted {status.restarts} time(s)" if status.restarts else ""
             tail = last.output_tail[-_TAIL:]
             await self.on_change(
                 workload_id,
                 "error",
-                f"the container {why}{restart}; last output: {tail[-300:].strip()!r}",
+                f"the {what} {why}{restart}; last output: {tail[-300:].strip()!r}",
                 {"exit_code": last.code, "output_tail": tail, "restarts": status.restarts},
             )
         elif status.oom_kills > ooms:
@@ -378,7 +460,18 @@ class ZMachinePrimitive:
             )
 
 
-def _last_exit(status: ContainerStatus) -> float:
+def _vm_end(code: int, console: str) -> str:
+    """How a VM's qemu ended, in the guest's words where its console says."""
+    if "Kernel panic" in console:
+        return "panicked"
+    if code == 0:
+        return "powered off"
+    if code > 128:
+        return f"stopped: qemu was killed by signal {code - 128}"
+    return f"stopped: qemu exited with code {code}"
+
+
+def _last_exit(status: ContainerStatus | VMStatus) -> float:
     return status.exits[-1].at if status.exits else 0.0
 
 

@@ -46,6 +46,8 @@ class DiskPrimitive:
     async def inspect(self, ref: WorkloadRef) -> Observed:
         if self.pool.kind(ref.id) != self.KIND or self.pool.size(ref.id) is None:
             return Observed(exists=False)
+        if self.pool.is_lent(ref.id):
+            return Observed(exists=True, detail="attached to a virtual machine")
         if not self.pool.is_mounted(ref.id):
             return Observed(exists=True, healthy=False, detail="the disk is not mounted")
         return Observed(exists=True, detail=f"{self.pool.size(ref.id)} bytes")

@@ -1,4 +1,5 @@
-"""The runtime interface: what the node asks of a container (or, later, VM) backend.
+"""The runtime interface: what the node asks of a container backend (qemu.py keeps the same
+shape for VMs).
 
 A runtime starts what it is given, supervises it outside the node daemon's process (a
 container keeps running while the daemon is killed and restarted), restarts it when it

@@ -15,13 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import json
-import os
 import shutil
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +28,19 @@ from zgrid.node.runtime.base import (
     ContainerSpec,
     ContainerState,
     ContainerStatus,
-    Exit,
 )
 from zgrid.node.runtime.bundle import build_config, cgroup_parent, cgroups_path, validate_spec
-from zgrid.node.runtime.shim import EXITS_KEPT, PAUSED
+from zgrid.node.runtime.shim import PAUSED
+from zgrid.node.runtime.supervise import (
+    read_exits,
+    shim_alive,
+    start_shim,
+    stop_shim,
+    wait_first_start,
+)
 from zgrid.node.system import run_command
 
 __all__ = ["RuncRuntime", "spec_from_json", "spec_to_json"]
-
-START_TIMEOUT = 30.0  # seconds for the shim to report its first start
-STOP_TIMEOUT = 15.0  # seconds for a shim to kill its container and exit after SIGTERM
 
 
 def spec_to_json(spec: ContainerSpec) -> dict[str, Any]:
@@ -151,33 +150,6 @@ class RuncRuntime:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    @staticmethod
-    def _shim_alive(directory: Path) -> bool:
-        """True while a shim holds the dir's lock (no pid file or pid reuse involved)."""
-        try:
-            fd = os.open(directory / "shim.lock", os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-    @staticmethod
-    def _shim_pid(directory: Path) -> int | None:
-        """The live shim's pid, checked against its command line."""
-        try:
-            pid = int((directory / "shim.pid").read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        if b"zgrid.node.runtime.shim" in cmdline and str(directory).encode() in cmdline:
-            return pid
-        return None
-
     async def _runc_state(self, container_id: str) -> dict[str, Any] | None:
         try:
             out = await run_command(self._runc_argv("state", container_id), timeout=30)
@@ -194,21 +166,6 @@ class RuncRuntime:
         return state if isinstance(state, dict) else None
 
     # -- cleaning ----------------------------------------------------------------------
-
-    async def _stop_shim(self, directory: Path) -> None:
-        """SIGTERM the shim (it kills and deletes its container), SIGKILL if it hangs."""
-        deadline = time.monotonic() + STOP_TIMEOUT
-        killed = False
-        while self._shim_alive(directory):
-            pid = self._shim_pid(directory)
-            if pid is not None:
-                sig = signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL
-                killed = killed or sig == signal.SIGKILL
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            if killed and time.monotonic() > deadline + 5:
-                raise RuntimeFailure(f"the supervisor of {directory.name} does not exit")
-            await asyncio.sleep(0.01)
 
     async def _clean_kernel(self, container_id: str) -> None:
         """No runc state, process or cgroup of ``container_id`` left."""
@@ -243,7 +200,7 @@ class RuncRuntime:
     async def _remove(self, container_id: str) -> None:
         directory = self._dir(container_id)
         if directory.exists():
-            await self._stop_shim(directory)
+            await stop_shim(directory)
         await self._clean_kernel(container_id)
         if directory.exists():
             shutil.rmtree(directory)
@@ -275,8 +232,8 @@ class RuncRuntime:
             directory = self._dir(spec.id)
             if directory.exists():
                 current = self._read_spec(directory)
-                if current == spec and self._shim_alive(directory):
-                    await self._first_start(directory)
+                if current == spec and shim_alive(directory):
+                    await wait_first_start(directory)
                     return await self.status(spec.id)
                 if current != spec or not (directory / "shim.json").exists():
                     await self._remove(spec.id)
@@ -290,18 +247,6 @@ class RuncRuntime:
                     await self._clean_parent()
                 raise
         return await self.status(spec.id)
-
-    async def _first_start(self, directory: Path) -> None:
-        """Wait while a live shim (started by a daemon that died) still makes its first start."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and self._shim_alive(directory):
-            try:
-                state = json.loads((directory / "status.json").read_text()).get("state")
-            except (OSError, ValueError, AttributeError):
-                state = "starting"  # not written yet
-            if state != "starting":
-                return
-            await asyncio.sleep(0.01)
 
     async def _launch(self, spec: ContainerSpec, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -326,47 +271,11 @@ class RuncRuntime:
             "restart": spec.restart,
             "memory_cgroup": None if memory is None else str(memory),
         }
-        write_atomic(directory / "shim.json", json.dumps(shim_config).encode(), sync=False)
-        (directory / PAUSED).unlink(missing_ok=True)
-        lock = os.open(directory / "shim.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            await _flock(lock, directory)
-            process = await asyncio.create_subprocess_exec(
-                self.python,
-                "-S",  # no site: the shim needs the standard library and zgrid alone
-                "-m",
-                "zgrid.node.runtime.shim",
-                str(directory),
-                "--lock-fd",
-                str(lock),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=(lock,),
-                start_new_session=True,
-                env=_shim_environment(),
-            )
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot start the supervisor of {spec.id}: {exc}") from exc
-        finally:
-            os.close(lock)
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
-        except TimeoutError:
-            raise RuntimeFailure(
-                f"container {spec.id} did not start within {START_TIMEOUT:g} s"
-            ) from None
-        report: dict[str, Any] = {}
-        with contextlib.suppress(ValueError, IndexError):
-            report = json.loads(out.decode(errors="replace").strip().splitlines()[-1])
-        if report.get("ok") is True:
-            return
-        if "error" in report:
-            raise RuntimeFailure(_explain(spec, str(report["error"])))
-        shown = err.decode(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeFailure(
-            f"the supervisor of container {spec.id} failed: {' / '.join(shown) or 'no output'}"
+        report = await start_shim(
+            directory, shim_config, python=self.python, what=f"container {spec.id}"
         )
+        if report.get("ok") is not True:
+            raise RuntimeFailure(_explain(spec, str(report["error"])))
 
     async def stop(self, container_id: str) -> None:
         async with self._lock:
@@ -384,7 +293,7 @@ class RuncRuntime:
         container that exited (and waits for its restart) stays down while paused."""
         directory = self._dir(container_id)
         marker = directory / PAUSED
-        supervised = self._read_spec(directory) is not None and self._shim_alive(directory)
+        supervised = self._read_spec(directory) is not None and shim_alive(directory)
         if verb == "pause" and supervised:
             marker.touch()
         elif verb == "resume":
@@ -412,7 +321,7 @@ class RuncRuntime:
         shim: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             shim = json.loads((directory / "status.json").read_text())
-        alive = self._shim_alive(directory)
+        alive = shim_alive(directory)
         runc = await self._runc_state(container_id) if alive else None
         pid: int | None = None
         state: ContainerState
@@ -427,34 +336,11 @@ class RuncRuntime:
             id=container_id,
             state=state,
             pid=pid,
-            exits=self._exits(directory),
+            exits=read_exits(directory),
             oom_kills=int(shim.get("oom_kills", 0)),
             restarts=int(shim.get("restarts", 0)),
             spec=spec,
         )
-
-    @staticmethod
-    def _exits(directory: Path) -> tuple[Exit, ...]:
-        try:
-            lines = (directory / "exits.jsonl").read_text().splitlines()[-EXITS_KEPT:]
-        except OSError:
-            return ()
-        exits = []
-        for line in lines:
-            try:
-                item = json.loads(line)
-                exits.append(
-                    Exit(
-                        code=int(item["code"]),
-                        signal=None if item["signal"] is None else int(item["signal"]),
-                        oom_killed=bool(item["oom_killed"]),
-                        at=float(item["at"]),
-                        output_tail=str(item["output_tail"]),
-                    )
-                )
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by a crash
-        return tuple(exits)
 
     async def release_kernel(self) -> int:
         """After every process of the node was killed: no runc state or cgroup of any
@@ -484,7 +370,7 @@ class RuncRuntime:
             alive: list[str] = []
             for container_id in await self.containers():
                 directory = self._dir(container_id)
-                if self._shim_alive(directory):
+                if shim_alive(directory):
                     alive.append(container_id)
                     continue
                 await self._clean_kernel(container_id)
@@ -514,26 +400,6 @@ class RuncRuntime:
             raise RuntimeFailure(f"cannot list runc containers: {exc}") from exc
         listed = json.loads(out or "null") or []
         return [str(item["id"]) for item in listed]
-
-
-async def _flock(fd: int, directory: Path) -> None:
-    """Take the shim lock for the shim about to start; only a reader's check (a moment)
-    can hold it now, never a shim: every caller stopped the old one first."""
-    for _ in range(200):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            await asyncio.sleep(0.005)
-    raise RuntimeFailure(f"another supervisor still holds {directory / 'shim.lock'}")
-
-
-def _shim_environment() -> dict[str, str]:
-    """The daemon's environment with this zgrid first on the path (the shim runs without
-    site-packages, which saves a third of its start)."""
-    home = str(Path(__file__).resolve().parents[3])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": home if not path else f"{home}{os.pathsep}{path}"}
 
 
 def _explain(spec: ContainerSpec, error: str) -> str:

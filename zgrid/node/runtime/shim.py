@@ -1,4 +1,4 @@
-"""The supervisor of one container: ``python -m zgrid.node.runtime.shim <container dir>``.
+"""The supervisor of one container or virtual machine: ``python -m zgrid.node.runtime.shim DIR``.
 
 It detaches from whoever started it (fork, the parent exits at once, setsid: the node
 daemon can be killed and restarted while the container runs, and init reaps the shim),
@@ -15,6 +15,11 @@ makes itself the child subreaper so the container's init becomes its child, and 
   cgroup's ``oom_kill`` counter, woken by a cgroup v1 OOM eventfd) into ``status.json``;
 - holds restarts while a ``paused`` file is in the container dir (the node paused it);
 - on SIGTERM kills and deletes the container and exits.
+
+With ``argv`` in its config it supervises that process instead of a runc container (a
+qemu virtual machine): the process is its own "init", its stdout and stderr (the VM's
+serial console) go to the log, a SIGTERM is passed on to it (SIGKILL after
+``STOP_GRACE``), and a start while ``paused`` is held adds ``start_paused`` to its argv.
 
 Its first start's outcome goes to the starter as one JSON line on stdout ({"ok": true,
 "pid": N} or {"ok": false, "error": "..."}), then stdout and stderr move to shim.log.
@@ -44,6 +49,7 @@ OOM_POLL = 5.0  # seconds between reads of the OOM counter when nothing else wak
 FAILED_START_CODE = 127  # the code recorded for a restart that runc could not start
 PAUSED = "paused"  # while this file is in the container dir, an exited container waits
 PAUSED_POLL = 0.5
+STOP_GRACE = 5.0  # seconds a supervised process has to exit after SIGTERM
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -98,8 +104,12 @@ class Shim:
     def __init__(self, directory: str, config: dict[str, object]) -> None:
         self.dir = directory
         self.id = str(config["id"])
-        self.runc = str(config["runc"])
-        self.runc_root = str(config["runc_root"])
+        argv = config.get("argv")
+        self.argv = [str(part) for part in argv] if isinstance(argv, list) and argv else None
+        paused = config.get("start_paused")
+        self.start_paused = [str(part) for part in paused] if isinstance(paused, list) else []
+        self.runc = str(config.get("runc", ""))
+        self.runc_root = str(config.get("runc_root", ""))
         self.log_path = str(config["log"])
         self.restart = bool(config["restart"])
         memory = config.get("memory_cgroup")
@@ -213,10 +223,49 @@ class Shim:
         return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
 
     def _delete(self) -> None:
+        if self.argv is not None:
+            if self.init_pid is not None and self.init_pid not in self.reaped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.init_pid, signal.SIGKILL)
+            return
         self._runc("delete", "--force", self.id)
+
+    def _launch_process(self) -> tuple[bool, str]:
+        """Start the supervised process; True once it runs (a process that cannot be
+        executed at all is the only failure)."""
+        assert self.argv is not None
+        argv = list(self.argv)
+        if os.path.exists(self._path(PAUSED)):
+            argv += self.start_paused
+        read, write = os.pipe2(os.O_CLOEXEC)
+        try:
+            self.init_pid = os.posix_spawn(
+                argv[0],
+                argv,
+                {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write, 1),
+                    (os.POSIX_SPAWN_DUP2, write, 2),
+                ],
+                setsigdef=(signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM),
+                setsigmask=(),
+            )
+        except OSError as exc:
+            os.close(read)
+            return False, f"cannot run {argv[0]}: {exc.strerror or exc}"
+        finally:
+            os.close(write)
+        os.set_blocking(read, False)
+        self.pipe = read
+        self.started_at = time.monotonic()
+        self._write_status("running")
+        return True, ""
 
     def _launch(self) -> tuple[bool, str]:
         """``runc run --detach``: True once the container's init runs, else runc's error."""
+        if self.argv is not None:
+            return self._launch_process()
         pid_file = self._path("init.pid")
         if os.path.exists(pid_file):
             os.unlink(pid_file)
@@ -355,7 +404,8 @@ class Shim:
         self._count_oom()
         oom_killed = self.run_oom > 0
         self._unwatch_oom()
-        self._delete()
+        if self.argv is None:  # a supervised process is gone already (reaped)
+            self._delete()
         self.init_pid = None
         self._record_exit(code, sig, oom_killed)
         ran = time.monotonic() - self.started_at
@@ -366,6 +416,13 @@ class Shim:
 
     def _kill(self) -> None:
         """SIGTERM: kill every process of the container and delete it."""
+        if self.argv is not None and self.init_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.init_pid, signal.SIGTERM)
+            grace = time.monotonic() + STOP_GRACE
+            while self.init_pid not in self.reaped and time.monotonic() < grace:
+                self._reap()
+                time.sleep(0.01)
         self._delete()
         deadline = time.monotonic() + 10.0
         while self.init_pid is not None and self.init_pid not in self.reaped:
@@ -394,7 +451,8 @@ class Shim:
                     if ok:
                         self.restarts += 1
                         self._write_status("running")
-                        if os.path.exists(self._path(PAUSED)):  # paused while it started
+                        paused = os.path.exists(self._path(PAUSED))
+                        if paused and self.argv is None:  # paused while it started
                             self._runc("pause", self.id)
                     else:
                         self._record_exit(FAILED_START_CODE, None, False)
