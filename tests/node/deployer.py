@@ -4,6 +4,7 @@ node's sealed results back from the ledger (what the client SDK will do, kept mi
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ class Twin:
     identity: Identity
     twin_id: int
     chain: ChainClient
+
+
+async def funded_twin(ledger_url: str, units: int) -> Twin:
+    """A deployer whose account holds ``units`` token units once its twin is made."""
+    identity = Identity(secrets.token_bytes(32))
+    chain = ChainClient(ledger_url, identity=identity)
+    await chain.faucet(units)
+    return Twin(identity, await chain.create_twin(), chain)
 
 
 def deployment_of(

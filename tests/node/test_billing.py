@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import shlex
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.node.deployer import Twin, capacity_of, deployment_of, node_key, wait_result
+from tests.node.deployer import Twin, capacity_of, deployment_of, funded_twin, node_key, wait_result
 from tests.node.grid import (
     Grid,
     NodeDaemon,
@@ -32,7 +31,6 @@ from tests.node.grid import (
 )
 from tests.node.hosts import HostNetwork
 from zgrid.chain import UNITS_PER_TOKEN, ChainClient
-from zgrid.identity import Identity
 from zgrid.node.sealing import seal_deployment
 from zgrid.types import (
     MIB,
@@ -79,14 +77,6 @@ def _machine(grid: Grid, name: str, script: str) -> Workload:
             network=MachineNetwork(planetary=True),
         ),
     )
-
-
-async def _twin(grid: Grid, units: int) -> Twin:
-    """A deployer whose account holds ``units`` token units once its twin is made."""
-    identity = Identity(secrets.token_bytes(32))
-    chain = ChainClient(grid.ledger.url, identity=identity)
-    await chain.faucet(units)
-    return Twin(identity, await chain.create_twin(), chain)
 
 
 async def _create(twin: Twin, node_id: int, deployment: Deployment, *, public_ips: int) -> int:
@@ -179,8 +169,8 @@ def test_a_dry_twin_is_frozen_thawed_by_a_top_up_and_removed_after_its_grace(
     async def scenario() -> None:
         before = traces(node).without_images()
         # Enough for the fees and the contract's first hour of its public IP, little more.
-        bob = await _twin(grid, UNITS_PER_TOKEN // 10)
-        clock = await _twin(grid, 10 * UNITS_PER_TOKEN)
+        bob = await funded_twin(grid.ledger.url, UNITS_PER_TOKEN // 10)
+        clock = await funded_twin(grid.ledger.url, 10 * UNITS_PER_TOKEN)
         deployment = deployment_of(bob.twin_id, [_machine(grid, "web", WEB + TICKING + SERVE)])
         contract_id = await _create(bob, node.node_id, deployment, public_ips=1)
         report = await wait_result(bob, contract_id, where=where)
@@ -260,7 +250,7 @@ def test_the_traffic_of_a_machine_is_reported_and_billed(grid: Grid, node: NodeD
     size = 2_000_000
 
     async def scenario() -> None:
-        alice = await _twin(grid, 50 * UNITS_PER_TOKEN)
+        alice = await funded_twin(grid.ledger.url, 50 * UNITS_PER_TOKEN)
         script = (
             f"{WEB}busybox dd if=/dev/zero of=/www/big bs=1000 count={size // 1000} 2>/dev/null; "
             + SERVE

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shlex
 import signal
 import time
@@ -17,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.node.deployer import Twin, create, deployment_of, results, wait_result
+from tests.node.deployer import create, deployment_of, funded_twin, results, wait_result
 from tests.node.grid import Grid, NodeDaemon, module_grid, traces
 from tests.node.hosts import HostNetwork
-from zgrid.chain import UNITS_PER_TOKEN, ChainClient
-from zgrid.identity import Identity
+from zgrid.chain import UNITS_PER_TOKEN
 from zgrid.node.runtime.guest import find_kernel
 from zgrid.types import (
     MIB,
@@ -85,14 +83,6 @@ def _page(grid: Grid, address: str, needle: str, timeout: float = 90) -> str:
     raise AssertionError(f"no page with {needle!r} from [{address}] in {timeout} s: {body}")
 
 
-async def _twin(grid: Grid, units: int) -> Twin:
-    """A deployer whose account holds ``units`` token units once its twin is made."""
-    identity = Identity(secrets.token_bytes(32))
-    chain = ChainClient(grid.ledger.url, identity=identity)
-    await chain.faucet(units)
-    return Twin(identity, await chain.create_twin(), chain)
-
-
 def _pings(grid: Grid, address: str) -> bool:
     done = grid.client.exec(["ping", "-6", "-c", "1", "-W", "1", address], timeout=10)
     return done.returncode == 0
@@ -127,7 +117,7 @@ def test_a_vm_boots_with_its_disk_and_address_pauses_survives_crashes_and_leaves
     before = traces(node).without_images()
 
     async def scenario() -> None:
-        alice = await _twin(grid, UNITS_PER_TOKEN // 2)
+        alice = await funded_twin(grid.ledger.url, UNITS_PER_TOKEN // 2)
         clock = await grid.deployer()
         deployment = deployment_of(
             alice.twin_id,

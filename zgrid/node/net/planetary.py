@@ -276,31 +276,30 @@ class PlanetaryNetwork:
             return False
         if not record.planetary:
             return True
+        if not await self._bridge_side(record):
+            return False
+        inside = await links.get_link(MACHINE_LINK, netns=record.netns)
+        if inside is None or not inside.up:
+            return False
+        if f"{record.ipv6}/128" not in await links.addresses(MACHINE_LINK, netns=record.netns):
+            return False
+        inside_routes = await links.routes(netns=record.netns)
+        return any(r.dst == PLANETARY and r.gateway == GATEWAY for r in inside_routes)
+
+    async def _inspect_tap(self, record: _Record) -> bool:
+        """A VM's side is inside its guest: only the node's side can be checked."""
+        return not record.planetary or await self._bridge_side(record)
+
+    async def _bridge_side(self, record: _Record) -> bool:
+        """Forwarding on, the host link (veth end or tap) up on the up bridge, and the
+        machine's address routed to the bridge."""
         assert record.bridge and record.host_link and record.ipv6
         if await links.get_sysctl("net.ipv6.conf.all.forwarding") != "1":
             return False
         host_end = await links.get_link(record.host_link)
         bridge = await links.get_link(record.bridge)
-        inside = await links.get_link(MACHINE_LINK, netns=record.netns)
-        if not (host_end and bridge and inside and host_end.up and bridge.up and inside.up):
+        if not (host_end and bridge and host_end.up and bridge.up):
             return False
         if host_end.master != record.bridge:
-            return False
-        if f"{record.ipv6}/128" not in await links.addresses(MACHINE_LINK, netns=record.netns):
-            return False
-        inside_routes = await links.routes(netns=record.netns)
-        if not any(r.dst == PLANETARY and r.gateway == GATEWAY for r in inside_routes):
-            return False
-        return any(r.dst == record.ipv6 and r.dev == record.bridge for r in await links.routes())
-
-    async def _inspect_tap(self, record: _Record) -> bool:
-        if not record.planetary:
-            return True
-        assert record.bridge and record.host_link and record.ipv6
-        if await links.get_sysctl("net.ipv6.conf.all.forwarding") != "1":
-            return False
-        tap = await links.get_link(record.host_link)
-        bridge = await links.get_link(record.bridge)
-        if not (tap and bridge and tap.up and bridge.up and tap.master == record.bridge):
             return False
         return any(r.dst == record.ipv6 and r.dev == record.bridge for r in await links.routes())

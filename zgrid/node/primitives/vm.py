@@ -110,6 +110,7 @@ class VirtualMachines:
         self._disks = disks
         self._cache = cache
         self._guest_lock = asyncio.Lock()
+        self._guest: tuple[Path, Path] | None = None
 
     def _dir(self, ref: WorkloadRef) -> Path:
         return self._root / ref.id
@@ -120,14 +121,20 @@ class VirtualMachines:
     # -- boot ----------------------------------------------------------------------
 
     async def _default_guest(self) -> tuple[Path, Path]:
+        """The guest's kernel and initramfs: made (or found in the cache) once per daemon,
+        not on every provision (building the initramfs's digest reads all of busybox)."""
         async with self._guest_lock:
-            try:
-                kernel = find_kernel()
-                vmlinux = await asyncio.to_thread(unpack_kernel, self._cache, kernel)
-                initrd = await asyncio.to_thread(build_initramfs, self._cache, kernel)
-            except (GuestUnavailable, OSError) as exc:
-                raise ProvisionError(f"this node cannot boot a VM from this flist: {exc}") from exc
-        return vmlinux, initrd
+            if self._guest is None or not all(path.is_file() for path in self._guest):
+                try:
+                    kernel = find_kernel()
+                    vmlinux = await asyncio.to_thread(unpack_kernel, self._cache, kernel)
+                    initrd = await asyncio.to_thread(build_initramfs, self._cache, kernel)
+                except (GuestUnavailable, OSError) as exc:
+                    raise ProvisionError(
+                        f"this node cannot boot a VM from this flist: {exc}"
+                    ) from exc
+                self._guest = (vmlinux, initrd)
+            return self._guest
 
     async def _boot(self, lower: Lower, machine: ZMachine) -> Boot:
         kernel = resolve_in(lower.path, IMAGE_KERNEL)
@@ -199,17 +206,15 @@ class VirtualMachines:
                     f"env variable {name!r} cannot be given to a VM: a name is letters, digits"
                     " and '_', not starting with a digit"
                 )
-        await self._disks.create(root_disk, root_size, kind="rootfs")
-        lent = [root_disk]
-        disks = [VMDisk(ROOT_SERIAL, await self._disks.lend(root_disk))]
-        for index, mount in enumerate(machine.mounts):
-            disk = WorkloadRef(ref.twin_id, ref.contract_id, mount.name).id
+        mounted = [WorkloadRef(ref.twin_id, ref.contract_id, m.name).id for m in machine.mounts]
+        for mount, disk in zip(machine.mounts, mounted, strict=True):
             if self._disks.size(disk) is None:
                 raise ProvisionError(f"disk {mount.name!r} is not ready (see its own result)")
-            lent.append(disk)
-            self._remember_lent(ref, lent)
+        await self._disks.create(root_disk, root_size, kind="rootfs")
+        self._remember_lent(ref, [root_disk, *mounted])  # intent first: removal gives them back
+        disks = [VMDisk(ROOT_SERIAL, await self._disks.lend(root_disk))]
+        for index, disk in enumerate(mounted):
             disks.append(VMDisk(f"zd{index}", await self._disks.lend(disk)))
-        self._remember_lent(ref, lent)
         config = directory / "conf"
         self._write_config(config, machine, ref, network, env)
         accelerator, why_not_kvm = await self._accelerator()

@@ -26,8 +26,8 @@ from zgrid.node.checks import human_bytes
 from zgrid.node.disks import DiskPool
 from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
 from zgrid.node.flists import FlistManager, Lower
-from zgrid.node.logs import LogChannel
-from zgrid.node.net.planetary import PlanetaryNetwork
+from zgrid.node.logs import LogAccess, LogChannel
+from zgrid.node.net.planetary import Attachment, PlanetaryNetwork
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
 from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zdbenv import container_environment
@@ -160,24 +160,12 @@ class ZMachinePrimitive:
             log_path=output,
         )
         before = await self._runtime.status(ref.id)
-        if ref.id not in self._seen and not self._reported_path(ref.id).exists():
-            self._remember(ref.id, (_last_exit(before), before.oom_kills))
+        self._first_seen(ref.id, before)
         try:
             status = await self._runtime.start(spec)
         except RuntimeFailure as exc:
             raise ProvisionError(f"the container cannot start: {exc}") from exc
-        return {
-            "planetary_ip": attachment.ipv6 or "",
-            "flist_hash": lower.hash,
-            "logs": {
-                "ips": self._addresses(),
-                "port": access.port,
-                "namespace": access.namespace,
-                "password": access.password,
-            },
-            "exit_code": None,
-            "restarts": status.restarts,
-        }
+        return {**self._result(attachment, lower, access), "restarts": status.restarts}
 
     async def _provision_vm(
         self, item: Provisioning, machine: ZMachine, lower: Lower
@@ -196,8 +184,7 @@ class ZMachinePrimitive:
         output = self._dir(ref) / "output.log"
         access = await self._logs.open(ref.id, output)
         before = await self._vms.runtime.status(ref.id)
-        if ref.id not in self._seen and not self._reported_path(ref.id).exists():
-            self._remember(ref.id, (_last_exit(before), before.oom_kills))
+        self._first_seen(ref.id, before)
         facts = await self._vms.provision(
             item,
             lower,
@@ -207,6 +194,10 @@ class ZMachinePrimitive:
             env=env,
             output=output,
         )
+        return {**self._result(attachment, lower, access), **facts}
+
+    def _result(self, attachment: Attachment, lower: Lower, access: LogAccess) -> ResultData:
+        """What every machine's result says, whichever its mode."""
         return {
             "planetary_ip": attachment.ipv6 or "",
             "flist_hash": lower.hash,
@@ -217,8 +208,12 @@ class ZMachinePrimitive:
                 "password": access.password,
             },
             "exit_code": None,
-            **facts,
         }
+
+    def _first_seen(self, workload_id: str, before: ContainerStatus | VMStatus) -> None:
+        """Exits from before the node first made the machine are not reported as new."""
+        if workload_id not in self._seen and not self._reported_path(workload_id).exists():
+            self._remember(workload_id, (_last_exit(before), before.oom_kills))
 
     async def recover(self) -> list[str]:
         """After the daemon restarted: find its containers again (they outlived it) and go

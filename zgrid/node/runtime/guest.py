@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import zstandard
+
 from zgrid.atomic import write_atomic
 
 __all__ = [
@@ -108,9 +110,7 @@ def _module_bytes(path: Path) -> bytes:
     if path.suffix == ".xz":
         return lzma.decompress(data)
     if path.suffix == ".zst":
-        return subprocess.run(
-            ["zstd", "-dc", str(path)], capture_output=True, check=True, timeout=60
-        ).stdout
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
     return data
 
 
@@ -236,9 +236,6 @@ def _decompress(codec: str, data: bytes) -> bytes | None:
             return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
         if codec == "gzip":
             return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
-        found = subprocess.run(
-            ["zstd", "-dcq"], input=data, capture_output=True, timeout=120, check=False
-        )
-        return found.stdout or None
-    except (OSError, ValueError, EOFError, lzma.LZMAError, zlib.error, subprocess.SubprocessError):
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except (OSError, ValueError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError):
         return None  # not this payload

@@ -31,6 +31,7 @@ from zgrid.node.runtime.base import ContainerState, Exit
 from zgrid.node.runtime.shim import PAUSED
 from zgrid.node.runtime.supervise import (
     read_exits,
+    read_status,
     shim_alive,
     start_shim,
     stop_shim,
@@ -442,9 +443,7 @@ class QemuRuntime:
         spec = self._read_spec(directory)
         if spec is None:
             return VMStatus(id=vm_id, state="absent")
-        shim: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            shim = json.loads((directory / "status.json").read_text())
+        shim = read_status(directory)
         alive = shim_alive(directory)
         pid = shim.get("pid") if alive and shim.get("state") == "running" else None
         state: ContainerState

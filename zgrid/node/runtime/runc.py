@@ -33,6 +33,7 @@ from zgrid.node.runtime.bundle import build_config, cgroup_parent, cgroups_path,
 from zgrid.node.runtime.shim import PAUSED
 from zgrid.node.runtime.supervise import (
     read_exits,
+    read_status,
     shim_alive,
     start_shim,
     stop_shim,
@@ -318,9 +319,7 @@ class RuncRuntime:
         spec = self._read_spec(directory)
         if spec is None:
             return ContainerStatus(id=container_id, state="absent")
-        shim: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            shim = json.loads((directory / "status.json").read_text())
+        shim = read_status(directory)
         alive = shim_alive(directory)
         runc = await self._runc_state(container_id) if alive else None
         pid: int | None = None

@@ -81,6 +81,22 @@ def runc_message(text: str) -> str:
     return text.strip()
 
 
+def _spawn(argv: list[str], out: int) -> int:
+    """Start ``argv`` with stdin from /dev/null, stdout and stderr on ``out``."""
+    return os.posix_spawn(
+        argv[0],
+        argv,
+        {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out, 1),
+            (os.POSIX_SPAWN_DUP2, out, 2),
+        ],
+        setsigdef=(signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM),
+        setsigmask=(),
+    )
+
+
 def _read_counter(path: str | None) -> int | None:
     """``oom_kill N`` of a memory.oom_control (v1) or memory.events (v2) file."""
     if path is None:
@@ -195,18 +211,7 @@ class Shim:
         self.stopping = True
 
     def _spawn(self, argv: list[str], out: int) -> int:
-        return os.posix_spawn(
-            self.runc,
-            [self.runc, "--root", self.runc_root, *argv],
-            {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, out, 1),
-                (os.POSIX_SPAWN_DUP2, out, 2),
-            ],
-            setsigdef=(signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM),
-            setsigmask=(),
-        )
+        return _spawn([self.runc, "--root", self.runc_root, *argv], out)
 
     def _runc(self, *argv: str) -> tuple[int, str]:
         """Run a runc command to its end; its exit code and output."""
@@ -239,18 +244,7 @@ class Shim:
             argv += self.start_paused
         read, write = os.pipe2(os.O_CLOEXEC)
         try:
-            self.init_pid = os.posix_spawn(
-                argv[0],
-                argv,
-                {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, write, 1),
-                    (os.POSIX_SPAWN_DUP2, write, 2),
-                ],
-                setsigdef=(signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM),
-                setsigmask=(),
-            )
+            self.init_pid = _spawn(argv, write)
         except OSError as exc:
             os.close(read)
             return False, f"cannot run {argv[0]}: {exc.strerror or exc}"

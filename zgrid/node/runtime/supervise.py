@@ -25,6 +25,7 @@ __all__ = [
     "START_TIMEOUT",
     "STOP_TIMEOUT",
     "read_exits",
+    "read_status",
     "shim_alive",
     "shim_pid",
     "start_shim",
@@ -90,6 +91,15 @@ async def wait_first_start(directory: Path) -> None:
         if state != "starting":
             return
         await asyncio.sleep(0.01)
+
+
+def read_status(directory: Path) -> dict[str, Any]:
+    """What the shim last wrote of itself (state, pid, restarts, OOM kills); {} if nothing."""
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads((directory / "status.json").read_text())
+        if isinstance(loaded, dict):
+            return loaded
+    return {}
 
 
 def read_exits(directory: Path) -> tuple[Exit, ...]:
