@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
@@ -68,6 +69,8 @@ def test_ssh_keys_become_SSH_KEY_one_a_line_over_the_env_value() -> None:
     assert shlex.split(data.entrypoint) == ["/bin/sh", "-c", "echo hi; sleep 5"]
     assert [(m.name, m.mountpoint) for m in data.mounts] == [("data", "/data")]
     assert data.size == 0 and data.mode == "container"
+    vm = machine_data(replace(spec, mode="vm"), "http://hub/flists/1/debian.fl", [])
+    assert vm.mode == "vm" and vm.env == data.env
 
 
 def test_disk_and_zdb_data() -> None:

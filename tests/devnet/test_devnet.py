@@ -8,6 +8,7 @@ machine-wide); the tests run in file order and the last one takes it down.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -24,7 +25,10 @@ from tests.explorer.compare import answers, fresh_store, index_until, normal
 from tests.postgres import PostgresCluster
 from tests.readme import FOREGROUND, README, new_shell, readme_lines
 from zgrid.chain import SyncChainClient
+from zgrid.devnet.images import debian_root
 from zgrid.explorer import ExplorerStore
+from zgrid.node.runtime.guest import find_kernel
+from zgrid.types import GIB
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -187,6 +191,58 @@ def test_a_debian_container_runs_from_the_debian_flist(deployer: DevnetRun) -> N
         assert time.monotonic() < deadline, output
         time.sleep(1)
     deployer.zgrid("destroy", "deb", "--yes", timeout=120)
+
+
+def test_the_debian_vm_example_answers_ssh_on_its_planetary_address(deployer: DevnetRun) -> None:
+    """examples/debian-vm.yaml with the deployer's own key: the VM's kernel, its disk at its
+    mountpoint with its size, and the cores and memory it was given, read over SSH."""
+    for tool in ("qemu-system-x86_64", "ssh", "ssh-keygen"):
+        require_tool(tool)
+    key = deployer.work / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
+    text = (EXAMPLES / "debian-vm.yaml").read_text()
+    text, keys = re.subn(r"(?m)^(\s+ssh_keys: )\[.*\]$", rf'\1["{public}"]', text)
+    assert keys == 1, "the example names one key to replace"
+    spec = deployer.work / "debian-vm.yaml"
+    spec.write_text(text)
+    deployer.zgrid("deploy", str(spec), timeout=600)
+    view = deployer.zgrid_json("show", "debian-vm")
+    address = _address(view, "vm")
+    answer = _ssh(
+        key,
+        address,
+        "uname -a; nproc; grep MemTotal /proc/meminfo; df -B1 --output=target,size /data; "
+        "ls /etc/ssh",
+    )
+    lines = answer.splitlines()
+    kernel = find_kernel().version
+    assert lines[0].startswith("Linux vm ") and f" {kernel} " in lines[0], answer
+    assert lines[1] == "2", answer
+    memory_kib = int(lines[2].split()[1])
+    assert 0.85 * GIB <= memory_kib * 1024 <= GIB, answer
+    mount, size = lines[4].split()
+    assert mount == "/data" and 0.9 * 2 * GIB <= int(size) <= 2 * GIB, answer
+    # Its host key is its own, made on its first boot: the flist carries none.
+    assert "ssh_host_ed25519_key" in lines[5:], answer
+    assert not list((debian_root() / "etc/ssh").glob("ssh_host_*"))
+    deployer.zgrid("destroy", "debian-vm", "--yes", timeout=180)
+
+
+def _ssh(key: Path, address: str, command: str, *, timeout: float = 120) -> str:
+    """``command``'s output over SSH as root, once the machine's SSH server answers."""
+    argv = [
+        "ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+        f"root@{address}", command,
+    ]  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        if done.returncode == 0:
+            return done.stdout
+        assert time.monotonic() < deadline, f"ssh exit {done.returncode}: {done.stderr}"
+        time.sleep(1)
 
 
 def test_the_devnets_ledger_indexes_alike_into_sqlite_and_postgresql(

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import require_tool
 from zgrid.devnet import DevnetBusy, DevnetError, DevnetNotFound
-from zgrid.devnet.images import build_busybox, build_debian, debian_mirror
+from zgrid.devnet.images import build_busybox, build_debian, debian_mirror, debian_root
 from zgrid.devnet.layout import DevnetState, Layout
 from zgrid.devnet.processes import Daemon, start_time
 
@@ -124,7 +124,8 @@ def test_a_built_debian_root_is_taken_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cached = tmp_path / "cache" / "zgrid" / "images" / "debian-bookworm"
+    cached = debian_root()
+    assert cached.parent == tmp_path / "cache" / "zgrid" / "images"
     (cached / "etc").mkdir(parents=True)
     (cached / "etc" / "debian_version").write_text("12.0\n")
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no debootstrap may run

@@ -1,4 +1,5 @@
-"""The devnet's base images, built on this machine: busybox and a minimal Debian.
+"""The devnet's base images, built on this machine: busybox and a minimal Debian with an
+SSH server.
 
 Nothing is downloaded at run time but Debian's packages for debootstrap, and those once:
 the Debian root filesystem is built into a cache directory (kept by `devnet down`, so the
@@ -7,28 +8,47 @@ next devnet reuses it) and renamed into place only when debootstrap succeeded.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zgrid.devnet.errors import ImageBuildFailed
 
 __all__ = [
+    "DEBIAN_PACKAGES",
     "DEBIAN_SUITE",
+    "SSHD_FOREGROUND",
     "BaseImage",
     "base_images",
     "build_busybox",
     "build_debian",
     "cache_dir",
     "debian_mirror",
+    "debian_root",
 ]
 
 DEBIAN_SUITE = "bookworm"
+# Beside minbase: a machine reachable over SSH, with the tools its user reaches for first.
+DEBIAN_PACKAGES = ("iproute2", "iputils-ping", "openssh-server", "procps")
+# The Debian image's SSH server as a machine's entrypoint: in the foreground, its log on the
+# console, with a host key of the machine's own made on its first start (kept on its root
+# volume after that).
+SSHD_FOREGROUND = "/usr/local/sbin/sshd-foreground"
+_SSHD_FOREGROUND = """#!/bin/sh
+set -e
+mkdir -p /run/sshd
+key=/etc/ssh/ssh_host_ed25519_key
+[ -s "$key" ] || ssh-keygen -q -t ed25519 -N '' -f "$key"
+exec /usr/sbin/sshd -D -e -h "$key" "$@"
+"""
 _DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _SHELL_TAGS = {"entrypoint": json.dumps(["/bin/sh"]), "cmd": json.dumps([])}
 _DEBOOTSTRAP_TIMEOUT = 1800
@@ -110,22 +130,53 @@ def debian_mirror(
 
 
 def build_debian(work: Path, progress: Progress) -> Path:
-    """A minimal Debian root filesystem (debootstrap minbase), from the cache once built."""
+    """A minimal Debian root filesystem (debootstrap minbase and DEBIAN_PACKAGES), from the
+    cache once built; a second builder on this machine waits for the first."""
     del work  # kept in the cache, not in the devnet's directory
-    cached = cache_dir() / f"debian-{DEBIAN_SUITE}"
-    if (cached / "etc/debian_version").exists():
-        progress(f"debian: cached in {cached}")
-        return cached
+    cached = debian_root()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(cached.with_name(cached.name + ".lock")):
+        if (cached / "etc/debian_version").exists():
+            progress(f"debian: cached in {cached}")
+            return cached
+        _debootstrap(cached, progress)
+    return cached
+
+
+def debian_root() -> Path:
+    """Where the Debian root filesystem is cached: named after its recipe (the packages and
+    what is added to them), so a changed recipe builds anew."""
+    recipe = json.dumps([DEBIAN_SUITE, DEBIAN_PACKAGES, _SSHD_FOREGROUND]).encode()
+    return cache_dir() / f"debian-{DEBIAN_SUITE}-{hashlib.sha256(recipe).hexdigest()[:8]}"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _debootstrap(cached: Path, progress: Progress) -> None:
     debootstrap = shutil.which("debootstrap")
     if debootstrap is None:
         raise ImageBuildFailed("debootstrap is not installed (Debian package debootstrap)")
     partial = cached.with_name(cached.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
-    partial.parent.mkdir(parents=True, exist_ok=True)
     mirror = debian_mirror()
     progress(f"debian: debootstrap {DEBIAN_SUITE} from {mirror} (once; cached in {cached})")
-    argv = [debootstrap, "--variant=minbase", DEBIAN_SUITE, str(partial), mirror]
+    argv = [
+        debootstrap,
+        "--variant=minbase",
+        f"--include={','.join(DEBIAN_PACKAGES)}",
+        DEBIAN_SUITE,
+        str(partial),
+        mirror,
+    ]
     lines: list[str] = []
     try:
         process = subprocess.Popen(
@@ -146,10 +197,22 @@ def build_debian(work: Path, progress: Progress) -> Path:
         tail = "\n".join(lines[-10:])
         raise ImageBuildFailed(f"debootstrap failed with exit {code}:\n{tail}")
     _slim(partial)
+    _make_machine_neutral(partial)
     if cached.exists():
         shutil.rmtree(cached)
     partial.rename(cached)
-    return cached
+
+
+def _make_machine_neutral(root: Path) -> None:
+    """No secret of one machine in an image every machine starts from: the host keys the
+    openssh-server package made are dropped, and ``sshd-foreground`` makes a machine's own
+    on its first start."""
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    script = root / SSHD_FOREGROUND.lstrip("/")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(_SSHD_FOREGROUND)
+    script.chmod(0o755)
 
 
 def _slim(root: Path) -> None:

@@ -49,6 +49,7 @@ FULL = textwrap.dedent(
         placement: {farm: two, min_free: {ssd: 1GiB}}
       - name: worker
         flist: https://hub.example/7/worker.fl
+        mode: vm
     disks:
       - {name: data, size: 1.5GiB}
       - {name: spare, size: 500MB}
@@ -97,7 +98,7 @@ def test_full_spec_reads_into_the_model() -> None:
                     certified=True,
                 ),
             ),
-            MachineSpec(name="worker", flist="https://hub.example/7/worker.fl"),
+            MachineSpec(name="worker", flist="https://hub.example/7/worker.fl", mode="vm"),
         ),
         zdbs=(
             ZdbSpec(

@@ -17,6 +17,14 @@ machines:
 """
 
 
+def test_a_machine_runs_as_a_container_or_a_vm_and_nothing_else() -> None:
+    problem = only_problem(BASE + "    mode: kvm\n")
+    assert (problem.line, problem.column, problem.path) == (5, 11, "machines[0].mode")
+    assert problem.message == "must be one of container, vm, got 'kvm'"
+    assert parse_spec(BASE + "    mode: vm\n").machines[0].mode == "vm"
+    assert parse_spec(BASE).machines[0].mode == "container"
+
+
 def test_unknown_field_points_at_the_key() -> None:
     problem = only_problem(
         """\
@@ -30,7 +38,7 @@ def test_unknown_field_points_at_the_key() -> None:
     assert (problem.line, problem.column) == (5, 5)
     assert problem.path == "machines[0].colour"
     assert problem.message == (
-        "unknown field 'colour' (known: cpu, disk, disks, entrypoint, env, flist, memory, "
+        "unknown field 'colour' (known: cpu, disk, disks, entrypoint, env, flist, memory, mode, "
         "name, placement, planetary, replicas, ssh_keys)"
     )
 

@@ -185,6 +185,7 @@ class _Builder:
             ssh_keys=tuple(k for k in keys if isinstance(k, str)) if isinstance(keys, list) else (),
             planetary=bool(raw.get("planetary", True)),
             replicas=_int(raw.get("replicas"), 1),
+            mode="vm" if raw.get("mode") == "vm" else "container",
             placement=None
             if placement is None
             else self.placement(placement, spec_rules, (*path, "placement")),

@@ -14,6 +14,7 @@ The format::
     machines:
       - name: web                   # required: ^[a-zA-Z][a-zA-Z0-9_]{0,23}$
         flist: busybox              # required: a hub name ("busybox", "7/busybox") or an http(s) URL
+        mode: container             # or vm: a virtual machine with its own kernel (qemu)
         cpu: 1                      # 1 to 256, default 1
         memory: 256MiB              # 250 MiB to 1 TiB, default 512MiB
         disk: 1GiB                  # root disk; default: the node's smallest for cpu and memory

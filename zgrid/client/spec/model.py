@@ -66,7 +66,7 @@ class MachineSpec:
     ssh_keys: tuple[str, ...] = ()
     planetary: bool = True
     replicas: int = 1
-    mode: Literal["container"] = "container"
+    mode: Literal["container", "vm"] = "container"
     placement: PlacementRules | None = None  # the spec's rules with this entry's over them
 
 

@@ -127,6 +127,11 @@ if [ -z "$ENTRY" ]; then
 	exec switch_root /newroot /sbin/init
 fi
 
+# What an image's init would mount and programs expect: terminals (an SSH login) and shm.
+mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /newroot/dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
+
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HOME=/root
 TERM=linux
