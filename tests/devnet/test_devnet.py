@@ -209,6 +209,8 @@ def test_the_debian_vm_example_answers_ssh_on_its_planetary_address(deployer: De
     deployer.zgrid("deploy", str(spec), timeout=600)
     view = deployer.zgrid_json("show", "debian-vm")
     address = _address(view, "vm")
+    shown = deployer.zgrid("show", "debian-vm").stdout
+    assert "virtual machine under qemu, " in shown and address in shown, shown
     answer = _ssh(
         key,
         address,

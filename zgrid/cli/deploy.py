@@ -256,6 +256,11 @@ def _show_view(view: Any, *, as_json: bool, done: str) -> None:
         out_console.print(f"  {workload.name} ({workload.type}) {workload.state} on {where}")
         if workload.planetary_ip:
             out_console.print(f"      planetary: {workload.planetary_ip}")
+        accelerator = workload.data.get("accelerator") if workload.type == "zmachine" else None
+        if accelerator:
+            note = workload.data.get("accelerator_note")
+            why = f" ({note})" if note else ""
+            out_console.print(f"      virtual machine under qemu, {str(accelerator).upper()}{why}")
         if workload.type == "zdb" and workload.data.get("namespace"):
             found = workload.data.get("ips")
             ips = ", ".join(map(str, found[:8])) if isinstance(found, list) else "?"

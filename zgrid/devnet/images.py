@@ -40,14 +40,15 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("iproute2", "iputils-ping", "openssh-server", "procps")
 # The Debian image's SSH server as a machine's entrypoint: in the foreground, its log on the
 # console, with a host key of the machine's own made on its first start (kept on its root
-# volume after that).
+# volume after that). Keys only, without PAM: PAM's session modules cost over a second per
+# login under TCG and add nothing to a key login as root.
 SSHD_FOREGROUND = "/usr/local/sbin/sshd-foreground"
 _SSHD_FOREGROUND = """#!/bin/sh
 set -e
 mkdir -p /run/sshd
 key=/etc/ssh/ssh_host_ed25519_key
 [ -s "$key" ] || ssh-keygen -q -t ed25519 -N '' -f "$key"
-exec /usr/sbin/sshd -D -e -h "$key" "$@"
+exec /usr/sbin/sshd -D -e -h "$key" -o UsePAM=no -o PasswordAuthentication=no "$@"
 """
 _DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _SHELL_TAGS = {"entrypoint": json.dumps(["/bin/sh"]), "cmd": json.dumps([])}
@@ -138,15 +139,16 @@ def build_debian(work: Path, progress: Progress) -> Path:
     with _locked(cached.with_name(cached.name + ".lock")):
         if (cached / "etc/debian_version").exists():
             progress(f"debian: cached in {cached}")
-            return cached
-        _debootstrap(cached, progress)
+        else:
+            _debootstrap(cached, progress)
+        _make_machine_neutral(cached)  # cheap, and a cached tree gets a changed script
     return cached
 
 
 def debian_root() -> Path:
-    """Where the Debian root filesystem is cached: named after its recipe (the packages and
-    what is added to them), so a changed recipe builds anew."""
-    recipe = json.dumps([DEBIAN_SUITE, DEBIAN_PACKAGES, _SSHD_FOREGROUND]).encode()
+    """Where the Debian root filesystem is cached: named after what debootstrap installs,
+    so a changed package list builds anew."""
+    recipe = json.dumps([DEBIAN_SUITE, DEBIAN_PACKAGES]).encode()
     return cache_dir() / f"debian-{DEBIAN_SUITE}-{hashlib.sha256(recipe).hexdigest()[:8]}"
 
 
@@ -197,7 +199,6 @@ def _debootstrap(cached: Path, progress: Progress) -> None:
         tail = "\n".join(lines[-10:])
         raise ImageBuildFailed(f"debootstrap failed with exit {code}:\n{tail}")
     _slim(partial)
-    _make_machine_neutral(partial)
     if cached.exists():
         shutil.rmtree(cached)
     partial.rename(cached)
@@ -210,9 +211,10 @@ def _make_machine_neutral(root: Path) -> None:
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     script = root / SSHD_FOREGROUND.lstrip("/")
-    script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(_SSHD_FOREGROUND)
-    script.chmod(0o755)
+    if not script.is_file() or script.read_text() != _SSHD_FOREGROUND:
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(_SSHD_FOREGROUND)
+        script.chmod(0o755)
 
 
 def _slim(root: Path) -> None:
