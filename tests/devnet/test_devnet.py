@@ -228,6 +228,9 @@ def test_the_debian_vm_example_answers_ssh_on_its_planetary_address(deployer: De
     # Its host key is its own, made on its first boot: the flist carries none.
     assert "ssh_host_ed25519_key" in lines[5:], answer
     assert not list((debian_root() / "etc/ssh").glob("ssh_host_*"))
+    # Its console is its log: the first process's word, then sshd's own.
+    console = deployer.zgrid("logs", "debian-vm/vm").stdout
+    assert "zgrid-init: ready" in console and "Server listening on" in console, console
     deployer.zgrid("destroy", "debian-vm", "--yes", timeout=180)
 
 

@@ -5,10 +5,13 @@ cancel; flists that cannot boot end in error naming what is missing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,8 @@ from tests.node.deployer import create, deployment_of, funded_twin, results, wai
 from tests.node.grid import Grid, NodeDaemon, module_grid, traces
 from tests.node.hosts import HostNetwork
 from zgrid.chain import UNITS_PER_TOKEN
-from zgrid.node.runtime.guest import find_kernel
+from zgrid.devnet.images import build_busybox
+from zgrid.node.runtime.guest import build_initramfs, find_kernel
 from zgrid.types import (
     MIB,
     ComputeCapacity,
@@ -240,6 +244,92 @@ def test_a_vm_whose_flist_cannot_boot_ends_in_error_naming_what_is_missing(
         assert "/sbin/init" in noinit.result.message
         assert noentry.result.state == "error"
         assert "'/usr/bin/missing' is not in the flist" in noentry.result.message
+        await alice.chain.cancel_contract(contract)
+        await alice.chain.close()
+
+    _run(scenario())
+
+
+# An image's own initrd: mounts the root its kernel's command line names, then hands over
+# to the image's /sbin/init. It is appended to the default guest's archive, whose busybox
+# and drivers it uses (the kernel unpacks both archives, the later /init over the former).
+IMAGE_INITRD_INIT = """#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r module; do insmod "/lib/modules/$module" 2>/dev/null; done </lib/modules/load.order
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        root=*) root="${arg#root=}" ;;
+        rootfstype=*) type="${arg#rootfstype=}" ;;
+        rootflags=*) flags="${arg#rootflags=}" ;;
+    esac
+done
+mkdir -p /newroot
+mount -t "$type" -o "$flags,ro" "$root" /newroot || { echo "image-initrd: no root"; poweroff -f; }
+echo "image-initrd: root $root ($type) mounted"
+for fs in proc sys dev; do mount --move "/$fs" "/newroot/$fs"; done
+exec switch_root /newroot /sbin/init
+"""
+IMAGE_INIT = """#!/bin/sh
+echo "image-init: $(uname -r) on $(cat /etc/image-name), pid $$"
+exec sleep 1000000
+"""
+
+
+def _image_flist(grid: Grid, work: Path) -> str:
+    """A busybox tree that carries a kernel (Debian's) and an initrd of its own."""
+    root = build_busybox(work, lambda _: None)
+    kernel = find_kernel()
+    (root / "boot").mkdir()
+    shutil.copy(kernel.kernel, root / "boot/vmlinuz")
+    extra = work / "initrd-extra"
+    extra.mkdir()
+    (extra / "init").write_text(IMAGE_INITRD_INIT)
+    (extra / "init").chmod(0o755)
+    archive = subprocess.run(
+        ["cpio", "--quiet", "-o", "-H", "newc"],
+        input=b"init\n",
+        cwd=extra,
+        capture_output=True,
+        check=True,
+    ).stdout
+    guest_archive = build_initramfs(work / "guest", kernel).read_bytes()
+    (root / "boot/initrd.img").write_bytes(guest_archive + archive)
+    (root / "sbin/init").unlink()
+    (root / "sbin/init").write_text(IMAGE_INIT)
+    (root / "sbin/init").chmod(0o755)
+    (root / "etc/image-name").write_text("an image flist\n")
+    return grid.push(root, "image")
+
+
+def test_an_image_flist_boots_its_own_kernel_and_initrd(
+    grid: Grid, node: NodeDaemon, tmp_path: Path
+) -> None:
+    require_tool("cpio")
+    image_url = _image_flist(grid, tmp_path)
+
+    async def scenario() -> None:
+        alice = await grid.deployer()
+        deployment = deployment_of(
+            alice.twin_id, [_vm(grid, "image", flist=image_url, compute_capacity=ONE_CORE)]
+        )
+        contract = await create(alice, node.node_id, deployment)
+        report = await wait_result(alice, contract, timeout=120, where=f"; node log: {node.log}")
+        assert report.state == "ok", report
+        console = node.data / "machines" / workload_id(alice.twin_id, contract, "image")
+        deadline = time.monotonic() + 120
+        text = ""
+        while "image-init: " not in text:
+            assert time.monotonic() < deadline, f"the image's init never ran: {text[-2000:]}"
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(OSError):
+                text = (console / "output.log").read_text(errors="replace")
+        # Its initrd found the root the node named; its init runs on its own kernel.
+        assert "image-initrd: root zroot (9p) mounted" in text, text[-2000:]
+        assert f"image-init: {find_kernel().version} on an image flist, pid 1" in text
+        assert "zgrid-init" not in text  # the node's own first process had no part in it
         await alice.chain.cancel_contract(contract)
         await alice.chain.close()
 
