@@ -38,6 +38,7 @@ from zgrid.flist.hub import HubClient
 from zgrid.identity import Identity
 from zgrid.node import node_scope
 from zgrid.node.net.planetary import netns_prefix
+from zgrid.node.primitives.network import network_netns_prefix
 from zgrid.node.rootfs import mounts_under
 from zgrid.types import GIB
 
@@ -304,7 +305,7 @@ class Traces:
     containers: int
     mounts: int  # under the node's data directory, images left out
     loop_devices: int
-    netns: int  # the node's own (its machines')
+    netns: int  # the node's own (its machines' and its networks')
     processes: int  # in the node's host, images' mount processes left out
     images: int = 0  # flists mounted: a cache the node keeps a while after their last use
 
@@ -322,7 +323,8 @@ def traces(node: NodeDaemon) -> Traces:
     containers = len(json.loads(runc.stdout or "null") or [])
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    own_netns = netns_prefix(node_scope(node.data))  # other tests' hosts and nodes come and go
+    # Other tests' hosts and nodes come and go: only this node's machines and networks.
+    own_netns = (netns_prefix(node_scope(node.data)), network_netns_prefix(node_scope(node.data)))
     lowers = node.data / "flists" / "lowers"
     mounts = mounts_under(node.data)
     images = [m for m in mounts if m.parent == lowers]

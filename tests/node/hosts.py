@@ -147,13 +147,16 @@ class Host:
         return [int(pid) for pid in done.stdout.split()]
 
     def machine_netns(self) -> list[str]:
-        """The zmachine namespaces node code made from this host, found by their records.
+        """The zmachine and network namespaces node code made from this host, found by
+        their records.
 
-        A node whose data directory is under :attr:`dir` keeps one PlanetaryNetwork record
-        per zmachine netns there; those namespaces are machine-wide, not inside the host.
+        A node whose data directory is under :attr:`dir` keeps one record per zmachine
+        netns (PlanetaryNetwork's) and per network (the network primitive's) there; those
+        namespaces are machine-wide, not inside the host.
         """
         found = []
-        for path in sorted(self.dir.rglob("zm*.json")) if self.dir.exists() else []:
+        records = [*self.dir.rglob("zm*.json"), *self.dir.rglob("networks/*.json")]
+        for path in sorted(records) if self.dir.exists() else []:
             with contextlib.suppress(OSError, ValueError):
                 record = json.loads(path.read_text())
                 if isinstance(record, dict) and isinstance(record.get("netns"), str):

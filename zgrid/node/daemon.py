@@ -32,6 +32,7 @@ from zgrid.node.logs import LogChannel
 from zgrid.node.naming import node_scope
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.net.yggdrasil import Yggdrasil
+from zgrid.node.primitives.network import NetworkPrimitive
 from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
 from zgrid.node.registrar import Registration, ensure_registered, report_uptime
@@ -111,6 +112,9 @@ async def run_node(
             vms = VirtualMachines(
                 data / "machines", runtime=qemu, disks=disks, cache=data / "guest"
             )
+        networks = None
+        if shutil.which("wireguard-go") and shutil.which("wg"):
+            networks = NetworkPrimitive(data / "networks", scope=scope)
         machines = ZMachinePrimitive(
             data / "machines",
             disks=disks,
@@ -123,8 +127,11 @@ async def run_node(
             zdb_port=zdb.port,
             planetary_address=lambda: yggdrasil.address,
             vms=vms,
+            networks=networks,
         )
-        primitives = build_primitives(machines=machines, zdb=zdb, addresses=lambda: list(addresses))
+        primitives = build_primitives(
+            machines=machines, zdb=zdb, addresses=lambda: list(addresses), networks=networks
+        )
         engine = Engine(
             chain=chain,
             identity=identity,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zgrid.node.primitives.base import Primitive
+from zgrid.node.primitives.network import NetworkPrimitive
 from zgrid.node.primitives.volume import VolumePrimitive
 from zgrid.node.primitives.zdb import ZdbPrimitive
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
@@ -16,12 +17,19 @@ __all__ = ["build_primitives"]
 
 
 def build_primitives(
-    *, machines: ZMachinePrimitive, zdb: ZdbServer, addresses: Callable[[], list[str]]
+    *,
+    machines: ZMachinePrimitive,
+    zdb: ZdbServer,
+    addresses: Callable[[], list[str]],
+    networks: NetworkPrimitive | None = None,
 ) -> dict[WorkloadType, Primitive]:
     """Workload type → primitive; types missing here are refused with a clear message."""
-    return {
+    table: dict[WorkloadType, Primitive] = {
         WorkloadType.ZMOUNT: ZMountPrimitive(machines.disks),
         WorkloadType.VOLUME: VolumePrimitive(machines.disks),
         WorkloadType.ZDB: ZdbPrimitive(zdb, addresses=addresses),
         WorkloadType.ZMACHINE: machines,
     }
+    if networks is not None:
+        table[WorkloadType.NETWORK] = networks
+    return table

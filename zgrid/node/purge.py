@@ -19,6 +19,8 @@ from pathlib import Path
 from zgrid.node.naming import node_scope
 from zgrid.node.net import links
 from zgrid.node.net.planetary import netns_prefix
+from zgrid.node.net.wireguard import delete_interface
+from zgrid.node.primitives.network import network_netns_prefix
 from zgrid.node.rootfs import mounts_under
 from zgrid.node.runtime import RuncRuntime
 from zgrid.node.system import run_command
@@ -108,6 +110,21 @@ def _records(data: Path) -> list[dict[str, object]]:
     return found
 
 
+def _network_records(data: Path) -> list[dict[str, object]]:
+    found = []
+    for path in sorted((data / "networks").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text())
+            if isinstance(record, dict) and {"wireguard", "netns"} <= record.keys():
+                found.append(record)
+    return found
+
+
+async def _network_netns(scope: str) -> list[str]:
+    prefix = network_netns_prefix(scope)
+    return sorted(name for name in await links.list_netns() if name.startswith(prefix))
+
+
 async def purge_node(data: Path, *, netns: str | None = None) -> PurgeReport:
     """Remove every trace on the machine of the node whose data is ``data``.
 
@@ -130,6 +147,14 @@ async def purge_node(data: Path, *, netns: str | None = None) -> PurgeReport:
             if isinstance(name, str):
                 with contextlib.suppress(Exception):
                     await links.delete_link(name, netns=netns)
+    for network in _network_records(data):
+        with contextlib.suppress(Exception):
+            await delete_interface(str(network["wireguard"]), str(network["netns"]))
+        for name in (network.get("bridge_link"), network.get("bridge")):
+            if isinstance(name, str):
+                with contextlib.suppress(Exception):
+                    await links.delete_link(name, netns=netns)
+    spaces += await _network_netns(scope)
     for space in spaces:
         await links.delete_netns(space)
     return PurgeReport(

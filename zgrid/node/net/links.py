@@ -33,10 +33,12 @@ __all__ = [
     "get_sysctl",
     "links",
     "list_netns",
+    "move_link",
     "netns_exists",
     "netns_path",
     "replace_route",
     "routes",
+    "set_link",
     "set_master",
     "set_sysctl",
     "set_up",
@@ -229,6 +231,25 @@ async def delete_link(name: str, *, netns: str | None = None) -> None:
     except SystemCommandError as exc:
         if await get_link(name, netns=netns) is not None:
             raise NetworkFailure(f"cannot delete link {name}{_where(netns)}: {exc}") from exc
+
+
+async def move_link(name: str, netns: str) -> None:
+    """Move the link from this namespace into ``netns`` (already there: nothing to do)."""
+    if await get_link(name) is None and await get_link(name, netns=netns) is not None:
+        return
+    await _run(f"move {name} into netns {netns}", ["ip", "link", "set", name, "netns", netns])
+
+
+async def set_link(
+    name: str, *, mac: str | None = None, mtu: int | None = None, netns: str | None = None
+) -> None:
+    """Set the link's hardware address and/or MTU."""
+    args = [*(("address", mac) if mac else ()), *(("mtu", str(mtu)) if mtu else ())]
+    if args:
+        await _run(
+            f"set {' '.join(args)} on {name}{_where(netns)}",
+            _ip(["link", "set", name, *args], netns),
+        )
 
 
 async def set_up(name: str, *, netns: str | None = None) -> None:

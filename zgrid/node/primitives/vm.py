@@ -20,7 +20,7 @@ import re
 import shlex
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -30,13 +30,14 @@ from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
 from zgrid.node.flists import Lower
 from zgrid.node.net.planetary import GATEWAY, Attachment
 from zgrid.node.primitives.base import Observed, Provisioning, WorkloadRef
+from zgrid.node.primitives.network import PRIVATE_MTU, MachinePort
 from zgrid.node.runtime.guest import (
     GuestUnavailable,
     build_initramfs,
     find_kernel,
     unpack_kernel,
 )
-from zgrid.node.runtime.qemu import Accelerator, QemuRuntime, VMDisk, VMShare, VMSpec
+from zgrid.node.runtime.qemu import Accelerator, QemuRuntime, VMDisk, VMNic, VMShare, VMSpec
 from zgrid.types import ZMachine
 
 __all__ = [
@@ -191,8 +192,10 @@ class VirtualMachines:
         network: Attachment,
         env: Mapping[str, str],
         output: Path,
+        private: Sequence[MachinePort] = (),
     ) -> dict[str, object]:
-        """Boot the machine (or find it booted); returns the facts its result adds."""
+        """Boot the machine (or find it booted); returns the facts its result adds.
+        ``private`` are its taps on private networks, one network card each."""
         machine = item.workload.data
         assert isinstance(machine, ZMachine)
         ref = item.ref
@@ -216,7 +219,7 @@ class VirtualMachines:
         for index, disk in enumerate(mounted):
             disks.append(VMDisk(f"zd{index}", await self._disks.lend(disk)))
         config = directory / "conf"
-        self._write_config(config, machine, ref, network, env)
+        self._write_config(config, machine, ref, network, env=env, private=private)
         accelerator, why_not_kvm = await self._accelerator()
         spec = VMSpec(
             id=ref.id,
@@ -231,6 +234,7 @@ class VirtualMachines:
             mac=_mac(ref.id) if network.tap else None,
             log_path=output,
             accelerator=accelerator,
+            nics=tuple(VMNic(port.host_link, port.mac) for port in private),
         )
         before = await self.runtime.status(ref.id)
         adopted = before.state in ("running", "paused") and before.spec == spec
@@ -268,14 +272,22 @@ class VirtualMachines:
         machine: ZMachine,
         ref: WorkloadRef,
         network: Attachment,
+        *,
         env: Mapping[str, str],
+        private: Sequence[MachinePort],
     ) -> None:
         """The guest's config.sh: calls of the first process's functions, every value quoted."""
         config.mkdir(parents=True, exist_ok=True)
         q = shlex.quote
         lines = [f"hostname_is {q(ref.name.replace('_', '-')[:63])}"]
         if network.ipv6:
-            lines.append(f"planetary {q(network.ipv6)} {q(GATEWAY)}")
+            mac = _mac(ref.id)  # the card is found by its address, whatever its place
+            lines.append(f"planetary {q(network.ipv6)} {q(GATEWAY)} {q(mac)}")
+        for port in private:
+            lines.append(
+                f"private {q(port.mac)} {q(port.ip)}/{port.prefix} {q(port.gateway)}"
+                f" {q(port.ip_range)} {PRIVATE_MTU}"
+            )
         for index, mount in enumerate(machine.mounts):
             lines.append(f"disk zd{index} {q(mount.mountpoint)}")
         for name, value in sorted(env.items()):

@@ -29,6 +29,7 @@ from zgrid.node.flists import FlistManager, Lower
 from zgrid.node.logs import LogAccess, LogChannel
 from zgrid.node.net.planetary import Attachment, PlanetaryNetwork
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
+from zgrid.node.primitives.network import MachinePort, NetworkPrimitive
 from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zdbenv import container_environment
 from zgrid.node.rootfs import is_mount_point, lower_is_dead, mount_overlay, unmount
@@ -73,6 +74,7 @@ class ZMachinePrimitive:
         zdb_port: int | None = None,
         planetary_address: Callable[[], str] | None = None,
         vms: VirtualMachines | None = None,
+        networks: NetworkPrimitive | None = None,
     ) -> None:
         """``zdb_port`` and ``planetary_address`` (the node's yggdrasil address) tell each
         machine where its deployment's zdb namespaces are (zdbenv.py); without a port the
@@ -89,6 +91,7 @@ class ZMachinePrimitive:
         self._zdb_port = zdb_port
         self._planetary_address = planetary_address
         self._vms = vms  # None: this node runs containers only
+        self._networks = networks  # None: this node has no private networks
         self._seen: dict[str, tuple[float, int]] = {}  # id -> (last exit, OOM kills) reported
         self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
 
@@ -107,10 +110,8 @@ class ZMachinePrimitive:
         ref = item.ref
         if machine.mode == "vm" and self._vms is None:
             raise ProvisionError("this node cannot run virtual machines (qemu is not installed)")
-        if machine.network.interfaces:
-            raise ProvisionError(
-                "private networks are not available on this node yet; use planetary: true"
-            )
+        if machine.network.interfaces and self._networks is None:
+            raise ProvisionError("this node cannot join private networks (no wireguard-go)")
         if machine.network.public_ip:
             raise ProvisionError("public IPs are not available on this node yet")
         lower = await self._flists.lower(self._flist_url(machine.flist), pinned=self._pinned(ref))
@@ -144,6 +145,7 @@ class ZMachinePrimitive:
         attachment = await self._network.attach(
             ref, contract_key=str(ref.contract_id), planetary=machine.network.planetary
         )
+        ports = await self._plug_private(ref, machine, netns=attachment.netns)
         output = self._dir(ref) / "output.log"
         access = await self._logs.open(ref.id, output)
         spec = ContainerSpec(
@@ -165,7 +167,37 @@ class ZMachinePrimitive:
             status = await self._runtime.start(spec)
         except RuntimeFailure as exc:
             raise ProvisionError(f"the container cannot start: {exc}") from exc
-        return {**self._result(attachment, lower, access), "restarts": status.restarts}
+        return {
+            **self._result(attachment, lower, access),
+            **_private_result(ports),
+            "restarts": status.restarts,
+        }
+
+    async def _plug_private(
+        self, ref: WorkloadRef, machine: ZMachine, *, netns: str | None
+    ) -> list[MachinePort]:
+        """The machine on each private network it names (a network workload of its own
+        deployment); the links are written down first, so a removal finds them."""
+        if not machine.network.interfaces:
+            return []
+        assert self._networks is not None
+        networks = self._networks
+        plan = [
+            (WorkloadRef(ref.twin_id, ref.contract_id, interface.network), interface.ip)
+            for interface in machine.network.interfaces
+        ]
+        links_file = self._dir(ref) / "private.json"
+        self._dir(ref).mkdir(parents=True, exist_ok=True)
+        names = [networks.port_name(network, ref) for network, _ in plan]
+        write_atomic(links_file, json.dumps(names).encode(), sync=False)
+        return [await networks.plug(network, ref, ip, netns=netns) for network, ip in plan]
+
+    def _private_links(self, ref: WorkloadRef) -> list[str]:
+        try:
+            names = json.loads((self._dir(ref) / "private.json").read_text())
+        except (OSError, ValueError):
+            return []
+        return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
     async def _provision_vm(
         self, item: Provisioning, machine: ZMachine, lower: Lower
@@ -181,6 +213,7 @@ class ZMachinePrimitive:
         attachment = await self._network.attach(
             ref, contract_key=str(ref.contract_id), planetary=machine.network.planetary, tap=True
         )
+        ports = await self._plug_private(ref, machine, netns=None)
         output = self._dir(ref) / "output.log"
         access = await self._logs.open(ref.id, output)
         before = await self._vms.runtime.status(ref.id)
@@ -193,8 +226,9 @@ class ZMachinePrimitive:
             network=attachment,
             env=env,
             output=output,
+            private=ports,
         )
-        return {**self._result(attachment, lower, access), **facts}
+        return {**self._result(attachment, lower, access), **_private_result(ports), **facts}
 
     def _result(self, attachment: Attachment, lower: Lower, access: LogAccess) -> ResultData:
         """What every machine's result says, whichever its mode."""
@@ -272,6 +306,8 @@ class ZMachinePrimitive:
         if self._vms is not None:
             await self._vms.remove(ref)
         await self._logs.close(ref.id)
+        if self._networks is not None:
+            await self._networks.unplug(self._private_links(ref))
         await self._network.detach(ref)
         rootfs = self._dir(ref) / "rootfs"
         await unmount(rootfs)
@@ -333,6 +369,12 @@ class ZMachinePrimitive:
             return Observed(exists=True, healthy=False, detail="its image mount died")
         if not await self._network.inspect(ref):
             return Observed(exists=True, healthy=False, detail="its network is not as it should be")
+        if self._networks is not None and not await self._networks.plugged(
+            self._private_links(ref)
+        ):
+            return Observed(
+                exists=True, healthy=False, detail="its private network link is not there"
+            )
         return Observed(exists=True)
 
     async def present(self) -> set[str]:
@@ -526,3 +568,13 @@ def _authorize(rootfs: Path, key: str) -> None:
             handle.write(key.strip() + "\n")
     finally:
         os.close(fd)
+
+
+def _private_result(ports: list[MachinePort]) -> ResultData:
+    """A machine's private addresses: ``ip`` (the first, as the grid names it) and all."""
+    if not ports:
+        return {}
+    return {
+        "ip": ports[0].ip,
+        "private": [{"network": port.network, "ip": port.ip} for port in ports],
+    }

@@ -53,15 +53,38 @@ disk_by_serial() {
 	return 1
 }
 
+card_by_mac() {
+	for card in /sys/class/net/*; do
+		if [ "$(cat "$card/address")" = "$1" ]; then
+			echo "${card##*/}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+wait_card() {
+	tries=0
+	while ! card_by_mac "$1" && [ $tries -lt 500 ]; do
+		sleep 0.01
+		tries=$((tries + 1))
+	done
+}
+
 DISKS=""
 ENVS=""
 HOSTNAME=zmachine
 IPV6=""
 GATEWAY=""
+PLANETARY_MAC=""
+PRIVATE=""
 ENTRY=""
 
 hostname_is() { HOSTNAME="$1"; }
-planetary() { IPV6="$1"; GATEWAY="$2"; }
+planetary() { IPV6="$1"; GATEWAY="$2"; PLANETARY_MAC="$3"; }
+# private MAC ADDRESS/PREFIX GATEWAY RANGE MTU: a card on a private network
+private() { PRIVATE="$PRIVATE$1 $2 $3 $4 $5
+"; }
 disk() { DISKS="$DISKS $1"; eval "MOUNTPOINT_$1=\$2"; }
 variable() { ENVS="$ENVS $1"; eval "VALUE_$1=\$2"; }
 entrypoint() { ENTRY=yes; }
@@ -100,13 +123,31 @@ done
 hostname "$HOSTNAME"
 echo "$HOSTNAME" >/newroot/etc/hostname 2>/dev/null
 ip link set lo up
+card=""
 if [ -n "$IPV6" ]; then
-	wait_for /sys/class/net/eth0 || fail "the planetary network card (eth0) did not appear"
-	echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad
-	ip link set eth0 up
-	ip -6 addr add "$IPV6/128" dev eth0 || fail "cannot give eth0 the address $IPV6"
-	ip -6 route add 200::/7 via "$GATEWAY" dev eth0 || fail "cannot route 200::/7 via $GATEWAY"
+	if [ -n "$PLANETARY_MAC" ]; then
+		card=$(wait_card "$PLANETARY_MAC")
+	else
+		wait_for /sys/class/net/eth0 && card=eth0
+	fi
+	[ -n "$card" ] || fail "the planetary network card did not appear"
+	echo 0 >"/proc/sys/net/ipv6/conf/$card/accept_dad"
+	ip link set "$card" up
+	ip -6 addr add "$IPV6/128" dev "$card" || fail "cannot give $card the address $IPV6"
+	ip -6 route add 200::/7 via "$GATEWAY" dev "$card" ||
+		fail "cannot route 200::/7 via $GATEWAY"
 fi
+while read -r mac address gateway range mtu; do
+	[ -n "$mac" ] || continue
+	card=$(wait_card "$mac")
+	[ -n "$card" ] || fail "the private network card $mac did not appear"
+	ip link set "$card" mtu "$mtu" up
+	ip addr add "$address" dev "$card" || fail "cannot give $card the address $address"
+	ip route replace "$range" via "$gateway" dev "$card" ||
+		fail "cannot route $range via $gateway"
+done <<EOF
+$PRIVATE
+EOF
 
 if [ -s /zconf/authorized_keys ]; then
 	mkdir -p /newroot/root/.ssh

@@ -42,6 +42,7 @@ __all__ = [
     "Accelerator",
     "QemuRuntime",
     "VMDisk",
+    "VMNic",
     "VMShare",
     "VMSpec",
     "VMStatus",
@@ -74,6 +75,14 @@ class VMShare:
 
 
 @dataclass(frozen=True, slots=True)
+class VMNic:
+    """A further network card: a tap device and the card's hardware address."""
+
+    tap: str
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
 class VMSpec:
     """Everything needed to run one VM; equal specs mean the same VM."""
 
@@ -90,6 +99,7 @@ class VMSpec:
     log_path: Path | None = None  # the serial console; None: <vm dir>/output.log
     accelerator: Accelerator = "tcg"
     restart: bool = True
+    nics: tuple[VMNic, ...] = ()  # cards after the first (private networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,7 @@ def spec_to_json(spec: VMSpec) -> dict[str, Any]:
     data["shares"] = [
         {"tag": s.tag, "source": str(s.source), "readonly": s.readonly} for s in spec.shares
     ]
+    data["nics"] = [{"tap": n.tap, "mac": n.mac} for n in spec.nics]
     return data
 
 
@@ -131,6 +142,7 @@ def spec_from_json(data: dict[str, Any]) -> VMSpec:
         log_path=None if data["log_path"] is None else Path(data["log_path"]),
         accelerator="kvm" if data["accelerator"] == "kvm" else "tcg",
         restart=bool(data["restart"]),
+        nics=tuple(VMNic(str(n["tap"]), str(n["mac"])) for n in data.get("nics", [])),
     )
 
 
@@ -211,6 +223,13 @@ def qemu_argv(spec: VMSpec, qemu: str, qmp: Path) -> list[str]:
             f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
             "-device",
             f"virtio-net-pci,netdev=net0{',mac=' + spec.mac if spec.mac else ''}",
+        ]
+    for index, nic in enumerate(spec.nics, start=1):
+        argv += [
+            "-netdev",
+            f"tap,id=net{index},ifname={nic.tap},script=no,downscript=no",
+            "-device",
+            f"virtio-net-pci,netdev=net{index},mac={nic.mac}",
         ]
     return argv
 

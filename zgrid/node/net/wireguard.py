@@ -1,0 +1,151 @@
+"""WireGuard interfaces run by ``wireguard-go`` and configured with ``wg``.
+
+``wireguard-go`` is started in the node's own namespace, where its UDP socket stays (the
+other nodes reach it at the node's address), and its TUN link is then moved into the
+network's namespace, where the routes to the other nodes' subnets point at it. It runs
+detached: a restarted node daemon finds it again by its control socket
+(``/var/run/wireguard/<name>.sock``, which is why link names are unique on the machine),
+and deleting the link ends it. Peers are applied with ``wg syncconf``, which changes only
+what differs, so an update never drops a live session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.bindings import crypto_scalarmult_base
+
+from zgrid.node.errors import NetworkFailure, SystemCommandError
+from zgrid.node.net import links
+from zgrid.node.system import run_command
+
+__all__ = [
+    "SOCKET_DIR",
+    "WireguardPeer",
+    "configure",
+    "delete_interface",
+    "ensure_interface",
+    "interface_alive",
+    "listen_port",
+    "peer_keys",
+    "public_key",
+]
+
+SOCKET_DIR = Path("/var/run/wireguard")
+KEEPALIVE = 25  # seconds: keeps a NAT's mapping open and a peer's endpoint learned
+_START_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WireguardPeer:
+    public_key: str
+    allowed_ips: tuple[str, ...]
+    endpoint: str = ""  # host:port or [v6]:port; empty: the peer makes the first contact
+
+
+def public_key(private_key: str) -> str:
+    """The public key of a base64 X25519 private key, as ``wg pubkey`` prints it."""
+    raw = base64.b64decode(private_key, validate=True)
+    clamped = bytearray(raw)
+    clamped[0] &= 248
+    clamped[31] = (clamped[31] & 127) | 64
+    return base64.b64encode(crypto_scalarmult_base(bytes(clamped))).decode()
+
+
+def _socket(name: str) -> Path:
+    return SOCKET_DIR / f"{name}.sock"
+
+
+async def interface_alive(name: str, netns: str) -> bool:
+    """Whether ``name`` is up in ``netns`` with its wireguard-go answering."""
+    if not await links.netns_exists(netns):
+        return False
+    link = await links.get_link(name, netns=netns)
+    if link is None or not _socket(name).exists():
+        return False
+    try:
+        await run_command(["wg", "show", name, "listen-port"], timeout=10)
+    except SystemCommandError:
+        return False
+    return True
+
+
+async def ensure_interface(name: str, netns: str) -> None:
+    """The interface ``name`` in ``netns``, started (or found) with its wireguard-go."""
+    if await interface_alive(name, netns):
+        return
+    await links.delete_link(name, netns=netns)  # a link whose process died is remade
+    if await links.get_link(name) is None:
+        _socket(name).unlink(missing_ok=True)
+        try:
+            # It forks itself into the background; without LOG_LEVEL its child holds none
+            # of our pipes, so this returns once the parent has exited.
+            await run_command(["wireguard-go", name], timeout=_START_TIMEOUT)
+        except SystemCommandError as exc:
+            raise NetworkFailure(f"cannot start wireguard-go for {name}: {exc}") from exc
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not _socket(name).exists():
+            if time.monotonic() > deadline:
+                raise NetworkFailure(f"wireguard-go for {name} made no control socket")
+            await asyncio.sleep(0.02)
+    await links.move_link(name, netns)
+    await links.set_up(name, netns=netns)
+
+
+def _config(private_key: str, port: int, peers: Sequence[WireguardPeer]) -> str:
+    lines = ["[Interface]", f"PrivateKey = {private_key}", f"ListenPort = {port}"]
+    for peer in peers:
+        lines += ["", "[Peer]", f"PublicKey = {peer.public_key}"]
+        lines.append(f"AllowedIPs = {', '.join(peer.allowed_ips)}")
+        if peer.endpoint:
+            lines.append(f"Endpoint = {peer.endpoint}")
+            lines.append(f"PersistentKeepalive = {KEEPALIVE}")
+    return "\n".join(lines) + "\n"
+
+
+async def configure(
+    name: str, *, private_key: str, port: int, peers: Sequence[WireguardPeer]
+) -> None:
+    """Make the interface's key, port and peers exactly these (others are removed)."""
+    text = _config(private_key, port, peers)
+    try:
+        await run_command(["wg", "syncconf", name, "/dev/stdin"], input=text.encode(), timeout=30)
+    except SystemCommandError as exc:
+        if "Address already in use" in exc.output or "Address in use" in exc.output:
+            raise NetworkFailure(
+                f"the WireGuard listen port {port} is already used on this node"
+            ) from exc
+        raise NetworkFailure(f"cannot configure WireGuard interface {name}: {exc}") from exc
+
+
+async def listen_port(name: str) -> int | None:
+    try:
+        out = await run_command(["wg", "show", name, "listen-port"], timeout=10)
+    except SystemCommandError:
+        return None
+    return int(out.strip()) if out.strip().isdigit() else None
+
+
+async def peer_keys(name: str) -> set[str]:
+    """The public keys of the interface's peers."""
+    try:
+        out = await run_command(["wg", "show", name, "peers"], timeout=10)
+    except SystemCommandError:
+        return set()
+    return set(out.split())
+
+
+async def delete_interface(name: str, netns: str) -> None:
+    """Remove the link (its wireguard-go ends with it) and a control socket left behind."""
+    if await links.netns_exists(netns):
+        await links.delete_link(name, netns=netns)
+    await links.delete_link(name)  # not moved yet when a crash came between the two steps
+    deadline = time.monotonic() + 5
+    while _socket(name).exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    _socket(name).unlink(missing_ok=True)
