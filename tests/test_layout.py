@@ -72,7 +72,7 @@ PUBLIC = {
         "public_key_from_address", "save_identity", "seal", "verify",
     ],
     zgrid.types: [
-        "GIB", "INSTALL_ORDER", "MIB", "MIN_MEMORY", "RESERVED_NETWORK_NAMES", "ZDB",
+        "GIB", "INSTALL_ORDER", "MIB", "MIN_MEMORY", "NODE_INTERFACE", "RESERVED_NETWORK_NAMES", "ZDB",
         "Capacity", "ComputeCapacity", "Deployment", "GatewayFQDNProxy", "GatewayFQDNProxyWorkload",
         "GatewayNameProxy", "GatewayNameProxyWorkload", "IPWorkload", "InvalidDeployment",
         "MachineInterface", "MachineNetwork", "Mount", "Network", "NetworkWorkload", "Peer", "PublicIP",

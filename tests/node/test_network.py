@@ -27,6 +27,7 @@ from zgrid.node.net.planetary import netns_prefix
 from zgrid.node.net.wireguard import SOCKET_DIR, public_key
 from zgrid.types import (
     MIB,
+    NODE_INTERFACE,
     ComputeCapacity,
     MachineInterface,
     MachineNetwork,
@@ -199,6 +200,11 @@ def test_machines_on_two_nodes_talk_privately_and_only_to_their_own_network(
     async def scenario() -> None:
         alice = await grid.deployer()
         carol = await grid.deployer()
+        # Each node tells the ledger where it is reached: its peers' endpoints.
+        for node in nodes:
+            record = await alice.chain.node(node.node_id)
+            zos = [i for i in record["interfaces"] if i["name"] == NODE_INTERFACE]
+            assert zos and node.host.address in zos[0]["ips"], record["interfaces"]
         net_a = _network(
             "10.230.1.0/24", key_a, port_a, [peer_of(key_b, "10.230.2.0/24", node_b, port_b)]
         )

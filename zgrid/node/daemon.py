@@ -21,7 +21,7 @@ from typing import Any
 
 import stamina
 
-from zgrid.chain import ChainClient, LedgerUnavailable
+from zgrid.chain import ChainClient, Interface, LedgerUnavailable
 from zgrid.node.capacity import node_capacity
 from zgrid.node.disks import DiskPool
 from zgrid.node.dispatch import build_primitives
@@ -42,7 +42,7 @@ from zgrid.node.state import LocalState
 from zgrid.node.system import run_command
 from zgrid.node.traffic import report_traffic
 from zgrid.node.zdbserver import ZdbServer
-from zgrid.types import Capacity
+from zgrid.types import NODE_INTERFACE, Capacity
 
 __all__ = ["NodeConfig", "node_scope", "run_node"]
 
@@ -90,7 +90,11 @@ async def run_node(
     scope = node_scope(data)
     capacity = node_capacity(data, config.capacity)
     async with ChainClient(config.ledger_url, identity=identity) as chain:
-        registration = await _registered(chain, config, capacity, identity_dir(data))
+        # Before yggdrasil adds its own: these are where other nodes' WireGuard reaches us.
+        reachable = await node_addresses()
+        registration = await _registered(
+            chain, config, capacity, identity_dir(data), [Interface(name=NODE_INTERFACE, ips=reachable)]
+        )
         state = LocalState(data / "state.db")
         zdb = ZdbServer(data / "zdb", port=config.zdb_port)
         await zdb.ensure_running()
@@ -173,7 +177,11 @@ async def run_node(
 
 
 async def _registered(
-    chain: ChainClient, config: NodeConfig, capacity: Capacity, keys: Path
+    chain: ChainClient,
+    config: NodeConfig,
+    capacity: Capacity,
+    keys: Path,
+    interfaces: list[Interface],
 ) -> Registration:
     """Register or update the node, waiting for a ledger that cannot be reached yet."""
     async for attempt in stamina.retry_context(
@@ -187,6 +195,7 @@ async def _registered(
                 farm_id=config.farm_id,
                 resources=capacity,
                 join_token=config.join_token,
+                interfaces=interfaces,
                 identity_dir=keys,
             )
     raise AssertionError("unreachable")  # pragma: no cover

@@ -23,7 +23,7 @@ from zgrid.types.enums import INSTALL_ORDER, RESERVED_NETWORK_NAMES, ResultState
 from zgrid.types.errors import InvalidDeployment, SignaturesInsufficient, TypesError, UpdateRefused
 from zgrid.types.fields import GIB, MIB
 from zgrid.types.gateway import GatewayFQDNProxy, GatewayNameProxy
-from zgrid.types.network import Network, Peer
+from zgrid.types.network import NODE_INTERFACE, Network, Peer
 from zgrid.types.publicip import PublicIP
 from zgrid.types.signing import Signer, sign_deployment, verify_signatures
 from zgrid.types.update import UpdatePlan, same_workload, validate_update
@@ -58,6 +58,7 @@ __all__ = [
     "INSTALL_ORDER",
     "MIB",
     "MIN_MEMORY",
+    "NODE_INTERFACE",
     "RESERVED_NETWORK_NAMES",
     "ZDB",
     "Capacity",

@@ -11,7 +11,11 @@ from zgrid.types.capacity import Capacity
 from zgrid.types.enums import WorkloadType
 from zgrid.types.fields import Model, Port, WireguardKey
 
-__all__ = ["Network", "Peer", "parse_endpoint"]
+__all__ = ["NODE_INTERFACE", "Network", "Peer", "parse_endpoint"]
+
+NODE_INTERFACE = "zos"
+"""The interface a node registers on the ledger with the addresses other nodes reach it
+at: the endpoints of its networks' WireGuard links."""
 
 
 def _ipv4_network(value: str, prefix: int, what: str) -> str:
