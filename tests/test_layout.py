@@ -68,8 +68,8 @@ PUBLIC = {
         "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "CanonicalJSONError", "Identity", "IdentityError",
         "InvalidKeyError", "KeyStoreError", "MnemonicError", "StoredIdentity", "UnsealError",
         "address_of", "blake2b256", "canonical_dumps", "canonical_loads", "ed25519_seed_from_mnemonic",
-        "identity_path", "load_identity", "new_mnemonic", "normalize_mnemonic",
-        "public_key_from_address", "save_identity", "seal", "verify",
+        "identity_path", "load_identity", "new_mnemonic", "new_wireguard_key", "normalize_mnemonic",
+        "public_key_from_address", "save_identity", "seal", "verify", "wireguard_public_key",
     ],
     zgrid.types: [
         "GIB", "INSTALL_ORDER", "MIB", "MIN_MEMORY", "NODE_INTERFACE", "RESERVED_NETWORK_NAMES", "ZDB",

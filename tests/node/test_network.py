@@ -22,9 +22,10 @@ from tests.conftest import require_tool
 from tests.node.deployer import create, deployment_of, update, wait_result
 from tests.node.grid import Grid, NodeDaemon, module_grid, traces
 from tests.node.hosts import HostNetwork
+from zgrid.identity import wireguard_public_key as public_key
 from zgrid.node import node_scope, unique_name
 from zgrid.node.net.planetary import netns_prefix
-from zgrid.node.net.wireguard import SOCKET_DIR, public_key
+from zgrid.node.net.wireguard import SOCKET_DIR
 from zgrid.types import (
     MIB,
     NODE_INTERFACE,

@@ -23,6 +23,7 @@ from zgrid.types import (
     ComputeCapacity,
     Deployment,
     InvalidDeployment,
+    MachineInterface,
     MachineNetwork,
     Mount,
     SignatureRequest,
@@ -108,9 +109,13 @@ def _checked(what: str, build: Callable[[], _T]) -> _T:
 
 
 def machine_data(
-    machine: MachineSpec, flist_url: str, mounts: Sequence[tuple[str, str]]
+    machine: MachineSpec,
+    flist_url: str,
+    mounts: Sequence[tuple[str, str]],
+    private: tuple[str, str] | None = None,
 ) -> ZMachine:
-    """The zmachine of one replica; ``mounts`` are (disk workload name, mountpoint)."""
+    """The zmachine of one replica; ``mounts`` are (disk workload name, mountpoint),
+    ``private`` its (network workload name, IPv4) on the spec's private network."""
     env = dict(machine.env)
     if machine.ssh_keys:
         env["SSH_KEY"] = "\n".join(machine.ssh_keys)
@@ -123,7 +128,12 @@ def machine_data(
             mounts=[Mount(name=name, mountpoint=point) for name, point in mounts],
             entrypoint=machine.entrypoint,
             env=env,
-            network=MachineNetwork(interfaces=[], planetary=machine.planetary),
+            network=MachineNetwork(
+                interfaces=[]
+                if private is None
+                else [MachineInterface(network=private[0], ip=private[1])],
+                planetary=machine.planetary,
+            ),
             mode=machine.mode,
         ),
     )

@@ -41,12 +41,14 @@ from zgrid.client.builder import (
 )
 from zgrid.client.errors import FlistNotFound, InvalidWorkload, PlacementError
 from zgrid.client.items import SpecItem, spec_items
+from zgrid.client.mesh import NodeMesh, network_key, plan_mesh
 from zgrid.client.plan import ContractChange, WorkloadChange
-from zgrid.client.spec.model import Spec
+from zgrid.client.spec.model import NetworkSpec, Spec
 from zgrid.types import (
     GIB,
     MIB,
     ZDB,
+    Capacity,
     Deployment,
     Workload,
     WorkloadData,
@@ -57,7 +59,8 @@ from zgrid.types import (
 
 __all__ = ["CurrentContract", "plan_changes"]
 
-_KIND_ORDER = ("disk", "zdb", "machine")  # install order: zmount, zdb, zmachine
+# install order: zmount, network, zdb, zmachine
+_KIND_ORDER = ("disk", "network", "zdb", "machine")
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,12 @@ def plan_changes(
     twin_id: int,
     flists: Mapping[str, str],
     current: Mapping[int, CurrentContract],
+    endpoints: Mapping[int, str] | None = None,
 ) -> tuple[ContractChange, ...]:
     """One change per node with items in ``assignment`` or a contract in ``current``.
+
+    With a spec network, each node with machines also gets its part of it
+    (:func:`zgrid.client.mesh.plan_mesh`), peered at the addresses in ``endpoints``.
 
     ``assignment`` maps every item key of ``spec_items(spec)`` to a node id, ``flists``
     every machine's flist reference to its URL (:func:`zgrid.client.flists.resolve_flists`).
@@ -91,10 +98,26 @@ def plan_changes(
             raise FlistNotFound(
                 f"flist {machine.flist!r} of machine {machine.name!r} is unresolved"
             )
-    builder = _NodeBuilder(spec, items, twin_id, flists, _passwords(current.values()))
+    meshes: dict[int, NodeMesh] = {}
+    if spec.network is not None and spec.machines:
+        machines_on: dict[int, list[str]] = {}
+        for item in items:
+            if item.kind == "machine":
+                machines_on.setdefault(assignment[item.key], []).append(item.key)
+        meshes = plan_mesh(
+            spec,
+            machines_on,
+            current={node: contract.deployment for node, contract in current.items()},
+            endpoints=endpoints or {},
+        )
+    builder = _NodeBuilder(
+        spec, items, twin_id, flists, _passwords(current.values()), meshes=meshes
+    )
     changes: list[ContractChange] = []
     for node_id in sorted(set(assignment.values()) | set(current)):
         on_node = [item for item in items if assignment[item.key] == node_id]
+        if node_id in meshes and spec.network is not None:
+            on_node.append(_network_item(spec.network))
         change = builder.change(node_id, on_node, current.get(node_id))
         if change is not None:
             changes.append(change)
@@ -133,6 +156,11 @@ def _passwords(contracts: Iterable[CurrentContract]) -> dict[str, str]:
     return found
 
 
+def _network_item(network: NetworkSpec) -> SpecItem:
+    """A node's part of the spec's network, as an item of that node."""
+    return SpecItem(network_key(network), "network", network.name, 0, None, Capacity())
+
+
 class _NodeBuilder:
     def __init__(
         self,
@@ -141,19 +169,26 @@ class _NodeBuilder:
         twin_id: int,
         flists: Mapping[str, str],
         passwords: dict[str, str],
+        *,
+        meshes: Mapping[int, NodeMesh],
     ) -> None:
         self._spec = spec
         self._twin_id = twin_id
         self._flists = flists
         self._passwords = passwords
+        self._meshes = meshes
+        self._node = 0  # the node whose change is being built
         counts: dict[tuple[str, str], int] = {}
         for item in items:
             counts[item.kind, item.entry] = counts.get((item.kind, item.entry), 0) + 1
         self._single = {pair for pair, count in counts.items() if count == 1}
+        if spec.network is not None:
+            self._single.add(("network", spec.network.name))  # one per node: never suffixed
 
     def change(
         self, node_id: int, items: Sequence[SpecItem], now: CurrentContract | None
     ) -> ContractChange | None:
+        self._node = node_id
         previous = now.deployment if now is not None else None
         old_workloads = previous.workloads if previous is not None else []
         if not items:
@@ -235,6 +270,8 @@ class _NodeBuilder:
         spec = self._spec
         if item.kind == "disk":
             return disk_data(spec.disk(item.entry))
+        if item.kind == "network":
+            return self._meshes[self._node].network
         if item.kind == "zdb":
             zdb = next(z for z in spec.zdbs if z.name == item.entry)
             password = zdb.password
@@ -257,7 +294,12 @@ class _NodeBuilder:
                 "mounts too (a disk goes with one machine)"
             )
         mounts = [(disks[mount.disk], mount.mountpoint) for mount in machine.mounts]
-        return machine_data(machine, self._flists[machine.flist], mounts)
+        mesh = self._meshes.get(self._node)
+        private = None
+        if mesh is not None and spec.network is not None:
+            network = names.get(network_key(spec.network), spec.network.name)
+            private = (network, mesh.addresses[item.key])
+        return machine_data(machine, self._flists[machine.flist], mounts, private)
 
 
 def _removal(workload: Workload) -> WorkloadChange:

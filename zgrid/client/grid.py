@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import os
 from collections.abc import AsyncIterator, Callable
 from fractions import Fraction
@@ -44,12 +45,14 @@ from zgrid.client.views import DeploymentSummary, DeploymentView, WorkloadView
 from zgrid.client.watch import ProgressCallback, open_report
 from zgrid.identity import Identity
 from zgrid.node import ResultReport, follow_logs
+from zgrid.types import NODE_INTERFACE
 
 __all__ = ["DEFAULT_TIMEOUT", "Grid", "SpecSource"]
 
 DEFAULT_TIMEOUT = 600.0  # seconds nodes get to settle a deploy before it is rolled back
 SpecSource = Spec | Path | str  # a Spec, or the path of a spec file
 _LOG_CONNECT_TIMEOUT = 3.0
+_PLANETARY = ipaddress.IPv6Network("200::/7")
 
 
 class Grid:
@@ -158,10 +161,33 @@ class Grid:
         flists = await resolve_flists(checked, hub=self.network.hub)
         # Without a twin yet (deploy makes one first), plan as twin 1: such a plan is only
         # shown, never signed.
+        endpoints = {}
+        if checked.network is not None:
+            endpoints = {node: await self._endpoint(node) for node in set(assignment.values())}
         changes = plan_changes(
-            checked, assignment, twin_id=twin_id or 1, flists=flists, current=current
+            checked,
+            assignment,
+            twin_id=twin_id or 1,
+            flists=flists,
+            current=current,
+            endpoints=endpoints,
         )
         return self._priced(checked.name, changes, offers, await price_terms(self.chain))
+
+    async def _endpoint(self, node_id: int) -> str:
+        """Where the node's peers reach it: the first address it registered (an IPv4
+        before an IPv6; planetary addresses are not for WireGuard), or "" with none."""
+        record = await self.chain.node(node_id)
+        found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+        for interface in record.get("interfaces") or []:
+            if isinstance(interface, dict) and interface.get("name") == NODE_INTERFACE:
+                for text in interface.get("ips") or []:
+                    with contextlib.suppress(ValueError):
+                        address = ipaddress.ip_address(str(text))
+                        if address not in _PLANETARY:
+                            found.append(address)
+        found.sort(key=lambda address: address.version)
+        return str(found[0]) if found else ""
 
     def _priced(
         self,

@@ -26,7 +26,7 @@ __all__ = [
     "split_key",
 ]
 
-ItemKind = Literal["machine", "disk", "zdb"]
+ItemKind = Literal["machine", "disk", "zdb", "network"]
 WorkloadAction = Literal["create", "update", "replace", "remove", "keep"]
 ContractAction = Literal["create", "update", "cancel", "keep"]
 

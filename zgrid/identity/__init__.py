@@ -25,6 +25,7 @@ from zgrid.identity.keys import (
 )
 from zgrid.identity.keystore import StoredIdentity, identity_path, load_identity, save_identity
 from zgrid.identity.mnemonic import ed25519_seed_from_mnemonic, new_mnemonic, normalize_mnemonic
+from zgrid.identity.wireguard import new_wireguard_key, wireguard_public_key
 
 __all__ = [
     "PUBLIC_KEY_SIZE",
@@ -45,9 +46,11 @@ __all__ = [
     "identity_path",
     "load_identity",
     "new_mnemonic",
+    "new_wireguard_key",
     "normalize_mnemonic",
     "public_key_from_address",
     "save_identity",
     "seal",
     "verify",
+    "wireguard_public_key",
 ]

@@ -93,7 +93,11 @@ async def run_node(
         # Before yggdrasil adds its own: these are where other nodes' WireGuard reaches us.
         reachable = await node_addresses()
         registration = await _registered(
-            chain, config, capacity, identity_dir(data), [Interface(name=NODE_INTERFACE, ips=reachable)]
+            chain,
+            config,
+            capacity,
+            identity_dir(data),
+            [Interface(name=NODE_INTERFACE, ips=reachable)],
         )
         state = LocalState(data / "state.db")
         zdb = ZdbServer(data / "zdb", port=config.zdb_port)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import require_root, require_tool
+from zgrid.identity import wireguard_public_key
 from zgrid.node.errors import NetworkFailure
 from zgrid.node.naming import unique_name
 from zgrid.node.net import links, wireguard
@@ -65,7 +66,7 @@ def test_public_key_is_what_wg_derives() -> None:
         derived = subprocess.run(
             ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
         )
-        assert wireguard.public_key(private) == derived.stdout.strip()
+        assert wireguard_public_key(private) == derived.stdout.strip()
 
 
 def test_a_link_is_made_found_again_reconfigured_and_removed_with_its_process(
@@ -81,7 +82,7 @@ def test_a_link_is_made_found_again_reconfigured_and_removed_with_its_process(
         (pid,) = _pids(name)
         await wireguard.ensure_interface(name, netns)  # a repeat finds it
         assert _pids(name) == [pid]
-        one, two = wireguard.public_key(_key()), wireguard.public_key(_key())
+        one, two = wireguard_public_key(_key()), wireguard_public_key(_key())
         peers = [
             wireguard.WireguardPeer(one, ("10.9.1.0/24", "10.9.3.0/24")),
             wireguard.WireguardPeer(two, ("10.9.2.0/24",)),

@@ -11,6 +11,7 @@ schema and are skipped here.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import posixpath
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -21,11 +22,13 @@ from zgrid.client.spec.model import (
     DiskSpec,
     MachineSpec,
     MountSpec,
+    NetworkSpec,
     PlacementRules,
     Spec,
     ZdbSpec,
 )
 from zgrid.client.spec.units import format_size, parse_size
+from zgrid.types import RESERVED_NETWORK_NAMES
 
 __all__ = [
     "DEFAULT_MEMORY",
@@ -119,6 +122,33 @@ class _Builder:
                     )
                 else:
                     seen[name] = path
+
+    def network(self, raw: object, entries: set[str]) -> NetworkSpec | None:
+        if not isinstance(raw, dict):
+            return None
+        name = raw.get("name", "net")
+        name = name if isinstance(name, str) else "net"
+        if name in RESERVED_NETWORK_NAMES:
+            self.fail(("network", "name"), f"network name {name!r} is reserved (ygg, pub)")
+        elif name in entries:
+            self.fail(
+                ("network", "name"),
+                f"network name {name!r} is the name of a machine, disk or zdb too (names are"
+                " unique: each becomes a workload name)",
+            )
+        ip_range = raw.get("ip_range")
+        if isinstance(ip_range, str):
+            try:
+                network = ipaddress.IPv4Network(ip_range, strict=True)
+            except ValueError as exc:
+                self.fail(("network", "ip_range"), f"ip_range {ip_range!r} is not a /16: {exc}")
+            else:
+                if not network.is_private:
+                    self.fail(
+                        ("network", "ip_range"),
+                        f"ip_range {ip_range} is not a private range (10/8, 172.16/12, 192.168/16)",
+                    )
+        return NetworkSpec(name=name, ip_range=ip_range if isinstance(ip_range, str) else None)
 
     def machine(
         self,
@@ -259,10 +289,12 @@ def build_spec(document: Document) -> Spec:
     machine_names = {machine.name for machine in machines}
     zdbs = [builder.zdb(raw, path, rules, machine_names) for path, raw in _entries(data, "zdbs")]
     name = data.get("name")
+    entries = machine_names | disk_names | {zdb.name for zdb in zdbs}
     return Spec(
         name=name if isinstance(name, str) else "",
         machines=tuple(machines),
         zdbs=tuple(zdbs),
         disks=tuple(disks),
         placement=rules,
+        network=builder.network(data.get("network"), entries),
     )

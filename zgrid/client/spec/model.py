@@ -18,6 +18,7 @@ __all__ = [
     "DiskSpec",
     "MachineSpec",
     "MountSpec",
+    "NetworkSpec",
     "PlacementRules",
     "Spec",
     "ZdbSpec",
@@ -82,12 +83,21 @@ class ZdbSpec:
 
 
 @dataclass(frozen=True)
+class NetworkSpec:
+    """The private network every machine of the spec joins."""
+
+    name: str = "net"
+    ip_range: str | None = None  # an IPv4 /16; None: chosen from the deployment's name
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str  # the deployment's name: ^[a-z0-9][a-z0-9-]{0,62}$
     machines: tuple[MachineSpec, ...] = ()
     zdbs: tuple[ZdbSpec, ...] = ()
     disks: tuple[DiskSpec, ...] = ()
     placement: PlacementRules = field(default_factory=PlacementRules)
+    network: NetworkSpec | None = None
     source: Path | None = None  # the file it was read from
 
     def machine(self, name: str) -> MachineSpec:

@@ -12,13 +12,10 @@ what differs, so an update never drops a live session.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from nacl.bindings import crypto_scalarmult_base
 
 from zgrid.node.errors import NetworkFailure, SystemCommandError
 from zgrid.node.net import links
@@ -33,7 +30,6 @@ __all__ = [
     "interface_alive",
     "listen_port",
     "peer_keys",
-    "public_key",
 ]
 
 SOCKET_DIR = Path("/var/run/wireguard")
@@ -46,15 +42,6 @@ class WireguardPeer:
     public_key: str
     allowed_ips: tuple[str, ...]
     endpoint: str = ""  # host:port or [v6]:port; empty: the peer makes the first contact
-
-
-def public_key(private_key: str) -> str:
-    """The public key of a base64 X25519 private key, as ``wg pubkey`` prints it."""
-    raw = base64.b64decode(private_key, validate=True)
-    clamped = bytearray(raw)
-    clamped[0] &= 248
-    clamped[31] = (clamped[31] & 127) | 64
-    return base64.b64encode(crypto_scalarmult_base(bytes(clamped))).decode()
 
 
 def _socket(name: str) -> Path:

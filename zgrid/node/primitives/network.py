@@ -27,6 +27,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from zgrid.identity import wireguard_public_key
 from zgrid.node.errors import NetworkFailure, ProvisionError
 from zgrid.node.naming import unique_name
 from zgrid.node.net import links, wireguard
@@ -171,7 +172,7 @@ class NetworkPrimitive:
         return {
             "subnet": network.subnet,
             "gateway": gateway,
-            "wireguard_public_key": wireguard.public_key(network.wireguard_private_key),
+            "wireguard_public_key": wireguard_public_key(network.wireguard_private_key),
             "wireguard_listen_port": network.wireguard_listen_port,
         }
 

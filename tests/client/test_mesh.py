@@ -1,0 +1,133 @@
+"""The spec's private network: a /24, a key and a port per node, every node peered with
+every other, machines' addresses; kept across applies, peers updated when a node joins
+or leaves."""
+
+from __future__ import annotations
+
+import ipaddress
+from types import MappingProxyType
+
+import pytest
+
+from tests.client.test_changes import FLISTS, TWIN, machine, spread
+from zgrid.client.changes import CurrentContract, plan_changes
+from zgrid.client.errors import PlacementError
+from zgrid.client.mesh import network_key, plan_mesh
+from zgrid.client.plan import ContractChange
+from zgrid.client.spec.model import NetworkSpec, Spec
+from zgrid.identity import wireguard_public_key
+from zgrid.types import Network, ZMachine
+
+ENDPOINTS = MappingProxyType({1: "192.0.2.1", 2: "192.0.2.2", 3: "2001:db8::3"})
+
+
+def _spec(replicas: int, ip_range: str | None = None) -> Spec:
+    return Spec(
+        name="app",
+        machines=(machine(replicas=replicas),),
+        network=NetworkSpec(ip_range=ip_range),
+    )
+
+
+def _plan(spec: Spec, current: dict[int, CurrentContract]) -> tuple[ContractChange, ...]:
+    return plan_changes(
+        spec, spread(spec), twin_id=TWIN, flists=FLISTS, current=current, endpoints=ENDPOINTS
+    )
+
+
+def _running(changes: tuple[ContractChange, ...]) -> dict[int, CurrentContract]:
+    """What the nodes run once ``changes`` are carried out."""
+    return {
+        change.node_id: CurrentContract(100 + change.node_id, change.deployment)
+        for change in changes
+        if change.deployment is not None and change.action != "cancel"
+    }
+
+
+def _part(change: ContractChange) -> Network:
+    assert change.deployment is not None
+    (network,) = [w.data for w in change.deployment.workloads if isinstance(w.data, Network)]
+    return network
+
+
+def _address(change: ContractChange) -> str:
+    assert change.deployment is not None
+    (found,) = [w.data for w in change.deployment.workloads if isinstance(w.data, ZMachine)]
+    return found.network.interfaces[0].ip
+
+
+def test_two_nodes_get_a_subnet_each_and_peer_with_each_other() -> None:
+    first, second = _plan(_spec(2, "10.50.0.0/16"), {})
+    a, b = _part(first), _part(second)
+    assert (a.ip_range, a.subnet, b.subnet) == ("10.50.0.0/16", "10.50.1.0/24", "10.50.2.0/24")
+    assert a.wireguard_private_key != b.wireguard_private_key
+    assert [p.wireguard_public_key for p in a.peers] == [
+        wireguard_public_key(b.wireguard_private_key)
+    ]
+    assert a.peers[0].endpoint == f"192.0.2.2:{b.wireguard_listen_port}"
+    assert a.peers[0].allowed_ips == ["10.50.2.0/24"]
+    assert b.peers[0].endpoint == f"192.0.2.1:{a.wireguard_listen_port}"
+    assert (_address(first), _address(second)) == ("10.50.1.2", "10.50.2.2")
+    assert first.deployment is not None
+    network_workload = first.deployment.workloads[0]  # before the machine: install order
+    assert (network_workload.name, network_workload.type) == ("net", "network")
+    machine_workload = first.deployment.workloads[-1]
+    assert isinstance(machine_workload.data, ZMachine)
+    assert machine_workload.data.network.interfaces[0].network == "net"
+
+
+def test_a_joining_node_updates_the_peers_and_nothing_else() -> None:
+    spec = _spec(2)
+    before = _running(_plan(spec, {}))
+    again = _plan(spec, before)
+    assert [change.action for change in again] == ["keep", "keep"]
+    grown = _plan(_spec(3), before)
+    assert [change.action for change in grown] == ["update", "update", "create"]
+    for change in grown[:2]:
+        moves = {move.key: move.action for move in change.workloads}
+        assert moves == {
+            network_key(NetworkSpec()): "update",
+            f"machine/web/{change.node_id - 1}": "keep",
+        }
+        running = before[change.node_id].deployment.workloads[0].data
+        assert isinstance(running, Network)
+        new = _part(change)
+        assert (new.subnet, new.wireguard_private_key, new.wireguard_listen_port) == (
+            running.subnet,
+            running.wireguard_private_key,
+            running.wireguard_listen_port,
+        )
+        assert len(new.peers) == 2
+    third = _part(grown[2])
+    assert ipaddress.IPv4Network(third.subnet).subnet_of(ipaddress.IPv4Network(third.ip_range))
+    assert f"[2001:db8::3]:{third.wireguard_listen_port}" in {
+        peer.endpoint for peer in _part(grown[0]).peers
+    }
+    # A node leaving: its contract goes, the others drop it as a peer.
+    shrunk = _plan(spec, _running(grown))
+    assert [change.action for change in shrunk] == ["update", "update", "cancel"]
+    assert all(len(_part(change).peers) == 1 for change in shrunk[:2])
+
+
+def test_machine_addresses_are_kept_and_the_range_is_the_deployments() -> None:
+    spec = _spec(1)
+    (first,) = _plan(spec, {})
+    assert _part(first).ip_range == _part(_plan(spec, {})[0]).ip_range  # from the name
+    running = _running((first,))
+    (again,) = _plan(spec, running)
+    assert _address(again) == _address(first)
+
+
+def test_a_node_without_an_address_cannot_join() -> None:
+    spec = _spec(2)
+    with pytest.raises(PlacementError, match="node 2 registered no address"):
+        plan_changes(
+            spec, spread(spec), twin_id=TWIN, flists=FLISTS, current={}, endpoints={1: "192.0.2.1"}
+        )
+
+
+def test_a_full_range_is_refused() -> None:
+    spec = _spec(1)
+    many = {node: ["machine/web/0"] for node in range(1, 257)}
+    with pytest.raises(PlacementError, match="no free /24 left"):
+        plan_mesh(spec, many, current={}, endpoints=dict.fromkeys(many, "192.0.2.1"))

@@ -1,0 +1,151 @@
+"""The private network of a spec: one /24 per node, peered every node with every other.
+
+:func:`plan_mesh` gives each node that runs machines of the spec its part of the network
+(a network workload: its subnet, WireGuard key and port, and every other node as a
+peer at the address that node registered on the ledger) and each machine its address.
+What runs already is kept: a node's subnet, key and port, and a machine's address stay
+the same across applies, so only the peers change when a node joins or leaves, and those
+the node applies in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from zgrid.client.builder import item_of
+from zgrid.client.errors import PlacementError
+from zgrid.client.spec.model import NetworkSpec, Spec
+from zgrid.identity import new_wireguard_key, wireguard_public_key
+from zgrid.types import Deployment, Network, Peer, ZMachine
+
+__all__ = ["NodeMesh", "network_key", "plan_mesh"]
+
+_PORTS = (20000, 60000)  # where a new part's listen port is drawn from
+
+
+@dataclass(frozen=True)
+class NodeMesh:
+    """One node's part: its network workload's data and its machines' addresses by key."""
+
+    network: Network
+    addresses: Mapping[str, str]  # machine item key -> IPv4
+
+
+def network_key(spec: NetworkSpec) -> str:
+    """The item key of a node's network workload (one per node, so always replica 0)."""
+    return f"network/{spec.name}/0"
+
+
+def _default_range(name: str) -> str:
+    digest = hashlib.blake2b(name.encode(), digest_size=2).digest()
+    return f"10.{1 + digest[0] % 254}.0.0/16"
+
+
+def _endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def plan_mesh(
+    spec: Spec,
+    machines_on: Mapping[int, Sequence[str]],
+    *,
+    current: Mapping[int, Deployment],
+    endpoints: Mapping[int, str],
+) -> dict[int, NodeMesh]:
+    """Each node's part of the spec's network; ``machines_on`` lists the machine item keys
+    each node runs (nodes without machines get no part), ``current`` the deployment each
+    node runs now, ``endpoints`` the address each node's peers reach it at.
+
+    PlacementError when a node has no registered address, or the range has no /24 left.
+    """
+    assert spec.network is not None
+    key = network_key(spec.network)
+    nodes = sorted(node for node, keys in machines_on.items() if keys)
+    old_parts: dict[int, Network] = {}
+    old_addresses: dict[str, str] = {}
+    for node, deployment in current.items():
+        for workload in deployment.workloads:
+            if item_of(workload) == key and isinstance(workload.data, Network):
+                old_parts[node] = workload.data
+            elif isinstance(workload.data, ZMachine) and workload.data.network.interfaces:
+                machine_key = item_of(workload)
+                if machine_key is not None:
+                    old_addresses[machine_key] = workload.data.network.interfaces[0].ip
+    ip_range = ipaddress.IPv4Network(
+        spec.network.ip_range
+        or next((part.ip_range for part in old_parts.values()), None)
+        or _default_range(spec.name)
+    )
+    # Keep what parts have (a subnet inside the range), then give the rest the first free.
+    subnets: dict[int, ipaddress.IPv4Network] = {}
+    for node in nodes:
+        part = old_parts.get(node)
+        if part is not None and ipaddress.IPv4Network(part.subnet).subnet_of(ip_range):
+            subnets[node] = ipaddress.IPv4Network(part.subnet)
+    free = (s for s in list(ip_range.subnets(new_prefix=24))[1:] if s not in subnets.values())
+    for node in nodes:
+        if node not in subnets:
+            chosen = next(free, None)
+            if chosen is None:
+                raise PlacementError(key, [f"ip_range {ip_range} has no free /24 left"])
+            subnets[node] = chosen
+    secrets_of: dict[int, tuple[str, int]] = {}
+    for node in nodes:
+        part = old_parts.get(node)
+        if part is not None:
+            secrets_of[node] = (part.wireguard_private_key, part.wireguard_listen_port)
+        else:
+            private = new_wireguard_key()
+            secrets_of[node] = (private, _PORTS[0] + secrets.randbelow(_PORTS[1] - _PORTS[0]))
+    for node in nodes:
+        if len(nodes) > 1 and not endpoints.get(node):
+            raise PlacementError(
+                key, [f"node {node} registered no address its peers could reach it at"]
+            )
+    meshes: dict[int, NodeMesh] = {}
+    for node in nodes:
+        private, port = secrets_of[node]
+        peers = [
+            Peer(
+                subnet=str(subnets[other]),
+                wireguard_public_key=wireguard_public_key(secrets_of[other][0]),
+                allowed_ips=[str(subnets[other])],
+                endpoint=_endpoint(endpoints[other], secrets_of[other][1]),
+            )
+            for other in nodes
+            if other != node
+        ]
+        network = Network(
+            ip_range=str(ip_range),
+            subnet=str(subnets[node]),
+            wireguard_private_key=private,
+            wireguard_listen_port=port,
+            peers=peers,
+        )
+        meshes[node] = NodeMesh(
+            network, _addresses(subnets[node], machines_on[node], old_addresses)
+        )
+    return meshes
+
+
+def _addresses(
+    subnet: ipaddress.IPv4Network, keys: Sequence[str], old: Mapping[str, str]
+) -> dict[str, str]:
+    """Each machine's address in ``subnet``: the one it has, else the first free from .2."""
+    hosts = set(list(subnet.hosts())[1:])  # .1 is the network's gateway on the node
+    chosen: dict[str, str] = {}
+    for key in keys:
+        address = old.get(key)
+        usable = address is not None and ipaddress.IPv4Address(address) in hosts
+        if usable and address not in chosen.values():
+            chosen[key] = str(address)
+    taken = set(chosen.values())
+    spare = (str(host) for host in sorted(hosts) if str(host) not in taken)
+    for key in keys:
+        if key not in chosen:
+            chosen[key] = next(spare)
+    return chosen
