@@ -35,7 +35,7 @@ PUBLIC = {
         "DEFAULT_TIMEOUT", "ClientError", "ContractChange", "CurrentContract", "DeployFailed",
         "DeploymentExists", "DeploymentNotFound", "DeploymentSummary", "DeploymentView", "DiskSpec",
         "ExplorerNodeSource", "ExplorerUnavailable", "FlistNotFound", "Grid", "InvalidAnswer", "InvalidWorkload", "LedgerNodeSource",
-        "MachineSpec", "MountSpec", "NetworkConfig", "NetworkNotConfigured", "NodeOffer",
+        "MachineSpec", "MountSpec", "NetworkConfig", "NetworkNotConfigured", "NetworkSpec", "NodeOffer",
         "NodeSource", "Notice", "PlacementError", "PlacementRules", "Plan", "PolicyPrices",
         "PriceTerms", "Spec", "SpecError", "SpecProblem", "SpecSummary", "Store", "StoreError",
         "StoreLocked", "SyncGrid", "Unlocker", "WorkloadChange", "WorkloadProgress", "WorkloadView",

@@ -17,6 +17,7 @@ from zgrid.devnet.layout import Layout
 from zgrid.devnet.network import host_netns, plug_host
 from zgrid.node import links, node_scope, purge_node, unique_name
 from zgrid.node.net.planetary import netns_prefix
+from zgrid.node.primitives.network import network_netns_prefix
 from zgrid.node.runtime.bundle import cgroup_parent
 
 UP_TIMEOUT = 900  # a fresh machine builds the Debian image (debootstrap) once
@@ -86,7 +87,9 @@ class DevnetRun:
         layout = Layout(self.dir)
         state = layout.load()
         hosts = [host_netns(state, n) for n in range(1, state.nodes + 1)]
-        prefixes = [netns_prefix(node_scope(Path(node["data"]))) for node in status["nodes"]]
+        scopes = [node_scope(Path(node["data"])) for node in status["nodes"]]
+        prefixes = [netns_prefix(scope) for scope in scopes]
+        prefixes += [network_netns_prefix(scope) for scope in scopes]
         return {
             "netns": [host.netns for host in hosts],
             "netns_prefixes": prefixes,

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.capture import FrameCapture, udp_ports
 from tests.conftest import require_root, require_tool
 from tests.devnet.devnets import DevnetRun, SpareHost, leftovers
 from tests.explorer.compare import answers, fresh_store, index_until, normal
@@ -26,6 +27,8 @@ from tests.postgres import PostgresCluster
 from tests.readme import FOREGROUND, README, new_shell, readme_lines
 from zgrid.chain import SyncChainClient
 from zgrid.devnet.images import debian_root
+from zgrid.devnet.layout import Layout
+from zgrid.devnet.network import host_netns
 from zgrid.explorer import ExplorerStore
 from zgrid.node.runtime.guest import find_kernel
 from zgrid.types import GIB
@@ -248,6 +251,44 @@ def _ssh(key: Path, address: str, command: str, *, timeout: float = 120) -> str:
             return done.stdout
         assert time.monotonic() < deadline, f"ssh exit {done.returncode}: {done.stderr}"
         time.sleep(1)
+
+
+def test_machines_on_two_nodes_reach_each_other_over_their_private_network(
+    deployer: DevnetRun,
+) -> None:
+    """examples/private-net.yaml: a replica on each node, each reaching the other over the
+    WireGuard network the client built, the nodes' traffic encrypted on the devnet bridge."""
+    deployer.zgrid("deploy", str(EXAMPLES / "private-net.yaml"), timeout=300)
+    view = deployer.zgrid_json("show", "private-net")
+    machines = {w["name"]: w for w in view["workloads"] if w["type"] == "zmachine"}
+    assert set(machines) == {"web_0", "web_1"}
+    assert machines["web_0"]["node_id"] != machines["web_1"]["node_id"]
+    ips = {name: w["data"]["ip"] for name, w in machines.items()}
+    assert sorted(ips.values()) == ["10.60.1.2", "10.60.2.2"]
+    shown = deployer.zgrid("show", "private-net").stdout
+    assert f"private: {ips['web_0']} (net)" in shown, shown
+    # Each page lists what its machine reached over the private network: the other one.
+    for name, other in (("web_0", "web-1"), ("web_1", "web-0")):
+        address = machines[name]["planetary_ip"]
+        deadline = time.monotonic() + 60
+        while other not in (page := _get(f"http://[{address}]:8080/").text):
+            assert time.monotonic() < deadline, page
+            time.sleep(1)
+    # Between the nodes it is WireGuard: UDP to the networks' ports, no plaintext.
+    state = Layout(deployer.dir).load()
+    ports = {
+        int(w["data"]["wireguard_listen_port"]) for w in view["workloads"] if w["type"] == "network"
+    }
+    capture = FrameCapture(host_netns(state, 1).veth)  # node 1's link to the devnet bridge
+    try:
+        for _ in range(3):
+            _get(f"http://[{machines['web_0']['planetary_ip']}]:8080/")
+            time.sleep(2.5)  # a round of the pages' fetches
+    finally:
+        frames = capture.stop()
+    assert ports <= udp_ports(frames), (ports, udp_ports(frames))
+    assert not any(b"web-1" in frame or b"web-0" in frame for frame in frames), "plaintext"
+    deployer.zgrid("destroy", "private-net", "--yes", timeout=180)
 
 
 def test_the_devnets_ledger_indexes_alike_into_sqlite_and_postgresql(

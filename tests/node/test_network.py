@@ -9,15 +9,14 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.capture import FrameCapture, udp_ports
 from tests.conftest import require_tool
 from tests.node.deployer import create, deployment_of, update, wait_result
 from tests.node.grid import Grid, NodeDaemon, module_grid, traces
@@ -130,43 +129,6 @@ def _until_reaches(
         time.sleep(0.3)
 
 
-class _Capture:
-    """Every frame crossing the link ``name`` (a raw packet socket), gathered in a thread."""
-
-    def __init__(self, name: str) -> None:
-        self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        self._socket.bind((name, 0))
-        self._socket.settimeout(0.2)
-        self.frames: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.frames.append(self._socket.recv(65535))
-            except TimeoutError:
-                continue
-
-    def stop(self) -> list[bytes]:
-        self._stop.set()
-        self._thread.join()
-        self._socket.close()
-        return self.frames
-
-
-def _udp_ports(frames: list[bytes]) -> set[int]:
-    """Destination ports of the IPv4 UDP datagrams among ``frames``."""
-    ports = set()
-    for frame in frames:
-        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
-            continue
-        header = (frame[14] & 0x0F) * 4
-        ports.add(int.from_bytes(frame[14 + header + 2 : 14 + header + 4], "big"))
-    return ports
-
-
 def _wireguard_processes(names: list[str]) -> list[str]:
     """The wireguard-go processes serving any of the links ``names``."""
     found = []
@@ -240,7 +202,7 @@ def test_machines_on_two_nodes_talk_privately_and_only_to_their_own_network(
         machine_c = workload_id(carol.twin_id, contract_c, "c")
 
         # Across the nodes, both ways, ping and TCP; the frames between them are WireGuard.
-        capture = _Capture(node_a.host.veth)  # every frame of node A, on its link
+        capture = FrameCapture(node_a.host.veth)  # every frame of node A, on its link
         try:
             await asyncio.to_thread(_until_reaches, node_a, machine_a, "10.230.2.2", "from-b")
             await asyncio.to_thread(_until_reaches, node_b, machine_b, "10.230.1.2", "from-a")
@@ -255,7 +217,7 @@ def test_machines_on_two_nodes_talk_privately_and_only_to_their_own_network(
             assert sent.stdout == "404", sent
         finally:
             frames = capture.stop()
-        assert {port_a, port_b} <= _udp_ports(frames), "no WireGuard datagrams on the bridge"
+        assert {port_a, port_b} <= udp_ports(frames), "no WireGuard datagrams on the bridge"
         assert not any(MARKER.encode() in frame for frame in frames), "plaintext on the wire"
         assert not any(b"from-b" in frame for frame in frames), "a page crossed in plaintext"
 

@@ -256,6 +256,9 @@ def _show_view(view: Any, *, as_json: bool, done: str) -> None:
         out_console.print(f"  {workload.name} ({workload.type}) {workload.state} on {where}")
         if workload.planetary_ip:
             out_console.print(f"      planetary: {workload.planetary_ip}")
+        for private in workload.data.get("private") or []:
+            if isinstance(private, dict):
+                out_console.print(f"      private: {private.get('ip')} ({private.get('network')})")
         accelerator = workload.data.get("accelerator") if workload.type == "zmachine" else None
         if accelerator:
             note = workload.data.get("accelerator_note")

@@ -11,6 +11,7 @@ from zgrid.client import (
     DiskSpec,
     MachineSpec,
     MountSpec,
+    NetworkSpec,
     PlacementRules,
     Spec,
     SpecError,
@@ -217,3 +218,16 @@ def test_large_text_is_refused() -> None:
 def test_examples_are_valid(example: Path) -> None:
     spec = load_spec(example)
     assert spec.machines or spec.zdbs or spec.disks
+
+
+def test_a_spec_file_keeps_its_private_network(tmp_path: Path) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_text(
+        "name: app\nnetwork: {name: lan, ip_range: 10.7.0.0/16}\n"
+        "machines: [{name: web, flist: busybox}]\n"
+    )
+    spec = load_spec(path)
+    assert spec.network == NetworkSpec(name="lan", ip_range="10.7.0.0/16")
+    assert spec.source == path
+    assert parse_spec("name: app\n").network is None
+    assert parse_spec("name: app\nnetwork: {}\n").network == NetworkSpec()

@@ -40,6 +40,7 @@ YAML values; at most 100 problems are listed.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from zgrid.client.errors import SpecError, SpecProblem
@@ -108,11 +109,4 @@ def load_spec(path: Path) -> Spec:
             source, [SpecProblem("", line, column, "the file is not UTF-8 text")]
         ) from exc
     spec = parse_spec(text.removeprefix("\ufeff"), source=source)
-    return Spec(
-        name=spec.name,
-        machines=spec.machines,
-        zdbs=spec.zdbs,
-        disks=spec.disks,
-        placement=spec.placement,
-        source=path,
-    )
+    return dataclasses.replace(spec, source=path)
