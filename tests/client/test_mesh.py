@@ -12,10 +12,10 @@ import pytest
 from tests.client.test_changes import FLISTS, TWIN, machine, spread
 from zgrid.client.changes import CurrentContract, plan_changes
 from zgrid.client.errors import PlacementError
-from zgrid.client.mesh import network_key, plan_mesh
+from zgrid.client.mesh import access_config, network_key, plan_mesh, with_access
 from zgrid.client.plan import ContractChange
 from zgrid.client.spec.model import NetworkSpec, Spec
-from zgrid.identity import wireguard_public_key
+from zgrid.identity import new_wireguard_key, wireguard_public_key
 from zgrid.types import Network, ZMachine
 
 ENDPOINTS = MappingProxyType({1: "192.0.2.1", 2: "192.0.2.2", 3: "2001:db8::3"})
@@ -131,3 +131,60 @@ def test_a_full_range_is_refused() -> None:
     many = {node: ["machine/web/0"] for node in range(1, 257)}
     with pytest.raises(PlacementError, match="no free /24 left"):
         plan_mesh(spec, many, current={}, endpoints=dict.fromkeys(many, "192.0.2.1"))
+
+
+def test_the_deployers_machine_is_a_peer_of_every_node_and_kept_by_applies() -> None:
+    spec = _spec(2, "10.50.0.0/16")
+    running = _running(_plan(spec, {}))
+    laptop = new_wireguard_key()
+    public = wireguard_public_key(laptop)
+    grown = {
+        node: with_access(contract.deployment, network_key(NetworkSpec()), public)
+        for node, contract in running.items()
+    }
+    for node, deployment in grown.items():
+        assert deployment is not None
+        assert deployment.version == running[node].deployment.version + 1
+        (part,) = [w.data for w in deployment.workloads if isinstance(w.data, Network)]
+        access = part.peers[-1]
+        assert (access.subnet, access.allowed_ips, access.endpoint) == (
+            "10.50.255.0/24",
+            ["10.50.255.2/32"],
+            "",
+        )
+        assert with_access(deployment, network_key(NetworkSpec()), public) is None  # once
+    # An apply that knows of the peer keeps it: nothing changes.
+    after = {node: CurrentContract(100 + node, d) for node, d in grown.items() if d is not None}
+    again = plan_changes(
+        spec,
+        spread(spec),
+        twin_id=TWIN,
+        flists=FLISTS,
+        current=after,
+        endpoints=ENDPOINTS,
+        access=public,
+    )
+    assert [change.action for change in again] == ["keep", "keep"]
+    parts = {
+        node: (next(w.data for w in d.workloads if isinstance(w.data, Network)), ENDPOINTS[node])
+        for node, d in grown.items()
+        if d is not None
+    }
+    config = access_config(laptop, parts)
+    assert config.startswith(f"[Interface]\nPrivateKey = {laptop}\nAddress = 10.50.255.2/32\n")
+    assert "AllowedIPs = 10.50.1.0/24" in config and "AllowedIPs = 10.50.2.0/24" in config
+    assert f"Endpoint = 192.0.2.1:{parts[1][0].wireguard_listen_port}" in config
+
+
+def test_no_node_takes_the_deployers_subnet() -> None:
+    many = {node: ["machine/web/0"] for node in range(1, 255)}
+    endpoints = dict.fromkeys(range(1, 256), "192.0.2.1")
+    meshes = plan_mesh(_spec(1, "10.50.0.0/16"), many, current={}, endpoints=endpoints)
+    assert "10.50.255.0/24" not in {mesh.network.subnet for mesh in meshes.values()}
+    with pytest.raises(PlacementError, match="no free /24 left"):
+        plan_mesh(
+            _spec(1, "10.50.0.0/16"),
+            {**many, 255: ["machine/web/0"]},
+            current={},
+            endpoints=endpoints,
+        )

@@ -30,6 +30,7 @@ from zgrid.devnet.images import debian_root
 from zgrid.devnet.layout import Layout
 from zgrid.devnet.network import host_netns
 from zgrid.explorer import ExplorerStore
+from zgrid.node import unique_name
 from zgrid.node.runtime.guest import find_kernel
 from zgrid.types import GIB
 
@@ -288,6 +289,40 @@ def test_machines_on_two_nodes_reach_each_other_over_their_private_network(
         frames = capture.stop()
     assert ports <= udp_ports(frames), (ports, udp_ports(frames))
     assert not any(b"web-1" in frame or b"web-0" in frame for frame in frames), "plaintext"
+
+    # The deployer's own machine (here a netns of its own on the devnet's bridge) joins
+    # the network with the wg-quick configuration `zgrid network access` prints.
+    config = deployer.zgrid("network", "access", "private-net", timeout=180).stdout
+    assert config == deployer.zgrid("network", "access", "private-net").stdout  # kept
+    assert "Address = 10.60.255.2/32" in config and config.count("[Peer]") == 2
+    laptop = SpareHost(deployer.dir, "laptop")
+    conf = deployer.work / f"{unique_name('zgwq', str(deployer.dir))}.conf"
+    conf.write_text(config)
+    conf.chmod(0o600)
+    quick = {**os.environ, "WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go"}
+    try:
+        laptop.plug()
+        subprocess.run(
+            laptop.command(["wg-quick", "up", str(conf)]), env=quick, check=True,
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        for ip, name in (("10.60.1.2", "web-0"), ("10.60.2.2", "web-1")):
+            deadline = time.monotonic() + 30
+            while True:
+                done = subprocess.run(
+                    laptop.command(["curl", "-s", "-m", "3", f"http://{ip}:8081/name"]),
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                if done.stdout.strip() == name:
+                    break
+                assert time.monotonic() < deadline, (ip, done)
+                time.sleep(0.5)
+    finally:
+        subprocess.run(
+            laptop.command(["wg-quick", "down", str(conf)]), env=quick, capture_output=True,
+            check=False, timeout=60,
+        )  # fmt: skip
+        laptop.unplug()
     deployer.zgrid("destroy", "private-net", "--yes", timeout=180)
 
 

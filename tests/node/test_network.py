@@ -130,7 +130,7 @@ def _until_reaches(
 
 
 def _wireguard_processes(names: list[str]) -> list[str]:
-    """The wireguard-go processes serving any of the links ``names``."""
+    """The wireguard-go processes serving any of the links ``names``: "PID ARGV..."."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -140,7 +140,7 @@ def _wireguard_processes(names: list[str]) -> list[str]:
                 continue
             words = cmdline.decode(errors="replace").split("\0")
             if words[0].endswith("wireguard-go") and set(words[1:]) & set(names):
-                found.append(" ".join(words))
+                found.append(f"{entry} {' '.join(words)}")
     return found
 
 
@@ -261,6 +261,15 @@ def test_machines_on_two_nodes_talk_privately_and_only_to_their_own_network(
             )
         ]  # fmt: skip
         assert all((SOCKET_DIR / f"{name}.sock").exists() for name in wireguard_links)
+        assert len(_wireguard_processes(wireguard_links)) == 3
+
+        # A power cut on node A (its daemon and wireguard-go killed): once it is back, the
+        # reconcile loop gives the network a WireGuard link again and the path works.
+        node_a.kill9()
+        (wireguard_a,) = _wireguard_processes([wireguard_links[0]])
+        os.kill(int(wireguard_a.split()[0]), 9)
+        node_a.start()
+        await asyncio.to_thread(_until_reaches, node_a, machine_a, "10.230.2.2", "from-b", 60)
         assert len(_wireguard_processes(wireguard_links)) == 3
 
         for twin, contract in ((alice, contract_a), (alice, contract_b), (carol, contract_c)):

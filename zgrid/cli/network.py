@@ -113,3 +113,40 @@ def remove(ctx: typer.Context, name: Name) -> None:
     kept = store.record_names(name)
     note = f" ({len(kept)} deployment record(s) kept)" if kept else ""
     out_console.print(f"removed network {name}{note}")
+
+
+@app.command()
+def access(
+    ctx: typer.Context,
+    deployment: Annotated[
+        str,
+        typer.Argument(
+            help="A deployment whose spec has a private `network`.", metavar="DEPLOYMENT"
+        ),
+    ],
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network", help="The network it runs on (default: the current one).", metavar="NAME"
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make this machine a peer of a deployment's private network and print its wg-quick
+    configuration (save it as FILE.conf, then `wg-quick up ./FILE.conf`). The first time,
+    every node of the deployment is updated to take this machine as a peer; its key stays
+    in your store."""
+    from zgrid.cli.deploy import _grid, _run  # noqa: PLC0415  # loaded by this command only
+    from zgrid.cli.output import err_console  # noqa: PLC0415
+
+    async def work() -> str:
+        async with _grid(ctx, network) as grid:
+            return await grid.network_access(
+                deployment, on_step=None if as_json else err_console.print
+            )
+
+    config = _run(work)
+    if as_json:
+        emit_json({"deployment": deployment, "wg_quick": config})
+    else:
+        out_console.print(config, end="", markup=False, highlight=False, soft_wrap=True)

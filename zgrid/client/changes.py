@@ -79,11 +79,13 @@ def plan_changes(
     flists: Mapping[str, str],
     current: Mapping[int, CurrentContract],
     endpoints: Mapping[int, str] | None = None,
+    access: str | None = None,
 ) -> tuple[ContractChange, ...]:
     """One change per node with items in ``assignment`` or a contract in ``current``.
 
     With a spec network, each node with machines also gets its part of it
-    (:func:`zgrid.client.mesh.plan_mesh`), peered at the addresses in ``endpoints``.
+    (:func:`zgrid.client.mesh.plan_mesh`), peered at the addresses in ``endpoints`` and,
+    given ``access`` (a public key), with the deployer's own machine.
 
     ``assignment`` maps every item key of ``spec_items(spec)`` to a node id, ``flists``
     every machine's flist reference to its URL (:func:`zgrid.client.flists.resolve_flists`).
@@ -109,6 +111,7 @@ def plan_changes(
             machines_on,
             current={node: contract.deployment for node, contract in current.items()},
             endpoints=endpoints or {},
+            access=access,
         )
     builder = _NodeBuilder(
         spec, items, twin_id, flists, _passwords(current.values()), meshes=meshes

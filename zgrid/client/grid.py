@@ -32,8 +32,9 @@ from zgrid.client.deployer import Deployer
 from zgrid.client.errors import DeploymentExists, DeploymentNotFound, InvalidAnswer
 from zgrid.client.explorer_source import network_explorer
 from zgrid.client.flists import resolve_flists
+from zgrid.client.mesh import access_config, with_access
 from zgrid.client.offers import NodeOffer, NodeSource, source_of
-from zgrid.client.plan import ContractChange, Plan
+from zgrid.client.plan import ContractChange, Plan, WorkloadChange
 from zgrid.client.planner import place
 from zgrid.client.pricing import PriceTerms, contract_price, price_terms, to_tokens
 from zgrid.client.records import DeploymentRecord
@@ -43,9 +44,9 @@ from zgrid.client.spec.model import Spec
 from zgrid.client.store import NetworkConfig, Store, Unlocker
 from zgrid.client.views import DeploymentSummary, DeploymentView, WorkloadView
 from zgrid.client.watch import ProgressCallback, open_report
-from zgrid.identity import Identity
+from zgrid.identity import Identity, new_wireguard_key, wireguard_public_key
 from zgrid.node import ResultReport, follow_logs
-from zgrid.types import NODE_INTERFACE
+from zgrid.types import NODE_INTERFACE, Network
 
 __all__ = ["DEFAULT_TIMEOUT", "Grid", "SpecSource"]
 
@@ -164,6 +165,9 @@ class Grid:
         endpoints = {}
         if checked.network is not None:
             endpoints = {node: await self._endpoint(node) for node in set(assignment.values())}
+        access = None
+        if record is not None and record.access_key:
+            access = wireguard_public_key(record.access_key)
         changes = plan_changes(
             checked,
             assignment,
@@ -171,8 +175,60 @@ class Grid:
             flists=flists,
             current=current,
             endpoints=endpoints,
+            access=access,
         )
         return self._priced(checked.name, changes, offers, await price_terms(self.chain))
+
+    async def network_access(
+        self,
+        name: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> str:
+        """A wg-quick configuration that makes this machine a peer of deployment ``name``'s
+        private network; the first time, every node's part is updated to take it (later
+        applies keep it). Its key never leaves this machine's store."""
+        record = self._record(name)
+        if record is None:
+            raise DeploymentNotFound(f"no deployment {name!r} on network {self.network.name}")
+        current = await self._current(record)
+        parts: dict[int, tuple[Network, str]] = {}  # node -> its part and that part's key
+        for node, contract in current.items():
+            for workload in contract.deployment.workloads:
+                key = item_of(workload)
+                if isinstance(workload.data, Network) and key is not None:
+                    parts[node] = (workload.data, key)
+        if not parts:
+            raise DeploymentNotFound(f"deployment {name!r} has no private network")
+        if record.busy:
+            raise DeploymentExists(_busy(record))
+        if not record.access_key:
+            record.access_key = new_wireguard_key()
+            self._save(record)
+        public = wireguard_public_key(record.access_key)
+        changes = []
+        for node, (_, key) in sorted(parts.items()):
+            running = current[node].deployment
+            grown = with_access(running, key, public)
+            if grown is None:
+                continue  # it has the peer already
+            name_on_node = next(w.name for w in grown.workloads if item_of(w) == key)
+            move = WorkloadChange(key, name_on_node, "network", "update", "this machine as a peer")
+            changes.append(
+                ContractChange("update", node, current[node].contract_id, grown, running, (move,))
+            )
+        if changes:
+            if on_step is not None:
+                on_step(f"adding this machine as a peer on {len(changes)} node(s)")
+            offers = await self.source.offers()
+            plan = self._priced(name, tuple(changes), offers, await price_terms(self.chain))
+            await self._deployer(record.twin_id, on_progress, on_step).execute(plan, record)
+        endpoints = {node: await self._endpoint(node) for node in parts}
+        return access_config(
+            record.access_key,
+            {node: (network, endpoints[node]) for node, (network, _) in parts.items()},
+        )
 
     async def _endpoint(self, node_id: int) -> str:
         """Where the node's peers reach it: the first address it registered (an IPv4

@@ -16,13 +16,22 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from zgrid.client.builder import item_of
+from zgrid.client.builder import item_of, new_deployment, new_workload, spec_name_of
 from zgrid.client.errors import PlacementError
 from zgrid.client.spec.model import NetworkSpec, Spec
 from zgrid.identity import new_wireguard_key, wireguard_public_key
 from zgrid.types import Deployment, Network, Peer, ZMachine
 
-__all__ = ["NodeMesh", "network_key", "plan_mesh"]
+__all__ = [
+    "NodeMesh",
+    "access_address",
+    "access_config",
+    "access_peer",
+    "access_subnet",
+    "network_key",
+    "plan_mesh",
+    "with_access",
+]
 
 _PORTS = (20000, 60000)  # where a new part's listen port is drawn from
 
@@ -45,6 +54,78 @@ def _default_range(name: str) -> str:
     return f"10.{1 + digest[0] % 254}.0.0/16"
 
 
+def access_subnet(ip_range: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """The /24 kept for the deployer's own machine: the range's last."""
+    return list(ip_range.subnets(new_prefix=24))[-1]
+
+
+def access_address(ip_range: ipaddress.IPv4Network) -> str:
+    return str(access_subnet(ip_range).network_address + 2)
+
+
+def access_peer(ip_range: ipaddress.IPv4Network, public_key: str) -> Peer:
+    """The deployer's own machine as a node's peer: it makes the first contact, so it
+    has no endpoint."""
+    return Peer(
+        subnet=str(access_subnet(ip_range)),
+        wireguard_public_key=public_key,
+        allowed_ips=[f"{access_address(ip_range)}/32"],
+    )
+
+
+def with_access(deployment: Deployment, key: str, public_key: str) -> Deployment | None:
+    """``deployment`` with the access peer added to its part of the network (``key``) at
+    the next version, or None when it has no part or the peer already."""
+    changed = False
+    version = deployment.version + 1
+    workloads = []
+    for workload in deployment.workloads:
+        data = workload.data
+        missing = isinstance(data, Network) and not any(
+            peer.wireguard_public_key == public_key for peer in data.peers
+        )
+        if item_of(workload) == key and isinstance(data, Network) and missing:
+            peer = access_peer(ipaddress.IPv4Network(data.ip_range), public_key)
+            grown = Network(**{**dict(data), "peers": [*data.peers, peer]})
+            workloads.append(new_workload(workload.name, grown, key=key, version=version))
+            changed = True
+        else:
+            workloads.append(workload)
+    if not changed:
+        return None
+    return new_deployment(
+        name=spec_name_of(deployment) or "",
+        twin_id=deployment.twin_id,
+        contract_id=deployment.contract_id,
+        version=version,
+        workloads=workloads,
+    )
+
+
+def access_config(
+    private_key: str, parts: Mapping[int, tuple[Network, str]], *, keepalive: int = 25
+) -> str:
+    """A wg-quick configuration for the deployer's own machine: ``parts`` maps each node
+    to its part of the network and the address it is reached at."""
+    ip_range = ipaddress.IPv4Network(next(iter(parts.values()))[0].ip_range)
+    lines = [
+        "[Interface]",
+        f"PrivateKey = {private_key}",
+        f"Address = {access_address(ip_range)}/32",
+    ]
+    for node, (network, host) in sorted(parts.items()):
+        lines += [
+            "",
+            f"# node {node}",
+            "[Peer]",
+            f"PublicKey = {wireguard_public_key(network.wireguard_private_key)}",
+            f"AllowedIPs = {network.subnet}",
+            f"Endpoint = {_endpoint(host, network.wireguard_listen_port)}",
+            f"PersistentKeepalive = {keepalive}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def _endpoint(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -55,10 +136,12 @@ def plan_mesh(
     *,
     current: Mapping[int, Deployment],
     endpoints: Mapping[int, str],
+    access: str | None = None,
 ) -> dict[int, NodeMesh]:
     """Each node's part of the spec's network; ``machines_on`` lists the machine item keys
     each node runs (nodes without machines get no part), ``current`` the deployment each
-    node runs now, ``endpoints`` the address each node's peers reach it at.
+    node runs now, ``endpoints`` the address each node's peers reach it at, ``access``
+    the public key of the deployer's own machine, a peer of every node (:func:`access_peer`).
 
     PlacementError when a node has no registered address, or the range has no /24 left.
     """
@@ -86,7 +169,12 @@ def plan_mesh(
         part = old_parts.get(node)
         if part is not None and ipaddress.IPv4Network(part.subnet).subnet_of(ip_range):
             subnets[node] = ipaddress.IPv4Network(part.subnet)
-    free = (s for s in list(ip_range.subnets(new_prefix=24))[1:] if s not in subnets.values())
+    reserved = {access_subnet(ip_range)}  # the deployer's own machine's, never a node's
+    free = (
+        s
+        for s in list(ip_range.subnets(new_prefix=24))[1:]
+        if s not in subnets.values() and s not in reserved
+    )
     for node in nodes:
         if node not in subnets:
             chosen = next(free, None)
@@ -119,6 +207,8 @@ def plan_mesh(
             for other in nodes
             if other != node
         ]
+        if access is not None:
+            peers.append(access_peer(ip_range, access))
         network = Network(
             ip_range=str(ip_range),
             subnet=str(subnets[node]),

@@ -56,6 +56,9 @@ class DeploymentRecord(BaseModel):
     pid: int = Field(default_factory=os.getpid)  # the process working on it
     pid_started: int = Field(default_factory=lambda: _started(os.getpid()))  # not a reused pid
     host: str = Field(default_factory=socket.gethostname)
+    access_key: str = Field(
+        default="", description="the WireGuard key of the deployer's own peer on its network"
+    )
 
     def entry(self, node_id: int) -> ContractEntry | None:
         return next((c for c in self.contracts if c.node_id == node_id), None)
