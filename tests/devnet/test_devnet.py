@@ -306,7 +306,7 @@ def test_machines_on_two_nodes_reach_each_other_over_their_private_network(
             laptop.command(["wg-quick", "up", str(conf)]), env=quick, check=True,
             capture_output=True, timeout=60,
         )  # fmt: skip
-        for ip, name in (("10.60.1.2", "web-0"), ("10.60.2.2", "web-1")):
+        for ip, name in ((ips["web_0"], "web-0"), (ips["web_1"], "web-1")):
             deadline = time.monotonic() + 30
             while True:
                 done = subprocess.run(

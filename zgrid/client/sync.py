@@ -103,6 +103,17 @@ class SyncGrid(Blocking[Grid]):
     def logs(self, name: str, machine: str, *, follow: bool = False) -> Iterator[bytes]:
         return self._iterate(self._target.logs(name, machine, follow=follow))
 
+    def network_access(
+        self,
+        name: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> str:
+        return self._call(
+            self._target.network_access, name, on_progress=on_progress, on_step=on_step
+        )
+
     def plan(self, spec: SpecSource) -> Plan:
         return self._call(self._target.plan, spec)
 

@@ -19,14 +19,13 @@ earlier run left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import ipaddress
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from zgrid.atomic import write_atomic
 from zgrid.identity import wireguard_public_key
 from zgrid.node.errors import NetworkFailure, ProvisionError
 from zgrid.node.naming import unique_name
@@ -117,10 +116,8 @@ class NetworkPrimitive:
 
     def _write(self, record: _Record) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
-        path = self._path(record.workload)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(record)) + "\n")
-        os.replace(tmp, path)
+        document = json.dumps(asdict(record)) + "\n"
+        write_atomic(self._path(record.workload), document.encode(), sync=False)
 
     # --- the Primitive interface -----------------------------------------------------------
 
@@ -188,10 +185,7 @@ class NetworkPrimitive:
             await links.delete_link(bridge_link)
             await links.delete_link(bridge)
             await links.delete_netns(netns)
-            path = self._path(ref.id)
-            for leftover in (path.with_name(path.name + ".tmp"), path):
-                with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
+            self._path(ref.id).unlink(missing_ok=True)
 
     async def inspect(self, ref: WorkloadRef) -> Observed:
         record = self._record(ref.id)
