@@ -188,3 +188,17 @@ def test_no_node_takes_the_deployers_subnet() -> None:
             current={},
             endpoints=endpoints,
         )
+
+
+def test_a_node_with_more_machines_than_its_subnet_holds_is_refused() -> None:
+    keys = [f"machine/web/{replica}" for replica in range(254)]  # .2 to .254 is 253
+    with pytest.raises(PlacementError, match=r"subnet 10\.50\.1\.0/24 has no address left"):
+        plan_mesh(_spec(1, "10.50.0.0/16"), {1: keys}, current={}, endpoints={})
+    assert (
+        len(
+            plan_mesh(_spec(1, "10.50.0.0/16"), {1: keys[:253]}, current={}, endpoints={})[
+                1
+            ].addresses
+        )
+        == 253
+    )

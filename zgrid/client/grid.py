@@ -29,7 +29,12 @@ from zgrid.chain import ChainClient, NotFound
 from zgrid.client.builder import item_of
 from zgrid.client.changes import CurrentContract, plan_changes
 from zgrid.client.deployer import Deployer
-from zgrid.client.errors import DeploymentExists, DeploymentNotFound, InvalidAnswer
+from zgrid.client.errors import (
+    DeploymentExists,
+    DeploymentNotFound,
+    InvalidAnswer,
+    PlacementError,
+)
 from zgrid.client.explorer_source import network_explorer
 from zgrid.client.flists import resolve_flists
 from zgrid.client.mesh import access_config, with_access
@@ -225,6 +230,11 @@ class Grid:
             plan = self._priced(name, tuple(changes), offers, await price_terms(self.chain))
             await self._deployer(record.twin_id, on_progress, on_step).execute(plan, record)
         endpoints = {node: await self._endpoint(node) for node in parts}
+        for node, host in endpoints.items():
+            if not host:
+                raise PlacementError(
+                    parts[node][1], [f"node {node} registered no address to reach it at"]
+                )
         return access_config(
             record.access_key,
             {node: (network, endpoints[node]) for node, (network, _) in parts.items()},

@@ -194,13 +194,14 @@ def plan_mesh(
             raise PlacementError(
                 key, [f"node {node} registered no address its peers could reach it at"]
             )
+    public = {node: wireguard_public_key(secrets_of[node][0]) for node in nodes}
     meshes: dict[int, NodeMesh] = {}
     for node in nodes:
         private, port = secrets_of[node]
         peers = [
             Peer(
                 subnet=str(subnets[other]),
-                wireguard_public_key=wireguard_public_key(secrets_of[other][0]),
+                wireguard_public_key=public[other],
                 allowed_ips=[str(subnets[other])],
                 endpoint=_endpoint(endpoints[other], secrets_of[other][1]),
             )
@@ -237,5 +238,10 @@ def _addresses(
     spare = (str(host) for host in sorted(hosts) if str(host) not in taken)
     for key in keys:
         if key not in chosen:
-            chosen[key] = next(spare)
+            address = next(spare, None)
+            if address is None:
+                raise PlacementError(
+                    key, [f"its node's subnet {subnet} has no address left ({len(hosts)} in all)"]
+                )
+            chosen[key] = address
     return chosen

@@ -55,11 +55,7 @@ async def interface_alive(name: str, netns: str) -> bool:
     link = await links.get_link(name, netns=netns)
     if link is None or not _socket(name).exists():
         return False
-    try:
-        await run_command(["wg", "show", name, "listen-port"], timeout=10)
-    except SystemCommandError:
-        return False
-    return True
+    return await listen_port(name) is not None
 
 
 async def ensure_interface(name: str, netns: str) -> None:
@@ -111,6 +107,7 @@ async def configure(
 
 
 async def listen_port(name: str) -> int | None:
+    """The port the interface listens on; None when its wireguard-go does not answer."""
     try:
         out = await run_command(["wg", "show", name, "listen-port"], timeout=10)
     except SystemCommandError:

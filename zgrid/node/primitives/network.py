@@ -19,6 +19,7 @@ earlier run left.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -28,7 +29,7 @@ from pathlib import Path
 from zgrid.atomic import write_atomic
 from zgrid.identity import wireguard_public_key
 from zgrid.node.errors import NetworkFailure, ProvisionError
-from zgrid.node.naming import unique_name
+from zgrid.node.naming import machine_mac, unique_name
 from zgrid.node.net import links, wireguard
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
 from zgrid.types import Network
@@ -164,7 +165,7 @@ class NetworkPrimitive:
                     await links.delete_route(route, dev=wg, netns=record.netns)
             except NetworkFailure as exc:
                 raise ProvisionError(f"network {ref.name}: {exc}") from exc
-            self._write(_replace_routes(record, wanted))
+            self._write(dataclasses.replace(record, routes=wanted))
         gateway = _gateway(network.subnet)
         return {
             "subnet": network.subnet,
@@ -232,7 +233,7 @@ class NetworkPrimitive:
                 f" {record.subnet} (its .0, gateway {gateway} and broadcast are not)"
             )
         host_link = self.port_name(network, machine)
-        mac = _mac(machine.id, network.id)
+        mac = machine_mac("52:54:01", machine.id, network.id)
         try:
             if netns is None:
                 await links.add_tap(host_link)
@@ -305,12 +306,3 @@ class NetworkPrimitive:
 
 def _gateway(subnet: str) -> str:
     return str(ipaddress.IPv4Network(subnet).network_address + 1)
-
-
-def _replace_routes(record: _Record, routes: tuple[str, ...]) -> _Record:
-    return _Record(**{**asdict(record), "routes": routes})
-
-
-def _mac(machine_id: str, network_id: str) -> str:
-    digest = hashlib.blake2b(f"{machine_id}\0{network_id}".encode(), digest_size=3).digest()
-    return "52:54:01:" + ":".join(f"{byte:02x}" for byte in digest)

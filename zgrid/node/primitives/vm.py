@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from zgrid.atomic import write_atomic
 from zgrid.node.disks import DiskPool
 from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
 from zgrid.node.flists import Lower
+from zgrid.node.naming import machine_mac
 from zgrid.node.net.planetary import GATEWAY, Attachment
 from zgrid.node.primitives.base import Observed, Provisioning, WorkloadRef
 from zgrid.node.primitives.network import PRIVATE_MTU, MachinePort
@@ -353,8 +353,8 @@ def _entrypoint(entrypoint: str) -> list[str]:
 
 
 def _mac(vm_id: str) -> str:
-    digest = hashlib.blake2b(vm_id.encode(), digest_size=3, person=b"zgrid-vm-mac").digest()
-    return "52:54:00:" + ":".join(f"{byte:02x}" for byte in digest)
+    """The planetary card's address (a private network's card has its own: network.py)."""
+    return machine_mac("52:54:00", vm_id)
 
 
 def _read_from(path: Path, offset: int, limit: int = 1 << 20) -> bytes:

@@ -49,6 +49,7 @@ IMAGE_KEEP = 600.0  # seconds an unused image stays mounted
 _STABLE_AFTER = 60.0  # seconds a restarted machine must run before it is ok again
 _WATCH_INTERVAL = 1.0
 _TAIL = 2048
+_UNPLUGGED = "its private network link is not there"
 
 
 def root_disk_id(ref: WorkloadRef) -> str:
@@ -356,6 +357,8 @@ class ZMachinePrimitive:
                 return Observed(
                     exists=True, healthy=False, detail="its network is not as it should be"
                 )
+            if observed.exists and not await self._private_plugged(ref):
+                return Observed(exists=True, healthy=False, detail=_UNPLUGGED)
             return observed
         status = await self._runtime.status(ref.id)
         if status.state == "absent":
@@ -369,13 +372,12 @@ class ZMachinePrimitive:
             return Observed(exists=True, healthy=False, detail="its image mount died")
         if not await self._network.inspect(ref):
             return Observed(exists=True, healthy=False, detail="its network is not as it should be")
-        if self._networks is not None and not await self._networks.plugged(
-            self._private_links(ref)
-        ):
-            return Observed(
-                exists=True, healthy=False, detail="its private network link is not there"
-            )
+        if not await self._private_plugged(ref):
+            return Observed(exists=True, healthy=False, detail=_UNPLUGGED)
         return Observed(exists=True)
+
+    async def _private_plugged(self, ref: WorkloadRef) -> bool:
+        return self._networks is None or await self._networks.plugged(self._private_links(ref))
 
     async def present(self) -> set[str]:
         found = set(await self._runtime.containers())
