@@ -35,6 +35,7 @@ __all__ = [
 SOCKET_DIR = Path("/var/run/wireguard")
 KEEPALIVE = 25  # seconds: keeps a NAT's mapping open and a peer's endpoint learned
 _START_TIMEOUT = 10.0
+_START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +63,39 @@ async def ensure_interface(name: str, netns: str) -> None:
     """The interface ``name`` in ``netns``, started (or found) with its wireguard-go."""
     if await interface_alive(name, netns):
         return
-    await links.delete_link(name, netns=netns)  # a link whose process died is remade
-    if await links.get_link(name) is None:
-        _socket(name).unlink(missing_ok=True)
+    for attempt in range(_START_ATTEMPTS):
+        await links.delete_link(name, netns=netns)  # a link whose process died is remade
+        if await links.get_link(name) is None:
+            await _start(name)
         try:
-            # It forks itself into the background; without LOG_LEVEL its child holds none
-            # of our pipes, so this returns once the parent has exited.
-            await run_command(["wireguard-go", name], timeout=_START_TIMEOUT)
-        except SystemCommandError as exc:
-            raise NetworkFailure(f"cannot start wireguard-go for {name}: {exc}") from exc
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not _socket(name).exists():
-            if time.monotonic() > deadline:
-                raise NetworkFailure(f"wireguard-go for {name} made no control socket")
-            await asyncio.sleep(0.02)
-    await links.move_link(name, netns)
-    await links.set_up(name, netns=netns)
+            await links.move_link(name, netns)
+            await links.set_up(name, netns=netns)
+            return
+        except NetworkFailure:
+            # Its process ended meanwhile (the link went with it): start it once more.
+            if attempt + 1 == _START_ATTEMPTS or await links.get_link(name, netns=netns):
+                raise
+
+
+async def _start(name: str) -> None:
+    """Start wireguard-go for ``name`` and wait until it answers on its control socket.
+
+    The parent makes the link and the socket, hands them to a child and exits; the child
+    looks its link up by name while it starts, so the link is moved only once the child
+    answers (moved earlier, the child does not find it and exits).
+    """
+    _socket(name).unlink(missing_ok=True)
+    try:
+        # Without LOG_LEVEL the child holds none of our pipes: this returns once the
+        # parent has exited.
+        await run_command(["wireguard-go", name], timeout=_START_TIMEOUT)
+    except SystemCommandError as exc:
+        raise NetworkFailure(f"cannot start wireguard-go for {name}: {exc}") from exc
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not _socket(name).exists() or await listen_port(name) is None:
+        if time.monotonic() > deadline:
+            raise NetworkFailure(f"wireguard-go for {name} does not answer on its socket")
+        await asyncio.sleep(0.02)
 
 
 def _config(private_key: str, port: int, peers: Sequence[WireguardPeer]) -> str:
