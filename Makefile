@@ -19,7 +19,8 @@ DEB_PACKAGES := \
 	wireguard-go wireguard-tools yggdrasil \
 	qemu-system-x86 redis-tools redis-server debootstrap zstd curl jq \
 	postgresql chromium chromium-driver \
-	linux-image-amd64 openssh-client cpio
+	linux-image-amd64 openssh-client cpio \
+	caddy haproxy iperf3 wrk
 
 .PHONY: install install-deb install-venv test lint typecheck unit fuzz demo clean
 
