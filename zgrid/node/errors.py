@@ -8,7 +8,11 @@ NodeError
 ├── NetworkFailure      a namespace, bridge, veth or the yggdrasil daemon could not be set up
 └── ProvisionError      one workload cannot be made as asked; the message is the real cause
                         and travels to the deployer in the workload's result
-    └── CapacityExceeded  the workload asks for more than is free or than its contract declared
+    ├── CapacityExceeded  the workload asks for more than is free or than its contract declared
+    └── GatewayError      the gateway's proxies (Caddy, HAProxy) cannot serve a route as asked:
+        │                 a bad route, a proxy that does not start (with its log's tail)
+        ├── HostTaken     the route's host is already another route's (both are named)
+        └── PortTaken     an address:port the proxies listen on is another program's
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from zgrid.errors import ZgridError
 
 __all__ = [
     "CapacityExceeded",
+    "GatewayError",
+    "HostTaken",
     "NetworkFailure",
     "NodeConfigError",
     "NodeError",
+    "PortTaken",
     "ProvisionError",
     "RuntimeFailure",
     "SystemCommandError",
@@ -61,3 +68,27 @@ class ProvisionError(NodeError):
 
 class CapacityExceeded(ProvisionError):
     """A workload asks for more capacity than the node has free or the contract declared."""
+
+
+class GatewayError(ProvisionError):
+    """The gateway's front door (Caddy and HAProxy) cannot serve a route as asked."""
+
+
+class HostTaken(GatewayError):
+    """The host is already routed by another route id."""
+
+    def __init__(self, host: str, owner: str, claimant: str) -> None:
+        self.host = host
+        self.owner = owner
+        self.claimant = claimant
+        super().__init__(f"host {host} is already routed by {owner}; {claimant} cannot take it")
+
+
+class PortTaken(GatewayError):
+    """A listen address and port the proxies need is held by another program."""
+
+    def __init__(self, address: str, port: int, holder: str = "") -> None:
+        self.address = address
+        self.port = port
+        shown = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        super().__init__(f"{shown} is already taken by {holder or 'another program'}")
