@@ -337,6 +337,36 @@ def test_killed_proxies_come_back_with_every_route_and_a_new_object_finds_them(
     assert gateway.page(PASS, cacert=gateway.backend_cert) == "backend with its own TLS"
 
 
+def test_route_changes_refuse_no_connection(gateway: Gateway, door: FrontDoor) -> None:
+    asyncio.run(door.ensure())
+    count = (
+        "import socket, time\n"
+        "ok = refused = 0\n"
+        "end = time.monotonic() + 2.5\n"
+        "while time.monotonic() < end:\n"
+        "    try:\n"
+        f"        socket.create_connection(('{ADDRESS}', 443), timeout=2).close()\n"
+        "        ok += 1\n"
+        "    except OSError:\n"
+        "        refused += 1\n"
+        "print(ok, refused)\n"
+    )
+    counter = subprocess.Popen(
+        ["nsenter", f"--net={links.netns_path(gateway.netns)}", sys.executable, "-c", count],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for number in range(5):  # each one a reload of HAProxy
+            route = ProxyRoute(f"pt{number}", f"pt{number}.gw.example", ("127.0.0.1:9",), True)
+            asyncio.run(door.set_route(route))
+        ok, refused = map(int, counter.communicate(timeout=20)[0].split())
+    finally:
+        counter.kill()
+        counter.wait()
+    assert ok > 0 and refused == 0
+
+
 def test_a_taken_port_is_named(gateway: Gateway, door: FrontDoor) -> None:
     for port in (443, 80):
         script = (
