@@ -57,7 +57,7 @@ PUBLIC = {
         "CERTIFIED_MARKUP", "DISCOUNT_TIERS", "HOURS_PER_MONTH",
         "UNITS_PER_TOKEN", "ChainClient", "ChainError", "ChainEvent", "ChainStorageError", "Genesis",
         "GenesisError", "Interface", "JoinToken", "Ledger", "LedgerUnavailable", "Location", "NotFound",
-        "RejectCode", "SignedHeader",
+        "PublicConfig", "RejectCode", "SignedHeader",
         "SignedTransaction", "SyncChainClient", "TransactionBody", "TransactionRejected", "TxStatus",
         "VerificationFailed", "VerifyReport", "check_events", "check_header", "create_app", "discount_percent", "format_tokens",
         "init_dev_chain", "issue_join_token", "load_genesis", "node_contract_hourly",
@@ -87,7 +87,8 @@ PUBLIC = {
         "CapacityExceeded", "NetworkFailure", "NodeConfig", "NodeConfigError", "NodeError",
         "ProvisionError", "PurgeReport", "ResultReport", "RuntimeFailure", "SystemCommandError",
         "WorkloadReport", "Yggdrasil", "clear_under", "follow_logs", "links", "load_or_create_node_identity",
-        "node_scope", "node_status", "open_results", "purge_node", "run_node", "seal_deployment",
+        "node_scope", "node_status", "open_results", "public_settings", "purge_node", "run_node",
+        "seal_deployment",
         "seal_results", "unique_name", "unseal_deployment",
     ],
     zgrid.web: [

@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.processes import ZGRID
 from zgrid.devnet.layout import Layout
-from zgrid.devnet.network import host_netns, plug_host
+from zgrid.devnet.network import host_netns, internet, plug_host
 from zgrid.node import links, node_scope, purge_node, unique_name
 from zgrid.node.net.planetary import netns_prefix
 from zgrid.node.primitives.network import network_netns_prefix
@@ -87,15 +87,20 @@ class DevnetRun:
         layout = Layout(self.dir)
         state = layout.load()
         hosts = [host_netns(state, n) for n in range(1, state.nodes + 1)]
+        world = internet(state)
         scopes = [node_scope(Path(node["data"])) for node in status["nodes"]]
         prefixes = [netns_prefix(scope) for scope in scopes]
         prefixes += [network_netns_prefix(scope) for scope in scopes]
         return {
-            "netns": [host.netns for host in hosts],
+            "netns": [host.netns for host in hosts] + [world.netns],
             "netns_prefixes": prefixes,
             "links": [
                 state.bridge,
                 *(host.veth for host in hosts),
+                *(host.public_veth for host in hosts),
+                world.veth,
+                world.public_veth,
+                world.public_bridge,
                 unique_name("ygg", f"devnet:{layout.root}"),
             ],
             "dir": [str(self.dir)],

@@ -7,6 +7,8 @@ machine-wide); the tests run in file order and the last one takes it down.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 import socket
@@ -28,7 +30,7 @@ from tests.readme import FOREGROUND, README, new_shell, readme_lines
 from zgrid.chain import SyncChainClient
 from zgrid.devnet.images import debian_root
 from zgrid.devnet.layout import Layout
-from zgrid.devnet.network import host_netns
+from zgrid.devnet.network import host_netns, internet, public_ranges
 from zgrid.explorer import ExplorerStore
 from zgrid.node import unique_name
 from zgrid.node.runtime.guest import find_kernel
@@ -324,6 +326,72 @@ def test_machines_on_two_nodes_reach_each_other_over_their_private_network(
         )  # fmt: skip
         laptop.unplug()
     deployer.zgrid("destroy", "private-net", "--yes", timeout=180)
+
+
+def test_the_host_routes_the_devnets_public_ranges_to_its_bridge_only(devnet: DevnetRun) -> None:
+    """The devnet's "public" addresses live in its namespaces: this machine sends every
+    packet for them into the devnet's bridge, none to its own way out, and no link of its
+    own namespace holds one."""
+    state = Layout(devnet.dir).load()
+    ranges = [ipaddress.ip_network(prefix) for prefix in public_ranges(state)]
+    assert ipaddress.ip_interface(state.farm_ips[0][0]).network == ranges[0]
+    documentation = [
+        ipaddress.ip_network(d)
+        for d in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+    ]
+    for network in ranges:
+        assert any(network.overlaps(d) and network.prefixlen >= d.prefixlen for d in documentation)
+    for network in ranges:
+        for address in (network[1], network[7], network[-2]):
+            shown = subprocess.run(
+                ["ip", "-j", "route", "get", str(address)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            (route,) = json.loads(shown.stdout)
+            assert route["dev"] == state.bridge, (address, route)
+    shown = subprocess.run(["ip", "-j", "address"], capture_output=True, text=True, check=True)
+    mine = [info["local"] for link in json.loads(shown.stdout) for info in link["addr_info"]]
+    assert not [a for a in mine if any(ipaddress.ip_address(a) in r for r in ranges)], mine
+
+
+def test_a_machine_on_a_public_ip_answers_from_the_internet_and_gives_it_back(
+    deployer: DevnetRun,
+) -> None:
+    """examples/public-web.yaml: a farm IPv4 reserved by the contract on the ledger, served
+    from the devnet's "internet" (and this machine's shell), released when destroyed."""
+    deployer.zgrid("deploy", str(EXAMPLES / "public-web.yaml"), timeout=300)
+    view = deployer.zgrid_json("show", "public-web")
+    (web,) = [w for w in view["workloads"] if w["type"] == "zmachine"]
+    ipv4, ipv6 = web["data"]["public_ip"], web["data"]["public_ip6"]
+    state = Layout(deployer.dir).load()
+    assert ipv4 in [ip for ip, _ in state.farm_ips], web
+    assert ipaddress.ip_interface(ipv6).network == ipaddress.ip_network(public_ranges(state)[1])
+    assert f"public: {ipv4}" in deployer.zgrid("show", "public-web").stdout
+    (contract,) = view["contracts"]
+    with SyncChainClient(Layout(deployer.dir).load().ledger_url) as chain:
+        held = chain.contract(contract["id"])["public_ips"]
+        assert [ip["ip"] for ip in held] == [ipv4]
+        farm_id = chain.node(web["node_id"])["farm_id"]
+    world = internet(state)
+    address, address6 = ipv4.split("/")[0], ipv6.split("/")[0]
+    for url in (f"http://{address}/", f"http://[{address6}]/"):
+        deadline = time.monotonic() + 60
+        while True:
+            done = subprocess.run(
+                world.command(["curl", "-s", "-m", "3", url]),
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if "hello from a public address" in done.stdout:
+                break
+            assert time.monotonic() < deadline, (url, done)
+            time.sleep(1)
+        assert address in done.stdout  # the page lists its pub link's addresses
+    assert "hello from a public address" in _get(f"http://{address}/").text  # from the host
+
+    deployer.zgrid("destroy", "public-web", "--yes", timeout=180)
+    with SyncChainClient(Layout(deployer.dir).load().ledger_url) as chain:
+        farm = chain.farm(farm_id)
+    assert [ip for ip in farm["public_ips"] if ip["contract_id"]] == [], farm
 
 
 def test_the_devnets_ledger_indexes_alike_into_sqlite_and_postgresql(

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     )
     from zgrid.chain.genesis import Genesis, init_dev_chain, load_genesis
     from zgrid.chain.ledger import Ledger, TxStatus
-    from zgrid.chain.records import ChainEvent, Interface, Location
+    from zgrid.chain.records import ChainEvent, Interface, Location, PublicConfig
     from zgrid.chain.server import parse_listen, serve
     from zgrid.chain.sync import SyncChainClient
     from zgrid.chain.transaction import SignedTransaction, TransactionBody, sign_transaction
@@ -73,6 +73,7 @@ _LAZY = {
     "check_header": "zgrid.chain.block",
     "Interface": "zgrid.chain.records",
     "Location": "zgrid.chain.records",
+    "PublicConfig": "zgrid.chain.records",
     "SyncChainClient": "zgrid.chain.sync",
     "SignedTransaction": "zgrid.chain.transaction",
     "TransactionBody": "zgrid.chain.transaction",
@@ -105,6 +106,7 @@ __all__ = [
     "LedgerUnavailable",
     "Location",
     "NotFound",
+    "PublicConfig",
     "RejectCode",
     "SignedHeader",
     "SignedTransaction",

@@ -521,12 +521,22 @@ def _state_routes(app: FastAPI, ledger: Ledger) -> None:
         node_id: Count = None,
         type: Annotated[str | None, Query(pattern="^(node|name|rent)$")] = None,
         state: Annotated[str | None, Query(pattern="^(created|grace_period|deleted)$")] = None,
+        name: Annotated[
+            str | None,
+            Query(pattern=r"^[a-z0-9_-]{3,64}$", description="the live name contract of a name"),
+        ] = None,
         page_number: Annotated[Page, Query(alias="page")] = 1,
         size: Size = 50,
     ) -> dict[str, Any]:
+        source: Iterable[Contract] = ledger.state.contracts.values()
+        if name is not None:
+            # The name's index, not a scan: a gateway node asks this for every name it serves.
+            ref = ledger.state.contract_by_name.get(name)
+            found = None if ref is None else ledger.state.contracts.get(ref.id)
+            source = [] if found is None else [found]
         rows = (
             contract_view(c)
-            for c in ledger.state.contracts.values()
+            for c in source
             if (twin_id is None or c.twin_id == twin_id)
             and (node_id is None or c.node_id == node_id)
             and (type is None or c.type == type)

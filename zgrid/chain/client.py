@@ -294,6 +294,16 @@ class ChainClient:
             args["capacity"] = capacity
         return await self.submit("contracts.update_node_contract", args)
 
+    async def create_name_contract(self, name: str) -> SubmitResult:
+        """Claim ``name`` (a gateway's name under a gateway node's domain) for the signer."""
+        return await self.submit("contracts.create_name_contract", {"name": name})
+
+    async def name_contract(self, name: str) -> dict[str, Any] | None:
+        """The live name contract holding ``name``, or None when it is free."""
+        found = await self.query("contracts", type="name", name=name)
+        items: list[dict[str, Any]] = found["items"]
+        return items[0] if items else None
+
     async def cancel_contract(self, contract_id: int) -> SubmitResult:
         return await self.submit("contracts.cancel", {"contract_id": contract_id})
 

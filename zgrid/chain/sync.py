@@ -66,6 +66,9 @@ class SyncChainClient(Blocking[ChainClient]):
     def create_farm(self, name: str, pricing_policy_id: int = 1) -> int:
         return self._call(self._target.create_farm, name, pricing_policy_id)
 
+    def create_name_contract(self, name: str) -> SubmitResult:
+        return self._call(self._target.create_name_contract, name)
+
     def create_node_contract(
         self,
         node_id: int,
@@ -130,6 +133,9 @@ class SyncChainClient(Blocking[ChainClient]):
 
     def headers(self, start: int, limit: int = 100) -> list[dict[str, Any]]:
         return self._call(self._target.headers, start, limit)
+
+    def name_contract(self, name: str) -> dict[str, Any] | None:
+        return self._call(self._target.name_contract, name)
 
     def node(self, node_id: int) -> dict[str, Any]:
         return self._call(self._target.node, node_id)

@@ -256,6 +256,9 @@ def _show_view(view: Any, *, as_json: bool, done: str) -> None:
         out_console.print(f"  {workload.name} ({workload.type}) {workload.state} on {where}")
         if workload.planetary_ip:
             out_console.print(f"      planetary: {workload.planetary_ip}")
+        for field in ("public_ip", "public_ip6"):
+            if workload.type == "zmachine" and workload.data.get(field):
+                out_console.print(f"      public: {workload.data[field]}")
         for private in workload.data.get("private") or []:
             if isinstance(private, dict):
                 out_console.print(f"      private: {private.get('ip')} ({private.get('network')})")

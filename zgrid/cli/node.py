@@ -104,9 +104,59 @@ def run(
             "--uptime-interval", min=1.0, help="Seconds of ledger time between uptime reports."
         ),
     ] = 2400.0,
+    public_interface: Annotated[
+        str,
+        typer.Option(
+            "--public-interface",
+            metavar="NAME",
+            help="The interface wired to the farm's public network: machines' public IPs go there.",
+        ),
+    ] = "",
+    public_ip: Annotated[
+        str,
+        typer.Option(
+            "--public-ip", metavar="CIDR", help="The node's own public IPv4 (a gateway node's)."
+        ),
+    ] = "",
+    public_gateway: Annotated[
+        str, typer.Option("--public-gateway", metavar="IP", help="The farm's IPv4 gateway.")
+    ] = "",
+    public_ip6: Annotated[
+        str,
+        typer.Option(
+            "--public-ip6",
+            metavar="CIDR",
+            help="The node's own public IPv6; machines get theirs in its /64.",
+        ),
+    ] = "",
+    public_gateway6: Annotated[
+        str, typer.Option("--public-gateway6", metavar="IP", help="The farm's IPv6 gateway.")
+    ] = "",
+    domain: Annotated[
+        str,
+        typer.Option(
+            "--domain",
+            metavar="NAME",
+            help="Serve web gateways under this domain (needs --public-ip).",
+        ),
+    ] = "",
 ) -> None:
     """Run the node daemon until interrupted: register, then run what the ledger says."""
-    from zgrid.node import NodeConfig, run_node  # noqa: PLC0415
+    from zgrid.node import NodeConfig, NodeConfigError, public_settings, run_node  # noqa: PLC0415
+
+    public = None
+    if public_interface or public_ip or public_ip6 or domain:
+        try:
+            public = public_settings(
+                public_interface,
+                ip=public_ip,
+                gateway=public_gateway,
+                ip6=public_ip6,
+                gateway6=public_gateway6,
+                domain=domain,
+            )
+        except NodeConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
 
     config = NodeConfig(
         farm_id=farm,
@@ -120,6 +170,7 @@ def run(
         yggdrasil_peers=tuple(yggdrasil_peer or ()),
         reconcile_interval=reconcile_interval,
         uptime_interval=uptime_interval,
+        public=public,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 

@@ -26,6 +26,7 @@ from zgrid.types import (
     MachineInterface,
     MachineNetwork,
     Mount,
+    PublicIP,
     SignatureRequest,
     SignatureRequirement,
     Workload,
@@ -40,6 +41,7 @@ __all__ = [
     "base_name",
     "deployment_metadata",
     "disk_data",
+    "ip_data",
     "item_of",
     "machine_data",
     "name_with_suffix",
@@ -113,9 +115,12 @@ def machine_data(
     flist_url: str,
     mounts: Sequence[tuple[str, str]],
     private: tuple[str, str] | None = None,
+    *,
+    public_ip: str = "",
 ) -> ZMachine:
     """The zmachine of one replica; ``mounts`` are (disk workload name, mountpoint),
-    ``private`` its (network workload name, IPv4) on the spec's private network."""
+    ``private`` its (network workload name, IPv4) on the spec's private network,
+    ``public_ip`` the name of its ip workload."""
     env = dict(machine.env)
     if machine.ssh_keys:
         env["SSH_KEY"] = "\n".join(machine.ssh_keys)
@@ -133,9 +138,17 @@ def machine_data(
                 if private is None
                 else [MachineInterface(network=private[0], ip=private[1])],
                 planetary=machine.planetary,
+                public_ip=public_ip,
             ),
             mode=machine.mode,
         ),
+    )
+
+
+def ip_data(machine: MachineSpec) -> PublicIP:
+    return _checked(
+        f"public IP of machine {machine.name!r}",
+        lambda: PublicIP(v4=machine.public_ipv4, v6=machine.public_ipv6),
     )
 
 

@@ -32,6 +32,7 @@ from zgrid.client.builder import (
     base_name,
     deployment_metadata,
     disk_data,
+    ip_data,
     item_of,
     machine_data,
     name_with_suffix,
@@ -50,6 +51,7 @@ from zgrid.types import (
     ZDB,
     Capacity,
     Deployment,
+    PublicIP,
     Workload,
     WorkloadData,
     ZMachine,
@@ -59,8 +61,8 @@ from zgrid.types import (
 
 __all__ = ["CurrentContract", "plan_changes"]
 
-# install order: zmount, network, zdb, zmachine
-_KIND_ORDER = ("disk", "network", "zdb", "machine")
+# install order: zmount, network, ip, zdb, zmachine
+_KIND_ORDER = ("disk", "network", "ip", "zdb", "machine")
 
 
 @dataclass(frozen=True)
@@ -201,11 +203,7 @@ class _NodeBuilder:
             return ContractChange("cancel", node_id, now.contract_id, None, previous, removes)
 
         version = previous.version + 1 if previous is not None else 0
-        old_by_key: dict[str, Workload] = {}
-        for workload in old_workloads:
-            key = item_of(workload)
-            if key is not None:
-                old_by_key.setdefault(key, workload)
+        old_by_key = _by_key(old_workloads)
         matched: set[int] = set()
         used = {workload.name for workload in old_workloads}
         names: dict[str, str] = {}
@@ -216,7 +214,10 @@ class _NodeBuilder:
             data = self._data(item, items, names)
             old = old_by_key.get(item.key)
             base = base_name(
-                item.entry, item.replica, single=(item.kind, item.entry) in self._single
+                # a machine's ip workload is named after it: "web_ip", "web_ip_1" …
+                f"{item.entry}_ip" if item.kind == "ip" else item.entry,
+                item.replica,
+                single=(item.kind, item.entry) in self._single,
             )
             if old is not None and old.type == data.TYPE:
                 matched.add(id(old))
@@ -245,12 +246,16 @@ class _NodeBuilder:
         moves += [_removal(w) for w in old_workloads if id(w) not in matched]
 
         name = self._spec.name
+        public_ips = _public_ipv4s(workloads)
         if now is None:
             deployment = new_deployment(
                 name=name, twin_id=self._twin_id, contract_id=0, version=0, workloads=workloads
             )
-            return ContractChange("create", node_id, 0, deployment, None, tuple(moves))
+            return ContractChange(
+                "create", node_id, 0, deployment, None, tuple(moves), public_ips=public_ips
+            )
         assert previous is not None
+        _check_public_ips(node_id, now.contract_id, previous, public_ips)
         unchanged = all(move.action == "keep" for move in moves)
         if unchanged and previous.metadata == deployment_metadata(name):
             return ContractChange(
@@ -275,6 +280,8 @@ class _NodeBuilder:
             return disk_data(spec.disk(item.entry))
         if item.kind == "network":
             return self._meshes[self._node].network
+        if item.kind == "ip":
+            return ip_data(spec.machine(item.entry))
         if item.kind == "zdb":
             zdb = next(z for z in spec.zdbs if z.name == item.entry)
             password = zdb.password
@@ -297,12 +304,48 @@ class _NodeBuilder:
                 "mounts too (a disk goes with one machine)"
             )
         mounts = [(disks[mount.disk], mount.mountpoint) for mount in machine.mounts]
+        public_ip = next(
+            (
+                names[other.key]
+                for other in on_node
+                if other.kind == "ip" and other.attached_to == item.key
+            ),
+            "",
+        )
         mesh = self._meshes.get(self._node)
         private = None
         if mesh is not None and spec.network is not None:
             network = names.get(network_key(spec.network), spec.network.name)
             private = (network, mesh.addresses[item.key])
-        return machine_data(machine, self._flists[machine.flist], mounts, private)
+        return machine_data(
+            machine, self._flists[machine.flist], mounts, private, public_ip=public_ip
+        )
+
+
+def _by_key(workloads: Iterable[Workload]) -> dict[str, Workload]:
+    """The workloads of a running version by the item each was made for."""
+    found: dict[str, Workload] = {}
+    for workload in workloads:
+        key = item_of(workload)
+        if key is not None:
+            found.setdefault(key, workload)
+    return found
+
+
+def _check_public_ips(node_id: int, contract_id: int, previous: Deployment, asked: int) -> None:
+    held = _public_ipv4s(previous.workloads)
+    if asked != held:
+        # The ledger reserves a contract's IPs when it is created, never later.
+        raise InvalidWorkload(
+            f"node {node_id}'s contract {contract_id} holds {held} public IPv4, the spec now"
+            f" asks for {asked} there: a contract's public IPs are fixed when it is created;"
+            " destroy the deployment and deploy it again"
+        )
+
+
+def _public_ipv4s(workloads: Iterable[Workload]) -> int:
+    """How many public IPv4 the ip workloads ask for: what the contract reserves."""
+    return sum(1 for w in workloads if isinstance(w.data, PublicIP) and w.data.v4)
 
 
 def _removal(workload: Workload) -> WorkloadChange:

@@ -36,6 +36,7 @@ from zgrid.client.sources import (
     _Free,
     _Resources,
     free_capacity,
+    gateway_domain,
     total_capacity,
 )
 
@@ -51,6 +52,11 @@ _CATCH_UP_POLL = 0.2
 _ERROR_TEXT = 300  # characters of an explorer's error message shown
 
 
+class _PublicConfig(_Answer):
+    ipv4: str = Field(default="", max_length=64)
+    domain: str = Field(default="", max_length=253)
+
+
 class _Node(_Answer):
     nodeId: _U64  # the grid proxy's names
     twinId: _U64
@@ -63,6 +69,7 @@ class _Node(_Answer):
     city: str = Field(default="", max_length=64)
     certificationType: str = Field(default="DIY", max_length=64)
     rentedByTwinId: _U64 = 0
+    publicConfig: _PublicConfig = Field(default_factory=_PublicConfig)
 
     @property
     def key(self) -> int:
@@ -300,6 +307,7 @@ def _offers(nodes: Sequence[_Node], farms: Sequence[_Farm], url: str) -> list[No
                 certified=node.certificationType == "Certified",
                 pricing_policy_id=farm.pricingPolicyId,
                 rented_by=node.rentedByTwinId,
+                domain=gateway_domain(node.publicConfig.ipv4, node.publicConfig.domain),
             )
         )
     return offers

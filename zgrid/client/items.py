@@ -1,8 +1,9 @@
 """The spec's entries spread into items: one per workload the spec asks for.
 
 A machine with ``replicas: n`` is n items (``machine/web/0`` … ``machine/web/n-1``). A disk
-mounted by a machine, and a zdb that names a machine, go with each replica of it (one
-item per replica, attached to that replica: same node, same contract). A disk no machine
+mounted by a machine, a zdb that names a machine, and a machine's public IP (``ip/web/0``)
+go with each replica of it (one item per replica, attached to that replica: same node,
+same contract). A disk no machine
 mounts, and a zdb with no machine, are one item each. The planner places items; the
 builder turns them into workloads.
 """
@@ -55,6 +56,9 @@ def spec_items(spec: Spec) -> list[SpecItem]:
                     machine_capacity(machine),
                 )
             )
+        if machine.public_ipv4 or machine.public_ipv6:
+            ipv4 = 1 if machine.public_ipv4 else 0
+            items += _with_owner("ip", machine.name, Capacity(ipv4=ipv4), machine)
     for disk in spec.disks:
         items += _with_owner("disk", disk.name, Capacity(sru=disk.size), mounted_by.get(disk.name))
     for zdb in spec.zdbs:

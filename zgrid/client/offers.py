@@ -31,6 +31,7 @@ class NodeOffer:
     certified: bool = False  # its farm is certified (its capacity costs 25% more)
     pricing_policy_id: int = 1
     rented_by: int = 0  # a twin renting the whole node; 0 when nobody does
+    domain: str = ""  # a gateway node's domain (its farmer gave it a public IP and a domain)
 
 
 class NodeSource(Protocol):

@@ -76,6 +76,16 @@ class _Location(_Answer):
     city: str = Field(default="", max_length=64)
 
 
+class _PublicConfig(_Answer):
+    ipv4: str = Field(default="", max_length=64)
+    domain: str = Field(default="", max_length=253)
+
+
+def gateway_domain(ipv4: str, domain: str) -> str:
+    """A node's gateway domain: it serves gateways only with a public IPv4 to serve them on."""
+    return domain if ipv4 and domain else ""
+
+
 class _NodeRow(_Identified):
     farm_id: _U64
     twin_id: _U64
@@ -85,6 +95,7 @@ class _NodeRow(_Identified):
     free_ips: _U64 = 0
     location: _Location = Field(default_factory=_Location)
     rented_by: _U64 = 0
+    public_config: _PublicConfig | None = None
 
 
 class _FarmIP(_Answer):
@@ -201,6 +212,10 @@ def _offers(nodes: Sequence[_NodeRow], farms: Sequence[_FarmRow]) -> list[NodeOf
                 certified=farm.certification == "gold",
                 pricing_policy_id=farm.pricing_policy_id,
                 rented_by=node.rented_by,
+                domain=gateway_domain(
+                    node.public_config.ipv4 if node.public_config else "",
+                    node.public_config.domain if node.public_config else "",
+                ),
             )
         )
     return offers

@@ -14,11 +14,9 @@ from zgrid.chain import UNITS_PER_TOKEN, ChainClient
 from zgrid.devnet.errors import DevnetError
 from zgrid.identity import Identity
 
-__all__ = ["FARM_IPS", "FARM_NAME", "Accounts", "ensure_accounts", "load_key"]
+__all__ = ["FARM_NAME", "Accounts", "ensure_accounts", "load_key"]
 
 FARM_NAME = "devnet"
-# The farm's public IPs: a documentation range, alive only inside the devnet's namespaces.
-FARM_IPS = [(f"203.0.113.{n}/24", "203.0.113.1") for n in range(10, 14)]
 _FARMER_TOKENS = 1_000  # the most one faucet call gives
 _PUBLISHER_TOKENS = 100
 
@@ -56,25 +54,26 @@ async def _funded_twin(chain: ChainClient, identity: Identity, tokens: int) -> i
     return await chain.create_twin()
 
 
-async def ensure_accounts(ledger_url: str, keys: Path) -> Accounts:
-    """The farmer (funded, with a twin and the farm and its IPs) and the image publisher."""
+async def ensure_accounts(ledger_url: str, keys: Path, farm_ips: list[tuple[str, str]]) -> Accounts:
+    """The farmer (funded, with a twin and the farm and its public IPs, alive only inside the
+    devnet's namespaces) and the image publisher."""
     farmer = load_key(keys / "farmer.seed")
     publisher = load_key(keys / "publisher.seed")
     # Two signers, two nonce sequences: their transactions go into the same blocks.
     farm_id, publisher_twin = await asyncio.gather(
-        _farm(ledger_url, farmer), _publisher(ledger_url, publisher)
+        _farm(ledger_url, farmer, farm_ips), _publisher(ledger_url, publisher)
     )
     return Accounts(farmer, farm_id, publisher, publisher_twin)
 
 
-async def _farm(ledger_url: str, farmer: Identity) -> int:
+async def _farm(ledger_url: str, farmer: Identity, farm_ips: list[tuple[str, str]]) -> int:
     async with ChainClient(ledger_url, identity=farmer) as chain:
         twin_id = await _funded_twin(chain, farmer, _FARMER_TOKENS)
         page = await chain.query("farms", twin_id=twin_id, name=FARM_NAME)
         if page["items"]:
             return int(page["items"][0]["id"])
         farm_id = await chain.create_farm(FARM_NAME)
-        for ip, gateway in FARM_IPS:
+        for ip, gateway in farm_ips:
             await chain.add_farm_ip(farm_id, ip, gateway)
         return farm_id
 

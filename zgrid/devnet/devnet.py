@@ -29,7 +29,13 @@ from zgrid.devnet.layout import (
     DevnetState,
     Layout,
 )
-from zgrid.devnet.network import ensure_network, free_prefix, host_netns, remove_network
+from zgrid.devnet.network import (
+    ensure_network,
+    free_prefix,
+    free_public_prefixes,
+    host_netns,
+    remove_network,
+)
 from zgrid.devnet.nodes import NodeProcess, node_data_dirs
 from zgrid.devnet.processes import Daemon
 from zgrid.devnet.status import ComponentStatus, DevnetStatus, NodeStatus
@@ -107,8 +113,13 @@ class Devnet:
                 )
             if nodes is not None:
                 state.nodes = nodes
+            if not state.public_prefix:  # made before devnets had a public segment
+                state.public_prefix, state.public_prefix6 = free_public_prefixes()
             return state
+        public_prefix, public_prefix6 = free_public_prefixes()
         return DevnetState(
+            public_prefix=public_prefix,
+            public_prefix6=public_prefix6,
             prefix=free_prefix(),
             bridge=unique_name("zgd", str(self.layout.root)),
             nodes=2 if nodes is None else nodes,
@@ -131,7 +142,7 @@ class Devnet:
             self.progress(f"host network: bridge {state.bridge}, {state.prefix}.0/24")
             await ensure_network(state)
             self._ensure_ledger(state)
-            accounts = await ensure_accounts(state.ledger_url, self.layout.keys)
+            accounts = await ensure_accounts(state.ledger_url, self.layout.keys, state.farm_ips)
             self._ensure_hub(state)
             await self._ensure_explorer(state)
             self.progress("yggdrasil on the host, for the planetary network")

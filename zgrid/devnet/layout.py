@@ -37,7 +37,11 @@ EXPLORER_PORT = 8800
 YGGDRASIL_PORT = 7443  # on every host of the devnet and on the bridge's root side
 _STATE_VERSION = 1
 _PREFIX = re.compile(r"^10\.(\d{1,3})\.(\d{1,3})$")
-_MACHINE_REGISTRY = Path("/run/zgrid/devnet")  # the one devnet of this machine (tmpfs)
+_MACHINE_REGISTRY = Path("/run/zgrid/devnet")
+# RFC 5737 and RFC 3849: never anyone's address on the internet; chosen among those this
+# machine's own routes do not touch (a machine may sit on one of them itself).
+_PUBLIC_PREFIXES = ("203.0.113", "198.51.100", "192.0.2")
+_PUBLIC_PREFIXES6 = ("2001:db8:113::", "2001:db8:5100::")  # the one devnet of this machine (tmpfs)
 
 
 def default_dir() -> Path:
@@ -55,6 +59,31 @@ class DevnetState:
     nodes: int
     block_time: float
     version: int = _STATE_VERSION
+    # The farm's public segment: a documentation /24 (and /64) this machine does not use.
+    public_prefix: str = ""  # first three octets, e.g. 203.0.113
+    public_prefix6: str = ""  # e.g. "2001:db8:113::"; empty: the devnet has no IPv6
+
+    @property
+    def farm_gateway(self) -> str:
+        return f"{self.public_prefix}.1"
+
+    @property
+    def farm_ips(self) -> list[tuple[str, str]]:
+        """The farm's public IPs (address/prefix, gateway) as its farmer adds them."""
+        return [(f"{self.public_prefix}.{n}/24", self.farm_gateway) for n in range(10, 14)]
+
+    @property
+    def gateway_node_ip(self) -> str:
+        """Node 1's own public address: it is the devnet's gateway node."""
+        return f"{self.public_prefix}.2/24"
+
+    @property
+    def farm_gateway6(self) -> str:
+        return f"{self.public_prefix6}1" if self.public_prefix6 else ""
+
+    def node_public_ip6(self, number: int) -> str:
+        """Node ``number``'s own IPv6 on the farm's segment (machines get theirs in its /64)."""
+        return f"{self.public_prefix6}{number + 1}/64" if self.public_prefix6 else ""
 
     @property
     def gateway(self) -> str:
@@ -88,12 +117,18 @@ class DevnetState:
                 bridge=str(document["bridge"]),
                 nodes=int(document["nodes"]),
                 block_time=float(document["block_time"]),
+                public_prefix=str(document.get("public_prefix", "")),
+                public_prefix6=str(document.get("public_prefix6", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DevnetError(f"{source} is not a devnet state file ({exc})") from None
         found = _PREFIX.match(state.prefix)
         if found is None or not all(0 <= int(part) <= 255 for part in found.groups()):
             raise DevnetError(f"{source}: bad prefix {state.prefix!r}")
+        if state.public_prefix and state.public_prefix not in _PUBLIC_PREFIXES:
+            raise DevnetError(f"{source}: bad public prefix {state.public_prefix!r}")
+        if state.public_prefix6 and state.public_prefix6 not in _PUBLIC_PREFIXES6:
+            raise DevnetError(f"{source}: bad public IPv6 prefix {state.public_prefix6!r}")
         if not 1 <= state.nodes <= 20:  # as `zgrid devnet up --nodes` allows
             raise DevnetError(f"{source}: bad node count {state.nodes}")
         return state

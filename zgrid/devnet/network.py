@@ -4,6 +4,15 @@ The root side of the bridge is ``.1`` of the devnet's /24, so the ledger, the hu
 host's yggdrasil bound there are reachable from every node; node N is host ``.N+1``
 with a default route through ``.1``. Every step checks what exists first, so `up` can
 run again over a half-made network.
+
+The farm's public segment is a second bridge, without any address of this machine's:
+each node's ``eth1`` is a port of it (``--public-interface eth1``), and so is the
+"internet", a namespace that is the farm's gateway (``.1`` of the public /24 and ::1 of
+its /64) and the host ``.254`` of the devnet's bridge. The public /24 and /64 are
+documentation ranges this machine's routes do not touch (chosen at the first `up`). The
+host routes them to the "internet" through the devnet's bridge, so the devnet's "public"
+addresses answer from this machine's shell while no such address, nor any packet to one,
+leaves the machine.
 """
 
 from __future__ import annotations
@@ -20,11 +29,16 @@ from zgrid.devnet.layout import DevnetState
 from zgrid.node import links, unique_name
 
 __all__ = [
+    "GATEWAY_DOMAIN",
     "HostNetns",
+    "Internet",
     "ensure_network",
     "free_prefix",
+    "free_public_prefixes",
     "host_netns",
+    "internet",
     "plug_host",
+    "public_ranges",
     "remove_network",
 ]
 
@@ -37,6 +51,7 @@ class HostNetns:
         self.number = number
         self.netns = unique_name("zgdh", state.bridge, name)
         self.veth = unique_name("zgdv", state.bridge, name)
+        self.public_veth = unique_name("zgdq", state.bridge, name)  # on the public bridge
         self.address = state.node_address(number)
 
     @property
@@ -50,6 +65,115 @@ class HostNetns:
 
 def host_netns(state: DevnetState, number: int) -> HostNetns:
     return HostNetns(state, f"node-{number}", number)
+
+
+GATEWAY_DOMAIN = "devnet.test"  # RFC 2606: a name that is nowhere else
+_INTERNET_HOST = 254
+_INTERNET_LINK_LOCAL = "fe80::254"
+_PUBLIC_LINK = "eth1"  # a node's link to the farm's segment, in its namespace
+_PUBLIC_PREFIXES = ("203.0.113", "198.51.100", "192.0.2")
+_PUBLIC_PREFIXES6 = ("2001:db8:113::", "2001:db8:5100::")
+
+
+def public_ranges(state: DevnetState) -> list[str]:
+    """The devnet's "public" networks: its farm segment's /24 and /64."""
+    ranges = [f"{state.public_prefix}.0/24"]
+    if state.public_prefix6:
+        ranges.append(f"{state.public_prefix6}/64")
+    return ranges
+
+
+def _used_ipv6_networks() -> list[ipaddress.IPv6Network]:
+    done = subprocess.run(
+        ["ip", "-6", "-j", "route", "show", "table", "all"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    used = []
+    with contextlib.suppress(ValueError):
+        for route in json.loads(done.stdout or "[]"):
+            destination = route.get("dst", "default")
+            if destination != "default":
+                with contextlib.suppress(ValueError):
+                    used.append(ipaddress.IPv6Network(destination, strict=False))
+    return used
+
+
+def free_public_prefixes() -> tuple[str, str]:
+    """A documentation /24 and /64 that no route of this machine touches (the machine may
+    itself sit on one: those are left alone), as ``(203.0.113, 2001:db8:113::)``; the /64
+    is "" when both are taken (the devnet then has no IPv6)."""
+    used4 = _used_ipv4_networks()
+    prefix = next(
+        (
+            p
+            for p in _PUBLIC_PREFIXES
+            if not any(ipaddress.IPv4Network(f"{p}.0/24").overlaps(n) for n in used4)
+        ),
+        None,
+    )
+    if prefix is None:
+        raise DevnetError(
+            "every documentation /24 (203.0.113, 198.51.100, 192.0.2) is in this machine's"
+            " routes: the devnet has none left for its farm's public addresses"
+        )
+    used6 = [n for n in _used_ipv6_networks() if n.prefixlen > 0]
+    prefix6 = next(
+        (
+            p
+            for p in _PUBLIC_PREFIXES6
+            if not any(ipaddress.IPv6Network(f"{p}/64").overlaps(n) for n in used6)
+        ),
+        "",
+    )
+    return prefix, prefix6
+
+
+class Internet:
+    """The namespace that is both the farm's gateway and the rest of the world."""
+
+    def __init__(self, state: DevnetState) -> None:
+        self.netns = unique_name("zgdi", state.bridge, "internet")
+        self.veth = unique_name("zgdw", state.bridge, "internet")  # on the devnet's bridge
+        self.public_veth = unique_name("zgdx", state.bridge, "internet")  # on the public one
+        self.public_bridge = unique_name("zgdp", state.bridge)
+        self.address = f"{state.prefix}.{_INTERNET_HOST}"
+
+    def command(self, argv: list[str]) -> list[str]:
+        return ["nsenter", f"--net={links.netns_path(self.netns)}", *argv]
+
+
+def internet(state: DevnetState) -> Internet:
+    return Internet(state)
+
+
+async def _ensure_internet(state: DevnetState) -> None:
+    world = internet(state)
+    if await links.get_link(world.public_bridge) is None:
+        await links.add_bridge(world.public_bridge)
+    await links.set_up(world.public_bridge)
+    await links.add_netns(world.netns)
+    if await links.get_link(world.veth) is None:
+        await links.add_veth(world.veth, "eth0", peer_netns=world.netns)
+    await links.set_master(world.veth, state.bridge)
+    await links.set_up(world.veth)
+    await links.add_address("eth0", f"{world.address}/24", netns=world.netns)
+    await links.add_address("eth0", f"{_INTERNET_LINK_LOCAL}/64", netns=world.netns, nodad=True)
+    await links.set_up("eth0", netns=world.netns)
+    if await links.get_link(world.public_veth) is None:
+        await links.add_veth(world.public_veth, "pub0", peer_netns=world.netns)
+    await links.set_master(world.public_veth, world.public_bridge)
+    await links.set_up(world.public_veth)
+    await links.add_address("pub0", f"{state.farm_gateway}/24", netns=world.netns)
+    if state.farm_gateway6:
+        await links.add_address("pub0", f"{state.farm_gateway6}/64", netns=world.netns, nodad=True)
+    await links.set_up("pub0", netns=world.netns)
+    await links.set_sysctl("net.ipv4.ip_forward", 1, netns=world.netns)
+    await links.set_sysctl("net.ipv6.conf.all.forwarding", 1, netns=world.netns)
+    for prefix in public_ranges(state):
+        via = _INTERNET_LINK_LOCAL if ":" in prefix else world.address
+        await links.replace_route(prefix, via=via, dev=state.bridge)
 
 
 def _used_ipv4_networks() -> list[ipaddress.IPv4Network]:
@@ -87,6 +211,7 @@ async def ensure_network(state: DevnetState) -> list[HostNetns]:
     if f"{state.gateway}/24" not in await links.addresses(state.bridge):
         await links.add_address(state.bridge, f"{state.gateway}/24")
     await links.set_up(state.bridge)
+    await _ensure_internet(state)
     hosts = [host_netns(state, number) for number in range(1, state.nodes + 1)]
     for host in hosts:
         await _plug(state, host)
@@ -98,6 +223,12 @@ async def _plug(state: DevnetState, host: HostNetns) -> None:
         host.netns, host.veth, bridge=state.bridge, address=f"{host.address}/24",
         gateway=state.gateway,
     )  # fmt: skip
+    # The node's cable to the farm's public segment: no address, the node bridges it.
+    if await links.get_link(_PUBLIC_LINK, netns=host.netns) is None:
+        await links.delete_link(host.public_veth)  # half a pair is remade
+        await links.add_veth(host.public_veth, _PUBLIC_LINK, peer_netns=host.netns)
+    await links.set_master(host.public_veth, internet(state).public_bridge)
+    await links.set_up(host.public_veth)
 
 
 async def plug_host(netns: str, veth: str, *, bridge: str, address: str, gateway: str) -> None:
@@ -119,5 +250,11 @@ async def remove_network(state: DevnetState, *, nodes: int) -> None:
     for number in range(1, max(nodes, state.nodes) + 1):
         host = host_netns(state, number)
         await links.delete_link(host.veth)
+        await links.delete_link(host.public_veth)
         await links.delete_netns(host.netns)
-    await links.delete_link(state.bridge)
+    world = internet(state)
+    await links.delete_link(world.veth)
+    await links.delete_link(world.public_veth)
+    await links.delete_netns(world.netns)
+    await links.delete_link(world.public_bridge)
+    await links.delete_link(state.bridge)  # its routes, the documentation ranges', go with it

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zgrid.devnet.layout import YGGDRASIL_PORT, DevnetState, Layout
-from zgrid.devnet.network import HostNetns
+from zgrid.devnet.network import GATEWAY_DOMAIN, HostNetns
 from zgrid.devnet.processes import Daemon
 from zgrid.node import NodeError, load_or_create_node_identity
 from zgrid.types import GIB
@@ -94,6 +94,7 @@ class NodeProcess:
             "--join-token", token.encode(),
             "--yggdrasil-listen", f"tcp://{self.host.address}:{YGGDRASIL_PORT}",
             "--yggdrasil-peer", f"tcp://{self.state.gateway}:{YGGDRASIL_PORT}",
+            *public_flags(self.state, self.host.number),
         ]  # fmt: skip
         self.daemon.start(self.host.command(argv))
 
@@ -113,6 +114,20 @@ class NodeProcess:
         node_id = self.node_id()
         assert node_id is not None
         return node_id
+
+
+def public_flags(state: DevnetState, number: int) -> list[str]:
+    """Node ``number``'s public side: every node bridges the farm's segment (for machines'
+    public IPs) with an IPv6 of its own there; node 1 is also the gateway node, with a public
+    IPv4 and the devnet's domain."""
+    flags = ["--public-interface", "eth1"]
+    if state.public_prefix6:
+        flags += ["--public-ip6", state.node_public_ip6(number)]
+        flags += ["--public-gateway6", state.farm_gateway6]
+    if number == 1:
+        flags += ["--public-ip", state.gateway_node_ip, "--public-gateway", state.farm_gateway]
+        flags += ["--domain", GATEWAY_DOMAIN]
+    return flags
 
 
 def node_data_dirs(layout: Layout) -> list[Path]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from zgrid.node.logs import follow_logs
     from zgrid.node.naming import node_scope, unique_name
     from zgrid.node.net import Yggdrasil, links
+    from zgrid.node.net.public import public_settings
     from zgrid.node.purge import PurgeReport, clear_under, purge_node
     from zgrid.node.sealing import (
         ResultReport,
@@ -48,6 +49,7 @@ _LAZY = {
     "unique_name": "zgrid.node.naming",
     "Yggdrasil": "zgrid.node.net",
     "links": "zgrid.node.net",
+    "public_settings": "zgrid.node.net.public",
     "PurgeReport": "zgrid.node.purge",
     "purge_node": "zgrid.node.purge",
     "clear_under": "zgrid.node.purge",
@@ -81,6 +83,7 @@ __all__ = [
     "node_scope",
     "node_status",
     "open_results",
+    "public_settings",
     "purge_node",
     "run_node",
     "seal_deployment",

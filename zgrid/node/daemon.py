@@ -21,7 +21,7 @@ from typing import Any
 
 import stamina
 
-from zgrid.chain import ChainClient, Interface, LedgerUnavailable
+from zgrid.chain import ChainClient, Interface, LedgerUnavailable, PublicConfig
 from zgrid.node.capacity import node_capacity
 from zgrid.node.disks import DiskPool
 from zgrid.node.dispatch import build_primitives
@@ -31,8 +31,10 @@ from zgrid.node.keys import identity_dir, load_or_create_node_identity
 from zgrid.node.logs import LogChannel
 from zgrid.node.naming import node_scope
 from zgrid.node.net.planetary import PlanetaryNetwork
+from zgrid.node.net.public import PublicAddress, PublicNetwork, PublicSettings
 from zgrid.node.net.yggdrasil import Yggdrasil
 from zgrid.node.primitives.network import NetworkPrimitive
+from zgrid.node.primitives.publicip import IpPrimitive, ReservedIps
 from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
 from zgrid.node.registrar import Registration, ensure_registered, report_uptime
@@ -62,13 +64,17 @@ class NodeConfig:
     yggdrasil_peers: tuple[str, ...] = ()
     reconcile_interval: float = 60.0
     uptime_interval: float = 2400.0
+    public: PublicSettings | None = None  # None: no public network (no public IPs, no gateway)
 
 
-async def node_addresses() -> list[str]:
-    """The addresses others can reach this node on (global IPv4/IPv6 of its netns)."""
+async def node_addresses(*, besides: str = "") -> list[str]:
+    """The addresses others can reach this node on (global IPv4/IPv6 of its netns), those of
+    link ``besides`` left out (the public bridge: its addresses are the public config's)."""
     output = await run_command(["ip", "-j", "address", "show"])
     found: list[str] = []
     for link in json.loads(output or "[]"):
+        if besides and link.get("ifname") == besides:
+            continue
         for info in link.get("addr_info", []):
             try:
                 address = ipaddress.ip_address(info.get("local", ""))
@@ -89,9 +95,10 @@ async def run_node(
     identity = load_or_create_node_identity(data)
     scope = node_scope(data)
     capacity = node_capacity(data, config.capacity)
+    public = None if config.public is None else PublicNetwork(config.public, scope=scope)
     async with ChainClient(config.ledger_url, identity=identity) as chain:
         # Before yggdrasil adds its own: these are where other nodes' WireGuard reaches us.
-        reachable = await node_addresses()
+        reachable = await node_addresses(besides=public.bridge if public else "")
         registration = await _registered(
             chain,
             config,
@@ -99,6 +106,7 @@ async def run_node(
             identity_dir(data),
             [Interface(name=NODE_INTERFACE, ips=reachable)],
         )
+        ips = await _public_side(public, data, chain)
         state = LocalState(data / "state.db")
         zdb = ZdbServer(data / "zdb", port=config.zdb_port)
         await zdb.ensure_running()
@@ -136,9 +144,15 @@ async def run_node(
             planetary_address=lambda: yggdrasil.address,
             vms=vms,
             networks=networks,
+            public=public,
+            ips=ips,
         )
         primitives = build_primitives(
-            machines=machines, zdb=zdb, addresses=lambda: list(addresses), networks=networks
+            machines=machines,
+            zdb=zdb,
+            addresses=lambda: list(addresses),
+            networks=networks,
+            ips=ips,
         )
         engine = Engine(
             chain=chain,
@@ -201,8 +215,45 @@ async def _registered(
                 join_token=config.join_token,
                 interfaces=interfaces,
                 identity_dir=keys,
+                public_config=_public_config(config.public),
             )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _public_side(
+    public: PublicNetwork | None, data: Path, chain: ChainClient
+) -> IpPrimitive | None:
+    """The public bridge made, and the ip primitive on it (None: no public network)."""
+    if public is None:
+        return None
+    await public.ensure()
+    return IpPrimitive(data / "ips", public=public, reserved=_reserved_ips(chain))
+
+
+def _public_config(settings: PublicSettings | None) -> PublicConfig | None:
+    """What the ledger says of the node's public side (a gateway node's address and domain);
+    None keeps what the record says."""
+    if settings is None:
+        return None
+    v4, v6 = settings.ipv4, settings.ipv6
+    return PublicConfig(
+        ipv4=v4.cidr if v4 else "",
+        gw4=v4.gateway if v4 else "",
+        ipv6=v6.cidr if v6 else "",
+        gw6=v6.gateway if v6 else "",
+        domain=settings.domain,
+    )
+
+
+def _reserved_ips(chain: ChainClient) -> ReservedIps:
+    async def reserved(contract_id: int) -> list[PublicAddress]:
+        contract = await chain.contract(contract_id)
+        return [
+            PublicAddress(str(ip["ip"]), str(ip["gateway"]))
+            for ip in contract.get("public_ips", [])
+        ]
+
+    return reserved
 
 
 async def _when_idle(engine: Engine, then: Callable[[], None]) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from zgrid.node.primitives.base import Primitive
 from zgrid.node.primitives.network import NetworkPrimitive
+from zgrid.node.primitives.publicip import IpPrimitive
 from zgrid.node.primitives.volume import VolumePrimitive
 from zgrid.node.primitives.zdb import ZdbPrimitive
 from zgrid.node.primitives.zmachine import ZMachinePrimitive
@@ -22,6 +23,7 @@ def build_primitives(
     zdb: ZdbServer,
     addresses: Callable[[], list[str]],
     networks: NetworkPrimitive | None = None,
+    ips: IpPrimitive | None = None,
 ) -> dict[WorkloadType, Primitive]:
     """Workload type → primitive; types missing here are refused with a clear message."""
     table: dict[WorkloadType, Primitive] = {
@@ -32,4 +34,6 @@ def build_primitives(
     }
     if networks is not None:
         table[WorkloadType.NETWORK] = networks
+    if ips is not None:
+        table[WorkloadType.IP] = ips
     return table

@@ -28,6 +28,7 @@ from zgrid.chain import (
     Interface,
     LedgerUnavailable,
     Location,
+    PublicConfig,
     RejectCode,
     TransactionRejected,
 )
@@ -96,6 +97,8 @@ def _record_fields(
     location: Location | None,
     interfaces: list[Interface] | None,
     existing: dict[str, Any] | None,
+    *,
+    public_config: PublicConfig | None = None,
 ) -> dict[str, Any]:
     """The arguments of nodes.register/update: what the node says, the rest as recorded."""
     fields: dict[str, Any] = {
@@ -111,6 +114,8 @@ def _record_fields(
         fields["location"] = location.model_dump()
     if interfaces is not None:
         fields["interfaces"] = [interface.model_dump() for interface in interfaces]
+    if public_config is not None:
+        fields["public_config"] = public_config.model_dump()
     return fields
 
 
@@ -123,12 +128,14 @@ async def ensure_registered(
     location: Location | None = None,
     interfaces: list[Interface] | None = None,
     identity_dir: Path | None = None,
+    public_config: PublicConfig | None = None,
 ) -> Registration:
     """Make the ledger's twin and node record of ``chain.identity`` say what this node is.
 
     ``join_token`` (the farmer's, from `zgrid farm join-token`) is needed to register and
-    to move to another farm, not to update. ``location`` and ``interfaces`` left out keep
-    what the record says. ``identity_dir`` (where the node's key lives) only makes the
+    to move to another farm, not to update. ``location``, ``interfaces`` and
+    ``public_config`` (a gateway node's public address and domain) left out keep what the
+    record says. ``identity_dir`` (where the node's key lives) only makes the
     message of an unfunded account name the faucet command that works for it.
 
     NodeConfigError when the ledger refuses (no join token, an unusable one, an account
@@ -152,7 +159,9 @@ async def ensure_registered(
             raise NodeConfigError(
                 _join_token_needed(farm_id, address, f"registering this node in farm {farm_id}")
             )
-        fields = _record_fields(farm_id, resources, location, interfaces, None)
+        fields = _record_fields(
+            farm_id, resources, location, interfaces, None, public_config=public_config
+        )
         try:
             node_id = await _submitting(
                 address,
@@ -170,7 +179,9 @@ async def ensure_registered(
         return Registration(twin_id=twin_id, node_id=int(node_id))
 
     node_id = int(existing["id"])
-    fields = _record_fields(farm_id, resources, location, interfaces, existing)
+    fields = _record_fields(
+        farm_id, resources, location, interfaces, existing, public_config=public_config
+    )
     if all(existing[key] == value for key, value in fields.items()):
         return Registration(twin_id=twin_id, node_id=node_id)
     if existing["farm_id"] != farm_id:

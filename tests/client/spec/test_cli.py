@@ -70,7 +70,7 @@ def test_invalid_spec_prints_every_problem(
         f"{invalid}:5:13: machines[0].memory: bad memory unit 'GB2' (use one of B, KB, MB, GB, "
         "TB, PB, KiB, MiB, GiB, TiB, PiB)",
         f"{invalid}:6:5: machines[0].colour: unknown field 'colour' (known: cpu, disk, disks, "
-        "entrypoint, env, flist, memory, mode, name, placement, planetary, replicas, ssh_keys)",
+        "entrypoint, env, flist, memory, mode, name, placement, planetary, public_ipv4, public_ipv6, replicas, ssh_keys)",
         f"{invalid}:7:11: machines[1].name: duplicate name 'web': machine machines[0] has it "
         "already (names are unique across machines, disks and zdbs)",
     ]

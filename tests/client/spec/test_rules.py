@@ -39,7 +39,7 @@ def test_unknown_field_points_at_the_key() -> None:
     assert problem.path == "machines[0].colour"
     assert problem.message == (
         "unknown field 'colour' (known: cpu, disk, disks, entrypoint, env, flist, memory, mode, "
-        "name, placement, planetary, replicas, ssh_keys)"
+        "name, placement, planetary, public_ipv4, public_ipv6, replicas, ssh_keys)"
     )
 
 

@@ -499,3 +499,44 @@ def test_the_haproxy_configuration_routes_passthrough_by_sni() -> None:
             check=False,
         )
         assert checked.returncode == 0, checked.stderr
+
+
+def test_a_route_on_a_private_network_reaches_its_backend_inside_that_namespace_only(
+    gateway: Gateway, door: FrontDoor
+) -> None:
+    """A backend in another namespace (a private network's router): HAProxy connects from
+    inside it, Caddy reaches it through HAProxy's socket, and the same address in the
+    gateway's own namespace is never what answers."""
+    router = "ztg" + secrets.token_hex(6)
+    server = None
+    try:
+        run_command_sync(["ip", "netns", "add", router])
+        run_command_sync(["ip", "-n", router, "link", "set", "lo", "up"])
+        argv = [sys.executable, "-c", _BACKEND, "18081", "-", "-", "backend in the network"]
+        server = subprocess.Popen(["nsenter", f"--net={links.netns_path(router)}", *argv])
+        deadline = time.monotonic() + 10
+        while not _listening(router, 18081):
+            assert time.monotonic() < deadline, "the network's backend did not start"
+            time.sleep(0.05)
+        asyncio.run(door.ensure())
+        inside = ProxyRoute(
+            "12-36-net", "net.gw.example", ("http://127.0.0.1:18081",), netns=router
+        )
+        asyncio.run(door.set_route(inside))
+        asyncio.run(door.set_route(_web()))  # the same address and port, in the gateway's netns
+        assert gateway.page("net.gw.example") == "backend in the network"
+        assert gateway.page(WEB) == "backend one"
+        passing = ProxyRoute("12-37-net", "np.gw.example", ("127.0.0.1:18081",), True, router)
+        asyncio.run(door.set_route(passing))
+        done = gateway.run(["openssl", "s_client", "-connect", f"{ADDRESS}:443", "-servername",
+                            "np.gw.example"], input=b"")  # fmt: skip
+        assert "BEGIN CERTIFICATE" not in done.stdout  # plain HTTP there: no TLS handshake
+        kept = {r.id: r.netns for r in asyncio.run(door.routes())}
+        assert kept["12-36-net"] == kept["12-37-net"] == router  # routes.json keeps it
+        with pytest.raises(GatewayError, match="private network"):
+            ProxyRoute("12-38-net", "x.gw.example", ("https://10.1.1.2:443",), netns=router)
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        run_command_sync(["ip", "netns", "delete", router], check=False)

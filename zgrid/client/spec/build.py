@@ -214,6 +214,8 @@ class _Builder:
             entrypoint=str(raw.get("entrypoint", "")),
             ssh_keys=tuple(k for k in keys if isinstance(k, str)) if isinstance(keys, list) else (),
             planetary=bool(raw.get("planetary", True)),
+            public_ipv4=raw.get("public_ipv4") is True,
+            public_ipv6=raw.get("public_ipv6") is True,
             replicas=_int(raw.get("replicas"), 1),
             mode="vm" if raw.get("mode") == "vm" else "container",
             placement=None

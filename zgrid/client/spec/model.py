@@ -66,6 +66,8 @@ class MachineSpec:
     entrypoint: str = ""
     ssh_keys: tuple[str, ...] = ()
     planetary: bool = True
+    public_ipv4: bool = False  # each replica gets one of its farm's public IPv4s
+    public_ipv6: bool = False  # each replica gets a public IPv6 of its node's /64
     replicas: int = 1
     mode: Literal["container", "vm"] = "container"
     placement: PlacementRules | None = None  # the spec's rules with this entry's over them

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import ipaddress
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 from zgrid.node.errors import GatewayError, HostTaken, NodeConfigError, NodeError
 from zgrid.node.net import links
 from zgrid.node.net.caddy import Caddy
-from zgrid.node.net.haproxy import HAProxy, default_maxconn, haproxy_config
+from zgrid.node.net.haproxy import HAProxy, default_maxconn, forward_socket, haproxy_config
 from zgrid.node.net.proxyroute import ROUTES_MAX, ProxyRoute, RouteFile, TlsIssuer
 
 __all__ = ["INTERNAL_PORT", "FrontDoor", "ProxyRoute", "TlsIssuer"]
@@ -165,14 +166,25 @@ class FrontDoor:
             finally:
                 os.close(fd)  # releases the lock
 
+    def _as_caddy_sees(self, route: ProxyRoute) -> ProxyRoute:
+        """A route on a private network goes, for Caddy, to HAProxy's socket for it."""
+        if not route.netns or route.tls_passthrough:
+            return route
+        socket = forward_socket(self.directory, route)
+        return dataclasses.replace(route, backends=(f"unix/{socket}",), netns="")
+
     async def _alive(self) -> bool:
         return await self._caddy.answering() and await self._haproxy.answering()
 
     async def _apply(self, routes: list[ProxyRoute]) -> None:
         if self.netns is not None and not await links.netns_exists(self.netns):
             raise GatewayError(f"the front door's netns {self.netns} does not exist")
+        (self.directory / "fwd").mkdir(mode=0o700, exist_ok=True)
         caddy = self._caddy.config(
-            routes, listen=self.listen, issuer=self.tls, internal_port=self.internal_port
+            [self._as_caddy_sees(route) for route in routes],
+            listen=self.listen,
+            issuer=self.tls,
+            internal_port=self.internal_port,
         )
         if await self._caddy.answering():
             await self._caddy.load(caddy)
@@ -180,7 +192,11 @@ class FrontDoor:
             ports = [(address, 80) for address in self.listen]
             await self._caddy.start(caddy, [*ports, ("127.0.0.1", self.internal_port)])
         haproxy = haproxy_config(
-            routes, listen=self.listen, caddy_port=self.internal_port, maxconn=default_maxconn()
+            routes,
+            listen=self.listen,
+            caddy_port=self.internal_port,
+            maxconn=default_maxconn(),
+            directory=self.directory,
         )
         if await self._haproxy.answering():
             await self._haproxy.update(haproxy)

@@ -29,6 +29,7 @@ __all__ = [
     "delete_link",
     "delete_netns",
     "delete_route",
+    "ensure_source_rule",
     "get_link",
     "get_sysctl",
     "links",
@@ -312,23 +313,47 @@ def _route_args(dst: str, dev: str | None, via: str | None, unreachable: bool) -
     ]
 
 
+def _family(dst: str, via: str | None) -> str:
+    # "default" says nothing of its family: the gateway does.
+    return "-6" if ":" in dst or (via is not None and ":" in via) else "-4"
+
+
 async def replace_route(
     dst: str,
     *,
     dev: str | None = None,
     via: str | None = None,
     unreachable: bool = False,
+    table: str | None = None,
     netns: str | None = None,
 ) -> None:
-    """Add the route, or replace the one to the same ``dst``."""
-    family = "-6" if ":" in dst else "-4"
-    argv = _ip([family, "route", "replace", *_route_args(dst, dev, via, unreachable)], netns)
+    """Add the route (to ``table``, else the main one), or replace the one to the same ``dst``."""
+    where = ("table", table) if table else ()
+    argv = _ip(
+        [_family(dst, via), "route", "replace", *_route_args(dst, dev, via, unreachable), *where],
+        netns,
+    )
     await _run(f"add route to {dst}{_where(netns)}", argv)
+
+
+async def ensure_source_rule(
+    source: str, table: str, *, priority: int, netns: str | None = None
+) -> None:
+    """Route what leaves from ``source`` (an address) by ``table``: a host with two ways out
+    answers from its public address through the public gateway (the rule is made once)."""
+    family = "-6" if ":" in source else "-4"
+    shown = await _run(f"list rules{_where(netns)}", _ip([family, "rule", "show"], netns))
+    if any(f"from {source} lookup {table}" in line for line in shown.splitlines()):
+        return
+    argv = _ip(
+        [family, "rule", "add", "from", source, "lookup", table, "priority", str(priority)], netns
+    )
+    await _run(f"add a rule for {source}{_where(netns)}", argv)
 
 
 async def delete_route(dst: str, *, dev: str | None = None, netns: str | None = None) -> None:
     """Delete the route to ``dst`` (through ``dev`` when given); a missing one is fine."""
-    family = "-6" if ":" in dst else "-4"
+    family = _family(dst, None)
     argv = _ip([family, "route", "delete", dst, *(("dev", dev) if dev else ())], netns)
     try:
         await run_command(argv, timeout=_TIMEOUT)

@@ -42,6 +42,7 @@ _ID = re.compile(r"[A-Za-z0-9_.-]+")
 # Gateway names may hold '_' (zgrid.types), so labels do too; browsers and Caddy accept it.
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _UNIX_PATH = re.compile(r"/[A-Za-z0-9_.@+/-]+")
+_NETNS = re.compile(r"[a-z0-9]{1,15}")  # the node's own names (zgrid.node.naming)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +140,21 @@ class ProxyRoute:
     Without ``tls_passthrough`` Caddy terminates TLS and proxies HTTP to ``http://h:p``,
     ``https://h:p`` or ``unix//abs/path.sock`` backends; with it HAProxy forwards the raw
     TLS stream, chosen by SNI, to ``h:p``, ``[v6]:p`` or ``unix//abs/path.sock``.
+
+    With ``netns`` (a private network's router namespace) the backends are addresses in that
+    namespace: HAProxy connects to them from inside it, and Caddy reaches them through a
+    unix socket HAProxy listens on, so a route reaches nothing of the node's own network.
     """
 
     id: str  # unique key, e.g. the workload id "12-34-web"
     host: str  # lower-case hostname matched by the Host header / SNI
     backends: tuple[str, ...]
     tls_passthrough: bool = False
+    netns: str = ""
 
     def __post_init__(self) -> None:
+        if self.netns and not _NETNS.fullmatch(self.netns):
+            raise GatewayError(f"route {self.id}: netns {self.netns!r} is not a namespace name")
         if not _ID.fullmatch(self.id) or len(self.id) > _ID_MAX:
             raise GatewayError(
                 f"route id {self.id!r} must be 1-{_ID_MAX} characters of A-Z, a-z, 0-9, '_.-'"
@@ -158,6 +166,10 @@ class ProxyRoute:
                 f"got {self.backends!r}"
             )
         parsed = self.parsed_backends()
+        if self.netns and any(b.path or b.tls for b in parsed):
+            raise GatewayError(
+                f"route {self.id}: backends on a private network are http:// URLs or host:port"
+            )
         if len({backend.tls for backend in parsed}) > 1:
             raise GatewayError(
                 f"route {self.id} mixes https:// with plain HTTP backends; Caddy speaks one "
@@ -179,6 +191,7 @@ class ProxyRoute:
             "host": self.host,
             "backends": list(self.backends),
             "tls_passthrough": self.tls_passthrough,
+            "netns": self.netns,
         }
 
     @classmethod
@@ -194,7 +207,10 @@ class ProxyRoute:
             raise GatewayError(f"a route's id and host must be strings, got {data!r}")
         if not isinstance(passthrough, bool):
             raise GatewayError(f"route {route_id}: tls_passthrough must be true or false")
-        return cls(route_id, host, tuple(backends), passthrough)
+        netns = data.get("netns", "")
+        if not isinstance(netns, str):
+            raise GatewayError(f"route {route_id}: netns must be a string")
+        return cls(route_id, host, tuple(backends), passthrough, netns)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,7 @@ class MachinePort:
     ip_range: str
     host_link: str  # the veth end or tap on the network's bridge
     mac: str
+    mtu: int = PRIVATE_MTU
 
 
 class NetworkPrimitive:
@@ -258,6 +259,11 @@ class NetworkPrimitive:
             host_link=host_link,
             mac=mac,
         )
+
+    def ip_range(self, network: WorkloadRef) -> str | None:
+        """The whole range (/16) of ``network``'s part on this node, or None if it has none."""
+        record = self._record(network.id)
+        return None if record is None else record.ip_range
 
     def port_name(self, network: WorkloadRef, machine: WorkloadRef) -> str:
         """The machine's link on the network's bridge (a veth end or a tap)."""

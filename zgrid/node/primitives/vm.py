@@ -30,7 +30,7 @@ from zgrid.node.flists import Lower
 from zgrid.node.naming import machine_mac
 from zgrid.node.net.planetary import GATEWAY, Attachment
 from zgrid.node.primitives.base import Observed, Provisioning, WorkloadRef
-from zgrid.node.primitives.network import PRIVATE_MTU, MachinePort
+from zgrid.node.primitives.network import MachinePort
 from zgrid.node.runtime.guest import (
     GuestUnavailable,
     build_initramfs,
@@ -286,7 +286,7 @@ class VirtualMachines:
         for port in private:
             lines.append(
                 f"private {q(port.mac)} {q(port.ip)}/{port.prefix} {q(port.gateway)}"
-                f" {q(port.ip_range)} {PRIVATE_MTU}"
+                f" {q(port.ip_range)} {port.mtu}"
             )
         for index, mount in enumerate(machine.mounts):
             lines.append(f"disk zd{index} {q(mount.mountpoint)}")

@@ -28,8 +28,10 @@ from zgrid.node.errors import NodeError, ProvisionError, RuntimeFailure
 from zgrid.node.flists import FlistManager, Lower
 from zgrid.node.logs import LogAccess, LogChannel
 from zgrid.node.net.planetary import Attachment, PlanetaryNetwork
+from zgrid.node.net.public import PUBLIC_LINK, PublicNetwork, PublicPort
 from zgrid.node.primitives.base import Observed, Provisioning, ResultData, WorkloadRef
 from zgrid.node.primitives.network import MachinePort, NetworkPrimitive
+from zgrid.node.primitives.publicip import IpPrimitive
 from zgrid.node.primitives.vm import VirtualMachines
 from zgrid.node.primitives.zdbenv import container_environment
 from zgrid.node.rootfs import is_mount_point, lower_is_dead, mount_overlay, unmount
@@ -49,7 +51,9 @@ IMAGE_KEEP = 600.0  # seconds an unused image stays mounted
 _STABLE_AFTER = 60.0  # seconds a restarted machine must run before it is ok again
 _WATCH_INTERVAL = 1.0
 _TAIL = 2048
-_UNPLUGGED = "its private network link is not there"
+_UNPLUGGED = "its private or public network link is not there"
+_PUBLIC_MARKER = "public"  # in the machine's directory: it has a pub link to remove
+PUBLIC_MTU = 1500
 
 
 def root_disk_id(ref: WorkloadRef) -> str:
@@ -76,6 +80,8 @@ class ZMachinePrimitive:
         planetary_address: Callable[[], str] | None = None,
         vms: VirtualMachines | None = None,
         networks: NetworkPrimitive | None = None,
+        public: PublicNetwork | None = None,
+        ips: IpPrimitive | None = None,
     ) -> None:
         """``zdb_port`` and ``planetary_address`` (the node's yggdrasil address) tell each
         machine where its deployment's zdb namespaces are (zdbenv.py); without a port the
@@ -93,6 +99,8 @@ class ZMachinePrimitive:
         self._planetary_address = planetary_address
         self._vms = vms  # None: this node runs containers only
         self._networks = networks  # None: this node has no private networks
+        self._public = public  # None: this node has no public network
+        self._ips = ips
         self._seen: dict[str, tuple[float, int]] = {}  # id -> (last exit, OOM kills) reported
         self._unstable: dict[str, float] = {}  # workload id -> time of its last exit
 
@@ -113,8 +121,10 @@ class ZMachinePrimitive:
             raise ProvisionError("this node cannot run virtual machines (qemu is not installed)")
         if machine.network.interfaces and self._networks is None:
             raise ProvisionError("this node cannot join private networks (no wireguard-go)")
-        if machine.network.public_ip:
-            raise ProvisionError("public IPs are not available on this node yet")
+        if machine.network.public_ip and (self._public is None or self._ips is None):
+            raise ProvisionError(
+                "this node has no public network (its farmer gave it no --public-interface)"
+            )
         lower = await self._flists.lower(self._flist_url(machine.flist), pinned=self._pinned(ref))
         cpu, memory = machine.compute_capacity.cpu, machine.compute_capacity.memory
         if machine.mode == "vm":
@@ -147,6 +157,7 @@ class ZMachinePrimitive:
             ref, contract_key=str(ref.contract_id), planetary=machine.network.planetary
         )
         ports = await self._plug_private(ref, machine, netns=attachment.netns)
+        public = await self._plug_public(ref, machine, netns=attachment.netns)
         output = self._dir(ref) / "output.log"
         access = await self._logs.open(ref.id, output)
         spec = ContainerSpec(
@@ -171,8 +182,27 @@ class ZMachinePrimitive:
         return {
             **self._result(attachment, lower, access),
             **_private_result(ports),
+            **_public_result(public),
             "restarts": status.restarts,
         }
+
+    async def _plug_public(
+        self, ref: WorkloadRef, machine: ZMachine, *, netns: str | None
+    ) -> PublicPort | None:
+        """The machine on the node's public network with the addresses its ip workload got
+        (a marker written first, so a removal knows to unplug it)."""
+        if not machine.network.public_ip:
+            return None
+        assert self._public is not None and self._ips is not None
+        ip_ref = WorkloadRef(ref.twin_id, ref.contract_id, machine.network.public_ip)
+        addresses = self._ips.addresses(ip_ref)
+        if not addresses:
+            raise ProvisionError(
+                f"ip workload {ip_ref.name!r} has no address yet (see its own result)"
+            )
+        self._dir(ref).mkdir(parents=True, exist_ok=True)
+        (self._dir(ref) / _PUBLIC_MARKER).touch()
+        return await self._public.plug(ref.id, addresses, netns=netns)
 
     async def _plug_private(
         self, ref: WorkloadRef, machine: ZMachine, *, netns: str | None
@@ -215,6 +245,7 @@ class ZMachinePrimitive:
             ref, contract_key=str(ref.contract_id), planetary=machine.network.planetary, tap=True
         )
         ports = await self._plug_private(ref, machine, netns=None)
+        public = await self._plug_public(ref, machine, netns=None)
         output = self._dir(ref) / "output.log"
         access = await self._logs.open(ref.id, output)
         before = await self._vms.runtime.status(ref.id)
@@ -227,9 +258,14 @@ class ZMachinePrimitive:
             network=attachment,
             env=env,
             output=output,
-            private=ports,
+            private=[*ports, *_public_cards(public)],
         )
-        return {**self._result(attachment, lower, access), **_private_result(ports), **facts}
+        return {
+            **self._result(attachment, lower, access),
+            **_private_result(ports),
+            **_public_result(public),
+            **facts,
+        }
 
     def _result(self, attachment: Attachment, lower: Lower, access: LogAccess) -> ResultData:
         """What every machine's result says, whichever its mode."""
@@ -309,6 +345,8 @@ class ZMachinePrimitive:
         await self._logs.close(ref.id)
         if self._networks is not None:
             await self._networks.unplug(self._private_links(ref))
+        if self._public is not None:
+            await self._public.unplug(ref.id)
         await self._network.detach(ref)
         rootfs = self._dir(ref) / "rootfs"
         await unmount(rootfs)
@@ -377,7 +415,13 @@ class ZMachinePrimitive:
         return Observed(exists=True)
 
     async def _private_plugged(self, ref: WorkloadRef) -> bool:
-        return self._networks is None or await self._networks.plugged(self._private_links(ref))
+        if self._networks is not None and not await self._networks.plugged(
+            self._private_links(ref)
+        ):
+            return False
+        if self._public is not None and (self._dir(ref) / _PUBLIC_MARKER).exists():
+            return await self._public.plugged(ref.id)
+        return True
 
     async def present(self) -> set[str]:
         found = set(await self._runtime.containers())
@@ -570,6 +614,38 @@ def _authorize(rootfs: Path, key: str) -> None:
             handle.write(key.strip() + "\n")
     finally:
         os.close(fd)
+
+
+def _public_result(port: PublicPort | None) -> ResultData:
+    """A machine's public addresses, as the ip workload gave them."""
+    if port is None:
+        return {}
+    v4 = next((a.cidr for a in port.addresses if ":" not in a.cidr), "")
+    v6 = next((a.cidr for a in port.addresses if ":" in a.cidr), "")
+    return {"public_ip": v4, "public_ip6": v6}
+
+
+def _public_cards(port: PublicPort | None) -> list[MachinePort]:
+    """A VM's public card as the guest configures a card: one line per address, each with
+    its default route through the farm's gateway."""
+    if port is None:
+        return []
+    cards = []
+    for address in port.addresses:
+        ip, prefix = address.cidr.split("/", 1)
+        cards.append(
+            MachinePort(
+                network=PUBLIC_LINK,
+                ip=ip,
+                prefix=int(prefix),
+                gateway=address.gateway,
+                ip_range="default",
+                host_link=port.host_link,
+                mac=port.mac,
+                mtu=PUBLIC_MTU,
+            )
+        )
+    return cards
 
 
 def _private_result(ports: list[MachinePort]) -> ResultData:
