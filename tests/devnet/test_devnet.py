@@ -26,11 +26,12 @@ from tests.conftest import require_root, require_tool
 from tests.devnet.devnets import DevnetRun, SpareHost, leftovers
 from tests.explorer.compare import answers, fresh_store, index_until, normal
 from tests.postgres import PostgresCluster
+from tests.processes import ZGRID
 from tests.readme import FOREGROUND, README, new_shell, readme_lines
 from zgrid.chain import SyncChainClient
 from zgrid.devnet.images import debian_root
 from zgrid.devnet.layout import Layout
-from zgrid.devnet.network import host_netns, internet, public_ranges
+from zgrid.devnet.network import GATEWAY_DOMAIN, Internet, host_netns, internet, public_ranges
 from zgrid.explorer import ExplorerStore
 from zgrid.node import unique_name
 from zgrid.node.runtime.guest import find_kernel
@@ -392,6 +393,84 @@ def test_a_machine_on_a_public_ip_answers_from_the_internet_and_gives_it_back(
     with SyncChainClient(Layout(deployer.dir).load().ledger_url) as chain:
         farm = chain.farm(farm_id)
     assert [ip for ip in farm["public_ips"] if ip["contract_id"]] == [], farm
+
+
+def _through(world: Internet, argv: list[str], want: str, *, timeout: float = 90) -> str:
+    """``argv`` run from the devnet's "internet" until its output holds ``want``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            world.command(argv), capture_output=True, text=True, check=False, input=""
+        )
+        if want in done.stdout:
+            return done.stdout
+        assert time.monotonic() < deadline, (argv, done)
+        time.sleep(1)
+
+
+def test_gateways_serve_a_name_a_domain_and_passthrough_tls_and_names_are_one_twins(
+    deployer: DevnetRun, tmp_path: Path
+) -> None:
+    """examples/gateway-web.yaml through node 1, the gateway node: hello.<domain> and an
+    FQDN over HTTPS verified against the devnet's CA, a passthrough name showing the
+    machine's own certificate; another twin cannot take the name."""
+    deployer.zgrid("deploy", str(EXAMPLES / "gateway-web.yaml"), timeout=420)
+    view = deployer.zgrid_json("show", "gateway-web")
+    gateways = {w["name"]: w for w in view["workloads"] if w["type"].startswith("gateway")}
+    assert {w["data"]["fqdn"] for w in gateways.values()} == {
+        f"hello.{GATEWAY_DOMAIN}",
+        "www.example.test",
+        f"secure.{GATEWAY_DOMAIN}",
+    }, gateways
+    status = deployer.zgrid_json("devnet", "status")
+    assert {w["node_id"] for w in gateways.values()} == {status["nodes"][0]["node_id"]}
+    assert f"https://hello.{GATEWAY_DOMAIN}/" in deployer.zgrid("show", "gateway-web").stdout
+    state = Layout(deployer.dir).load()
+    world, address, ca = internet(state), status["gateway_ip"], status["ca"]
+    for host in (f"hello.{GATEWAY_DOMAIN}", "www.example.test"):
+        page = _through(
+            world,
+            ["curl", "-sS", "-m", "5", "--cacert", ca, "--resolve", f"{host}:443:{address}",
+             f"https://{host}/"],
+            "hello through a gateway",
+        )  # fmt: skip
+        assert "<h1>" in page
+    shown = _through(
+        world,
+        ["openssl", "s_client", "-connect", f"{address}:443", "-servername",
+         f"secure.{GATEWAY_DOMAIN}", "-CAfile", ca],
+        "BEGIN CERTIFICATE",
+    )  # fmt: skip
+    # The machine's own self-signed certificate, not one of the devnet's CA.
+    assert f"subject=CN = secure.{GATEWAY_DOMAIN}" in shown
+    assert f"issuer=CN = secure.{GATEWAY_DOMAIN}" in shown, shown
+    with SyncChainClient(state.ledger_url) as chain:
+        held = chain.name_contract("hello")
+    assert held is not None and held["type"] == "name", held
+
+    # Another twin (its own home, its own identity) cannot have the name.
+    other = {**deployer.env(), "ZGRID_HOME": str(tmp_path / "other")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ZGRID, *args], capture_output=True, text=True, env=other, timeout=300,
+            check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    assert run("devnet", "up", "--json").returncode == 0
+    assert run("identity", "new").returncode == 0
+    assert run("account", "faucet", "100").returncode == 0
+    spec = tmp_path / "taken.yaml"
+    spec.write_text((EXAMPLES / "gateway-web.yaml").read_text().replace("gateway-web", "taken"))
+    refused = run("deploy", str(spec))
+    assert refused.returncode == 1, refused
+    assert "gateway name 'hello' is taken" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert json.loads(run("ls", "--json").stdout) == []
+
+    deployer.zgrid("destroy", "gateway-web", "--yes", timeout=180)
+    with SyncChainClient(state.ledger_url) as chain:
+        assert chain.name_contract("hello") is None  # given back with the deployment
 
 
 def test_the_devnets_ledger_indexes_alike_into_sqlite_and_postgresql(

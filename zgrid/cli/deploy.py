@@ -256,6 +256,8 @@ def _show_view(view: Any, *, as_json: bool, done: str) -> None:
         out_console.print(f"  {workload.name} ({workload.type}) {workload.state} on {where}")
         if workload.planetary_ip:
             out_console.print(f"      planetary: {workload.planetary_ip}")
+        if workload.type.startswith("gateway") and workload.data.get("fqdn"):
+            out_console.print(f"      https://{workload.data['fqdn']}/")
         for field in ("public_ip", "public_ip6"):
             if workload.type == "zmachine" and workload.data.get(field):
                 out_console.print(f"      public: {workload.data[field]}")

@@ -144,6 +144,12 @@ def _print_status(status: DevnetStatus) -> None:
             node.log,
         )
     table_console().print(table)
+    if status.gateway_ip:
+        out_console.print(
+            f"gateways: *.{status.gateway_domain} on {status.gateway_ip} (node-1), certificates"
+            f" from {status.ca}; public IPs in {status.public_subnet}, reached from this machine"
+            f" or from `ip netns exec {status.internet_netns}`"
+        )
 
 
 @app.command()

@@ -140,6 +140,30 @@ def run(
             help="Serve web gateways under this domain (needs --public-ip).",
         ),
     ] = "",
+    gateway_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--gateway-ca",
+            metavar="CERT",
+            exists=True,
+            dir_okay=False,
+            help="Issue gateways' certificates from this CA (PEM; with --gateway-ca-key), "
+            "instead of ACME.",
+        ),
+    ] = None,
+    gateway_ca_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--gateway-ca-key",
+            metavar="KEY",
+            exists=True,
+            dir_okay=False,
+            help="The --gateway-ca's private key (PEM).",
+        ),
+    ] = None,
+    acme_email: Annotated[
+        str, typer.Option("--acme-email", metavar="EMAIL", help="Contact for ACME certificates.")
+    ] = "",
 ) -> None:
     """Run the node daemon until interrupted: register, then run what the ledger says."""
     from zgrid.node import NodeConfig, NodeConfigError, public_settings, run_node  # noqa: PLC0415
@@ -157,6 +181,8 @@ def run(
             )
         except NodeConfigError as exc:
             raise typer.BadParameter(str(exc)) from None
+    if (gateway_ca is None) != (gateway_ca_key is None):
+        raise typer.BadParameter("--gateway-ca and --gateway-ca-key go together")
 
     config = NodeConfig(
         farm_id=farm,
@@ -171,6 +197,8 @@ def run(
         reconcile_interval=reconcile_interval,
         uptime_interval=uptime_interval,
         public=public,
+        gateway_ca=(gateway_ca, gateway_ca_key) if gateway_ca and gateway_ca_key else None,
+        acme_email=acme_email,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 

@@ -17,11 +17,13 @@ from pydantic import ValidationError
 
 from zgrid.canonical import CanonicalJSONError, canonical_dumps, canonical_loads
 from zgrid.client.errors import InvalidWorkload
-from zgrid.client.spec.model import DiskSpec, MachineSpec, ZdbSpec
+from zgrid.client.spec.model import DiskSpec, GatewaySpec, MachineSpec, ZdbSpec
 from zgrid.types import (
     ZDB,
     ComputeCapacity,
     Deployment,
+    GatewayFQDNProxy,
+    GatewayNameProxy,
     InvalidDeployment,
     MachineInterface,
     MachineNetwork,
@@ -142,6 +144,25 @@ def machine_data(
             ),
             mode=machine.mode,
         ),
+    )
+
+
+def gateway_data(
+    gateway: GatewaySpec, ips: Sequence[str], network: str
+) -> GatewayNameProxy | GatewayFQDNProxy:
+    """A gateway to ``ips`` (its machine's replicas) on ``network`` (the workload's name of
+    the gateway node's part of the private network)."""
+    if gateway.tls_passthrough:
+        backends = [f"{ip}:{gateway.port}" for ip in ips]
+    else:
+        backends = [f"http://{ip}:{gateway.port}" for ip in ips]
+    common = {"backends": backends, "network": network, "tls_passthrough": gateway.tls_passthrough}
+    if gateway.name:
+        return _checked(
+            f"gateway {gateway.entry!r}", lambda: GatewayNameProxy(name=gateway.name, **common)
+        )
+    return _checked(
+        f"gateway {gateway.entry!r}", lambda: GatewayFQDNProxy(fqdn=gateway.fqdn, **common)
     )
 
 

@@ -32,6 +32,7 @@ from zgrid.client.builder import (
     base_name,
     deployment_metadata,
     disk_data,
+    gateway_data,
     ip_data,
     item_of,
     machine_data,
@@ -43,8 +44,8 @@ from zgrid.client.builder import (
 from zgrid.client.errors import FlistNotFound, InvalidWorkload, PlacementError
 from zgrid.client.items import SpecItem, spec_items
 from zgrid.client.mesh import NodeMesh, network_key, plan_mesh
-from zgrid.client.plan import ContractChange, WorkloadChange
-from zgrid.client.spec.model import NetworkSpec, Spec
+from zgrid.client.plan import ContractChange, WorkloadChange, item_key
+from zgrid.client.spec.model import GatewaySpec, NetworkSpec, Spec
 from zgrid.types import (
     GIB,
     MIB,
@@ -61,8 +62,8 @@ from zgrid.types import (
 
 __all__ = ["CurrentContract", "plan_changes"]
 
-# install order: zmount, network, ip, zdb, zmachine
-_KIND_ORDER = ("disk", "network", "ip", "zdb", "machine")
+# install order: zmount, network, ip, zdb, zmachine, gateway
+_KIND_ORDER = ("disk", "network", "ip", "zdb", "machine", "gateway")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def plan_changes(
         for item in items:
             if item.kind == "machine":
                 machines_on.setdefault(assignment[item.key], []).append(item.key)
+            elif item.kind == "gateway":  # it reaches its machines over the network
+                machines_on.setdefault(assignment[item.key], [])
         meshes = plan_mesh(
             spec,
             machines_on,
@@ -272,6 +275,18 @@ class _NodeBuilder:
             "update", node_id, now.contract_id, deployment, previous, tuple(moves)
         )
 
+    def _gateway(self, gateway: GatewaySpec, names: Mapping[str, str]) -> WorkloadData:
+        spec = self._spec
+        assert spec.network is not None  # a spec with gateways has one (spec.build)
+        machine = spec.machine(gateway.machine)
+        ips = _machine_addresses(self._meshes, machine.name, machine.replicas)
+        if not ips:
+            raise InvalidWorkload(
+                f"gateway {gateway.entry!r}: machine {machine.name!r} has no private address"
+            )
+        network = names.get(network_key(spec.network), spec.network.name)
+        return gateway_data(gateway, ips, network)
+
     def _data(
         self, item: SpecItem, on_node: Sequence[SpecItem], names: Mapping[str, str]
     ) -> WorkloadData:
@@ -282,6 +297,8 @@ class _NodeBuilder:
             return self._meshes[self._node].network
         if item.kind == "ip":
             return ip_data(spec.machine(item.entry))
+        if item.kind == "gateway":
+            return self._gateway(spec.gateway(item.entry), names)
         if item.kind == "zdb":
             zdb = next(z for z in spec.zdbs if z.name == item.entry)
             password = zdb.password
@@ -346,6 +363,13 @@ def _check_public_ips(node_id: int, contract_id: int, previous: Deployment, aske
 def _public_ipv4s(workloads: Iterable[Workload]) -> int:
     """How many public IPv4 the ip workloads ask for: what the contract reserves."""
     return sum(1 for w in workloads if isinstance(w.data, PublicIP) and w.data.v4)
+
+
+def _machine_addresses(meshes: Mapping[int, NodeMesh], machine: str, replicas: int) -> list[str]:
+    """The private addresses of ``machine``'s replicas, wherever each runs."""
+    found = {key: ip for mesh in meshes.values() for key, ip in mesh.addresses.items()}
+    keys = [item_key("machine", machine, replica) for replica in range(replicas)]
+    return [found[key] for key in keys if key in found]
 
 
 def _removal(workload: Workload) -> WorkloadChange:

@@ -32,6 +32,7 @@ __all__ = [
     "FlistNotFound",
     "InvalidAnswer",
     "InvalidWorkload",
+    "NameTaken",
     "NetworkNotConfigured",
     "PlacementError",
     "SpecError",
@@ -104,6 +105,10 @@ class DeploymentNotFound(ClientError):
 
 class DeploymentExists(ClientError):
     """A deployment by that name already runs on this network."""
+
+
+class NameTaken(ClientError):
+    """A gateway name another twin holds on the ledger."""
 
 
 class DeployFailed(ClientError):

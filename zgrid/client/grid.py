@@ -38,6 +38,7 @@ from zgrid.client.errors import (
 from zgrid.client.explorer_source import network_explorer
 from zgrid.client.flists import resolve_flists
 from zgrid.client.mesh import access_config, with_access
+from zgrid.client.names import check_names, claim_names, deployed_names, release_names, spec_names
 from zgrid.client.offers import NodeOffer, NodeSource, source_of
 from zgrid.client.plan import ContractChange, Plan, WorkloadChange
 from zgrid.client.planner import place
@@ -163,6 +164,8 @@ class Grid:
             for node_id, contract in current.items()
             for w in contract.deployment.workloads
         }
+        if twin_id:
+            await check_names(self.chain, spec_names(checked), twin_id)
         assignment = place(checked, offers, current=keys, twin_id=twin_id)
         flists = await resolve_flists(checked, hub=self.network.hub)
         # Without a twin yet (deploy makes one first), plan as twin 1: such a plan is only
@@ -341,7 +344,20 @@ class Grid:
             plan = await self.plan(checked)  # none given, or made before the twin existed
         if on_step is not None:
             on_step(f"planned with {plan.nodes_text}")
-        await deployer.execute(plan, record)
+        wanted = spec_names(checked)
+        before = deployed_names(c.previous for c in plan.changes if c.previous is not None)
+        made = await claim_names(self.chain, wanted, twin_id)
+        if made and on_step is not None:
+            on_step(
+                f"claimed gateway name(s) {', '.join(wanted)} (name contracts {', '.join(map(str, made))})"
+            )
+        try:
+            await deployer.execute(plan, record)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the failure is what the caller hears of
+                await release_names(self.chain, set(wanted) - before, twin_id)
+            raise
+        await release_names(self.chain, before - set(wanted), twin_id)
         return await self.show(checked.name)
 
     def _deployer(
@@ -537,6 +553,7 @@ class Grid:
         record.claim("destroying")
         self._save(record)
         deployer = self._deployer(twin_id, None, on_step)
+        names = deployed_names(c.deployment for c in (await self._current(record)).values())
         found = await deployer.find_contracts(record)
         if on_step is not None:
             on_step(f"cancelling contract(s) {', '.join(map(str, found)) or 'none left'}")
@@ -549,6 +566,7 @@ class Grid:
             raise DeploymentExists(
                 f"{record.name} is not fully destroyed: " + "; ".join(problems.values())
             )
+        await release_names(self.chain, names, twin_id)
         self.store.drop_record(self.network.name, record.name)
         return found
 

@@ -39,7 +39,7 @@ def machine_capacity(machine: MachineSpec) -> Capacity:
 
 
 def spec_items(spec: Spec) -> list[SpecItem]:
-    """Every item of ``spec``: machines first (in spec order), then disks, then zdbs."""
+    """Every item of ``spec``: machines first (in spec order), then disks, zdbs, gateways."""
     items: list[SpecItem] = []
     mounted_by: dict[str, MachineSpec] = {}
     for machine in spec.machines:
@@ -64,6 +64,12 @@ def spec_items(spec: Spec) -> list[SpecItem]:
     for zdb in spec.zdbs:
         owner = None if zdb.machine is None else spec.machine(zdb.machine)
         items += _with_owner("zdb", zdb.name, Capacity(hru=zdb.size), owner)
+    for gateway in spec.gateways:  # on a gateway node, wherever its machine runs
+        items.append(
+            SpecItem(
+                item_key("gateway", gateway.entry, 0), "gateway", gateway.entry, 0, None, Capacity()
+            )
+        )
     return items
 
 

@@ -139,7 +139,7 @@ def plan_mesh(
     access: str | None = None,
 ) -> dict[int, NodeMesh]:
     """Each node's part of the spec's network; ``machines_on`` lists the machine item keys
-    each node runs (nodes without machines get no part), ``current`` the deployment each
+    of each node that has a part (a gateway node may have none of them), ``current`` the deployment each
     node runs now, ``endpoints`` the address each node's peers reach it at, ``access``
     the public key of the deployer's own machine, a peer of every node (:func:`access_peer`).
 
@@ -147,7 +147,7 @@ def plan_mesh(
     """
     assert spec.network is not None
     key = network_key(spec.network)
-    nodes = sorted(node for node, keys in machines_on.items() if keys)
+    nodes = sorted(machines_on)
     old_parts: dict[int, Network] = {}
     old_addresses: dict[str, str] = {}
     for node, deployment in current.items():

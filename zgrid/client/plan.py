@@ -26,7 +26,7 @@ __all__ = [
     "split_key",
 ]
 
-ItemKind = Literal["machine", "disk", "zdb", "network", "ip"]
+ItemKind = Literal["machine", "disk", "zdb", "network", "ip", "gateway"]
 WorkloadAction = Literal["create", "update", "replace", "remove", "keep"]
 ContractAction = Literal["create", "update", "cancel", "keep"]
 

@@ -34,6 +34,7 @@ class _Unit:
     rules: PlacementRules
     machine: str | None  # the machine entry whose replicas spread, if any
     order: int  # position in the spec, for a deterministic order among equals
+    gateway: bool = False  # only on a gateway node (a public IP and a domain)
 
     @property
     def capacity(self) -> Capacity:
@@ -131,6 +132,10 @@ def _units(spec: Spec, items: Sequence[SpecItem]) -> list[_Unit]:
         elif item.kind == "zdb":
             zdb = next(z for z in spec.zdbs if z.name == item.entry)
             units.append(_Unit(f"zdb {item.entry}", (item,), spec.rules_for(zdb), None, order))
+        elif item.kind == "gateway":
+            # The spec's placement is about its workloads' nodes; a gateway's is the grid's.
+            unit = _Unit(f"gateway {item.entry}", (item,), PlacementRules(), None, order, True)
+            units.append(unit)
         else:
             units.append(_Unit(f"disk {item.entry}", (item,), spec.placement, None, order))
     return units
@@ -169,6 +174,8 @@ def _rule_passes(rules: PlacementRules, node: NodeOffer) -> bool:
 
 def _keeps(unit: _Unit, node: NodeOffer, twin_id: int, spread_on: Mapping[str, set[int]]) -> bool:
     if _rented_by_other(node, twin_id) or not _rule_passes(unit.rules, node):
+        return False
+    if unit.gateway and not node.domain:
         return False
     return unit.machine is None or node.node_id not in spread_on.get(unit.machine, set())
 
@@ -233,6 +240,8 @@ class _Check:
             steps.append(self._noting(_certified_step))
         if self.unit.machine is not None:
             steps.append(self._noting(self._spread_step))
+        if self.unit.gateway:
+            steps.append(self._noting(_gateway_step))
         return steps + self.capacity_steps()
 
     def capacity_steps(self) -> list[_Step]:
@@ -383,6 +392,16 @@ def _rent_step(candidates: list[NodeOffer], twin_id: int) -> tuple[list[NodeOffe
     if len(out) == 1:
         return kept, [f"node {out[0].node_id} is rented by twin {out[0].rented_by}"]
     return kept, [f"{_nodes(_ids(out))} are rented by other twins"]
+
+
+def _gateway_step(candidates: list[NodeOffer]) -> tuple[list[NodeOffer], list[str]]:
+    kept = [o for o in candidates if o.domain]
+    out = _dropped(candidates, kept)
+    if not out:
+        return kept, []
+    if len(out) == 1:
+        return kept, [f"node {out[0].node_id} is no gateway node (no public IP and domain)"]
+    return kept, [f"{_nodes(_ids(out))} are no gateway nodes (none has a public IP and a domain)"]
 
 
 def _certified_step(candidates: list[NodeOffer]) -> tuple[list[NodeOffer], list[str]]:

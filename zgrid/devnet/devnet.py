@@ -30,10 +30,12 @@ from zgrid.devnet.layout import (
     Layout,
 )
 from zgrid.devnet.network import (
+    GATEWAY_DOMAIN,
     ensure_network,
     free_prefix,
     free_public_prefixes,
     host_netns,
+    internet,
     remove_network,
 )
 from zgrid.devnet.nodes import NodeProcess, node_data_dirs
@@ -289,6 +291,11 @@ class Devnet:
             explorer_url=state.explorer_url,
             components=components,
             nodes=nodes,
+            public_subnet=f"{state.public_prefix}.0/24" if state.public_prefix else "",
+            gateway_domain=GATEWAY_DOMAIN,
+            gateway_ip=state.gateway_node_ip.split("/")[0] if state.public_prefix else "",
+            ca=str(self.layout.ca / "ca.pem"),
+            internet_netns=internet(state).netns,
         )
 
     def _component(self, name: str, url: str) -> ComponentStatus:

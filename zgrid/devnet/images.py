@@ -37,7 +37,7 @@ __all__ = [
 
 DEBIAN_SUITE = "bookworm"
 # Beside minbase: a machine reachable over SSH, with the tools its user reaches for first.
-DEBIAN_PACKAGES = ("iproute2", "iputils-ping", "openssh-server", "procps")
+DEBIAN_PACKAGES = ("iproute2", "iputils-ping", "openssh-server", "openssl", "procps")
 # The Debian image's SSH server as a machine's entrypoint: in the foreground, its log on the
 # console, with a host key of the machine's own made on its first start (kept on its root
 # volume after that). Keys only, without PAM: PAM's session modules cost over a second per

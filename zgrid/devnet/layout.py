@@ -174,6 +174,12 @@ class Layout:
         return self.root / "run"
 
     @property
+    def ca(self) -> Path:
+        """The devnet's certificate authority (``ca.pem``): its gateways' certificates chain
+        to it, so ``curl --cacert <dir>/ca/ca.pem`` verifies them."""
+        return self.root / "ca"
+
+    @property
     def yggdrasil(self) -> Path:
         return self.root / "yggdrasil"
 

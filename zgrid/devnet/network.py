@@ -21,6 +21,8 @@ import contextlib
 import ipaddress
 import json
 import random
+import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -100,11 +102,51 @@ def _used_ipv6_networks() -> list[ipaddress.IPv6Network]:
     return used
 
 
+_ASKED_HOSTS = ("deb.debian.org", "security.debian.org", "pypi.org", "files.pythonhosted.org")
+
+
+def _apt_hosts() -> set[str]:
+    """The hosts this machine's package sources name."""
+    found: set[str] = set()
+    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+    for source in sources:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            found.update(re.findall(r"https?://([A-Za-z0-9.-]+)", source.read_text()))
+    return found
+
+
+def _talked_to() -> list[ipaddress.IPv4Network]:
+    """Addresses this machine reaches through its own way out: its name servers, the hosts
+    its packages come from (a proxy may sit on a documentation address), its connections."""
+    addresses: set[str] = set()
+    with contextlib.suppress(OSError):
+        addresses.update(
+            re.findall(r"^nameserver\s+(\S+)", Path("/etc/resolv.conf").read_text(), re.M)
+        )
+    for host in sorted(_apt_hosts() | set(_ASKED_HOSTS)):
+        with contextlib.suppress(OSError, UnicodeError):
+            for info in socket.getaddrinfo(host, None, family=socket.AF_INET):
+                addresses.add(str(info[4][0]))
+    done = subprocess.run(
+        ["ss", "-H", "-t", "-n", "-4"], capture_output=True, text=True, check=False
+    )
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 5:
+            addresses.add(fields[4].rsplit(":", 1)[0])
+    found = []
+    for address in addresses:
+        with contextlib.suppress(ValueError):
+            found.append(ipaddress.IPv4Network(address))
+    return found
+
+
 def free_public_prefixes() -> tuple[str, str]:
-    """A documentation /24 and /64 that no route of this machine touches (the machine may
-    itself sit on one: those are left alone), as ``(203.0.113, 2001:db8:113::)``; the /64
-    is "" when both are taken (the devnet then has no IPv6)."""
-    used4 = _used_ipv4_networks()
+    """A documentation /24 and /64 that no route of this machine touches and holding no
+    address it talks to (the machine may itself sit on one, or reach its package proxy at
+    one: those are left alone), as ``(203.0.113, 2001:db8:113::)``; the /64 is "" when both
+    are taken (the devnet then has no IPv6)."""
+    used4 = _used_ipv4_networks() + _talked_to()
     prefix = next(
         (
             p
@@ -116,7 +158,8 @@ def free_public_prefixes() -> tuple[str, str]:
     if prefix is None:
         raise DevnetError(
             "every documentation /24 (203.0.113, 198.51.100, 192.0.2) is in this machine's"
-            " routes: the devnet has none left for its farm's public addresses"
+            " routes or holds an address it talks to: the devnet has none left for its farm's"
+            " public addresses"
         )
     used6 = [n for n in _used_ipv6_networks() if n.prefixlen > 0]
     prefix6 = next(

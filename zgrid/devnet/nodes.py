@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zgrid.devnet.ca import CertificateAuthority, ensure_ca
 from zgrid.devnet.layout import YGGDRASIL_PORT, DevnetState, Layout
 from zgrid.devnet.network import GATEWAY_DOMAIN, HostNetns
 from zgrid.devnet.processes import Daemon
@@ -36,6 +37,7 @@ class NodeProcess:
         self.host = host
         self.state = state
         self.data = layout.node_dir(host.name)
+        self.ca_dir = layout.ca
         self.daemon = Daemon(host.name, layout.pid_file(host.name), layout.log(host.name))
         self._log_offset = 0  # where this start's lines begin in the daemon's log
 
@@ -94,7 +96,7 @@ class NodeProcess:
             "--join-token", token.encode(),
             "--yggdrasil-listen", f"tcp://{self.host.address}:{YGGDRASIL_PORT}",
             "--yggdrasil-peer", f"tcp://{self.state.gateway}:{YGGDRASIL_PORT}",
-            *public_flags(self.state, self.host.number),
+            *public_flags(self.state, self.host.number, ensure_ca(self.ca_dir)),
         ]  # fmt: skip
         self.daemon.start(self.host.command(argv))
 
@@ -116,10 +118,10 @@ class NodeProcess:
         return node_id
 
 
-def public_flags(state: DevnetState, number: int) -> list[str]:
+def public_flags(state: DevnetState, number: int, ca: CertificateAuthority) -> list[str]:
     """Node ``number``'s public side: every node bridges the farm's segment (for machines'
     public IPs) with an IPv6 of its own there; node 1 is also the gateway node, with a public
-    IPv4 and the devnet's domain."""
+    IPv4 and the devnet's domain, issuing its gateways' certificates from the devnet's CA."""
     flags = ["--public-interface", "eth1"]
     if state.public_prefix6:
         flags += ["--public-ip6", state.node_public_ip6(number)]
@@ -127,6 +129,7 @@ def public_flags(state: DevnetState, number: int) -> list[str]:
     if number == 1:
         flags += ["--public-ip", state.gateway_node_ip, "--public-gateway", state.farm_gateway]
         flags += ["--domain", GATEWAY_DOMAIN]
+        flags += ["--gateway-ca", str(ca.certificate), "--gateway-ca-key", str(ca.key)]
     return flags
 
 

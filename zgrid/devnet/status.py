@@ -46,6 +46,11 @@ class DevnetStatus:
     explorer_url: str
     components: list[ComponentStatus] = field(default_factory=list)
     nodes: list[NodeStatus] = field(default_factory=list)
+    public_subnet: str = ""  # the farm's public segment (documentation range)
+    gateway_domain: str = ""  # node 1 serves gateways under it
+    gateway_ip: str = ""
+    ca: str = ""  # the CA gateways' certificates chain to (curl --cacert)
+    internet_netns: str = ""  # the "internet": `ip netns exec` it to be a visitor from outside
 
     @property
     def running(self) -> bool:

@@ -26,13 +26,16 @@ from zgrid.node.capacity import node_capacity
 from zgrid.node.disks import DiskPool
 from zgrid.node.dispatch import build_primitives
 from zgrid.node.engine import Engine
+from zgrid.node.errors import NodeError
 from zgrid.node.flists import FlistManager
 from zgrid.node.keys import identity_dir, load_or_create_node_identity
 from zgrid.node.logs import LogChannel
 from zgrid.node.naming import node_scope
+from zgrid.node.net.frontdoor import FrontDoor, TlsIssuer
 from zgrid.node.net.planetary import PlanetaryNetwork
 from zgrid.node.net.public import PublicAddress, PublicNetwork, PublicSettings
 from zgrid.node.net.yggdrasil import Yggdrasil
+from zgrid.node.primitives.gateway import GatewayPrimitive
 from zgrid.node.primitives.network import NetworkPrimitive
 from zgrid.node.primitives.publicip import IpPrimitive, ReservedIps
 from zgrid.node.primitives.vm import VirtualMachines
@@ -65,6 +68,9 @@ class NodeConfig:
     reconcile_interval: float = 60.0
     uptime_interval: float = 2400.0
     public: PublicSettings | None = None  # None: no public network (no public IPs, no gateway)
+    # How a gateway node's Caddy gets certificates: its own CA (cert, key), else ACME.
+    gateway_ca: tuple[Path, Path] | None = None
+    acme_email: str = ""
 
 
 async def node_addresses(*, besides: str = "") -> list[str]:
@@ -122,12 +128,7 @@ async def run_node(
         logs = LogChannel(zdb, data / "logs")
         planetary = PlanetaryNetwork(yggdrasil, data / "planetary", scope=scope)
         disks = DiskPool(data / "disks", scope=scope)
-        vms = None
-        if shutil.which(QEMU):
-            qemu = QemuRuntime(data / "runtime")
-            vms = VirtualMachines(
-                data / "machines", runtime=qemu, disks=disks, cache=data / "guest"
-            )
+        vms = _virtual_machines(data, disks)
         networks = None
         if shutil.which("wireguard-go") and shutil.which("wg"):
             networks = NetworkPrimitive(data / "networks", scope=scope)
@@ -147,12 +148,14 @@ async def run_node(
             public=public,
             ips=ips,
         )
+        gateways = _gateways(config, data, chain, networks)
         primitives = build_primitives(
             machines=machines,
             zdb=zdb,
             addresses=lambda: list(addresses),
             networks=networks,
             ips=ips,
+            gateways=gateways,
         )
         engine = Engine(
             chain=chain,
@@ -186,6 +189,8 @@ async def run_node(
                 group.create_task(report_uptime(chain, interval=config.uptime_interval))
                 group.create_task(report_traffic(chain, state, planetary.host_links))
                 group.create_task(_supervise(zdb, yggdrasil))
+                if gateways is not None:
+                    group.create_task(_keep_front_door(gateways.front))
                 if ready is not None:
                     group.create_task(_when_idle(engine, lambda: ready(info)))
         finally:
@@ -218,6 +223,51 @@ async def _registered(
                 public_config=_public_config(config.public),
             )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _virtual_machines(data: Path, disks: DiskPool) -> VirtualMachines | None:
+    """VMs where qemu is installed (None: this node runs containers only)."""
+    if not shutil.which(QEMU):
+        return None
+    qemu = QemuRuntime(data / "runtime")
+    return VirtualMachines(data / "machines", runtime=qemu, disks=disks, cache=data / "guest")
+
+
+def _gateways(
+    config: NodeConfig, data: Path, chain: ChainClient, networks: NetworkPrimitive | None
+) -> GatewayPrimitive | None:
+    """A gateway node's front door and gateway primitive (None on other nodes)."""
+    public = config.public
+    if public is None or not public.domain:
+        return None
+    if config.gateway_ca is not None:
+        tls = TlsIssuer(
+            "internal", ca_certificate=config.gateway_ca[0], ca_key=config.gateway_ca[1]
+        )
+    else:
+        tls = TlsIssuer("acme", acme_email=config.acme_email)
+    front = FrontDoor(data / "gateway", listen=[a.ip for a in public.own], tls=tls)
+
+    async def name_owner(name: str) -> int | None:
+        found = await chain.name_contract(name)
+        return None if found is None else int(found["twin_id"])
+
+    return GatewayPrimitive(
+        data / "gateways", front=front, domain=public.domain, name_owner=name_owner,
+        networks=networks,
+    )  # fmt: skip
+
+
+async def _keep_front_door(front: FrontDoor, interval: float = 5.0) -> None:
+    """Caddy and HAProxy started again, with every route, if either dies."""
+    while True:
+        try:
+            if await front.routes() and not await front.alive():
+                log.warning("the gateway's front door is down; starting it again")
+                await front.ensure()
+        except NodeError as exc:
+            log.warning("cannot restart the gateway's front door: %s", exc)
+        await asyncio.sleep(interval)
 
 
 async def _public_side(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zgrid.node.primitives.base import Primitive
+from zgrid.node.primitives.gateway import GatewayPrimitive
 from zgrid.node.primitives.network import NetworkPrimitive
 from zgrid.node.primitives.publicip import IpPrimitive
 from zgrid.node.primitives.volume import VolumePrimitive
@@ -24,6 +25,7 @@ def build_primitives(
     addresses: Callable[[], list[str]],
     networks: NetworkPrimitive | None = None,
     ips: IpPrimitive | None = None,
+    gateways: GatewayPrimitive | None = None,
 ) -> dict[WorkloadType, Primitive]:
     """Workload type → primitive; types missing here are refused with a clear message."""
     table: dict[WorkloadType, Primitive] = {
@@ -36,4 +38,7 @@ def build_primitives(
         table[WorkloadType.NETWORK] = networks
     if ips is not None:
         table[WorkloadType.IP] = ips
+    if gateways is not None:
+        table[WorkloadType.GATEWAY_NAME_PROXY] = gateways
+        table[WorkloadType.GATEWAY_FQDN_PROXY] = gateways
     return table

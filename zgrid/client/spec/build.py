@@ -20,6 +20,7 @@ from typing import Any
 from zgrid.client.spec.document import Document, Path
 from zgrid.client.spec.model import (
     DiskSpec,
+    GatewaySpec,
     MachineSpec,
     MountSpec,
     NetworkSpec,
@@ -253,6 +254,36 @@ class _Builder:
         )
 
 
+def _gateways(builder: _Builder, data: Mapping[str, Any], machines: set[str]) -> list[GatewaySpec]:
+    found: list[GatewaySpec] = []
+    seen: set[str] = set()
+    for path, raw in _entries(data, "gateways"):
+        name, fqdn = raw.get("name"), raw.get("fqdn")
+        name = name if isinstance(name, str) else ""
+        fqdn = fqdn if isinstance(fqdn, str) else ""
+        if bool(name) == bool(fqdn):
+            builder.fail(path, "a gateway has a name or an fqdn (one of them)")
+        machine = raw.get("machine")
+        machine = machine if isinstance(machine, str) else ""
+        if machine and machine not in machines:
+            known = ", ".join(sorted(machines)) or "none"
+            builder.fail((*path, "machine"), f"no machine named {machine!r} (machines: {known})")
+        entry = name or fqdn
+        if entry in seen:
+            builder.fail(path, f"gateway {entry!r} is given twice")
+        seen.add(entry)
+        found.append(
+            GatewaySpec(
+                machine=machine,
+                port=_int(raw.get("port"), 0),
+                name=name,
+                fqdn=fqdn,
+                tls_passthrough=raw.get("tls_passthrough") is True,
+            )
+        )
+    return found
+
+
 def _section_path(path: Path) -> str:
     return f"{path[0]}[{path[1]}]"
 
@@ -292,11 +323,17 @@ def build_spec(document: Document) -> Spec:
     zdbs = [builder.zdb(raw, path, rules, machine_names) for path, raw in _entries(data, "zdbs")]
     name = data.get("name")
     entries = machine_names | disk_names | {zdb.name for zdb in zdbs}
+    gateways = _gateways(builder, data, machine_names)
+    network = builder.network(data.get("network"), entries)
+    if gateways and network is None:
+        # A gateway reaches its machines over the private network: the default one, then.
+        network = builder.network({}, entries)
     return Spec(
         name=name if isinstance(name, str) else "",
         machines=tuple(machines),
         zdbs=tuple(zdbs),
         disks=tuple(disks),
         placement=rules,
-        network=builder.network(data.get("network"), entries),
+        network=network,
+        gateways=tuple(gateways),
     )

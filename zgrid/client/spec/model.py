@@ -93,6 +93,23 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class GatewaySpec:
+    """A web gateway to a machine's replicas on the spec's private network: ``name`` (under
+    a gateway node's domain, held by a name contract) or ``fqdn`` (the deployer's own)."""
+
+    machine: str
+    port: int
+    name: str = ""
+    fqdn: str = ""
+    tls_passthrough: bool = False
+
+    @property
+    def entry(self) -> str:
+        """What its item is called: the name, or the domain."""
+        return self.name or self.fqdn
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str  # the deployment's name: ^[a-z0-9][a-z0-9-]{0,62}$
     machines: tuple[MachineSpec, ...] = ()
@@ -100,10 +117,14 @@ class Spec:
     disks: tuple[DiskSpec, ...] = ()
     placement: PlacementRules = field(default_factory=PlacementRules)
     network: NetworkSpec | None = None
+    gateways: tuple[GatewaySpec, ...] = ()
     source: Path | None = None  # the file it was read from
 
     def machine(self, name: str) -> MachineSpec:
         return next(m for m in self.machines if m.name == name)
+
+    def gateway(self, entry: str) -> GatewaySpec:
+        return next(g for g in self.gateways if g.entry == entry)
 
     def disk(self, name: str) -> DiskSpec:
         return next(d for d in self.disks if d.name == name)
