@@ -73,10 +73,18 @@ machines:
     memory: 256MiB
     replicas: 2
     planetary: false
-    entrypoint: /bin/sh -c 'exec sleep 1000000'
+    # The gateway's backend too: busybox httpd (in the background) serves a 1 KiB page.
+    entrypoint: >-
+      /bin/sh -c 'mkdir -p /www && head -c 1023 /dev/zero | tr "\\0" z > /www/index.html &&
+      httpd -p 8080 -h /www && exec sleep 1000000'
+gateways:
+  - name: bench
+    machine: iperf
+    port: 8080
 placement:
   spread: true
 """
+GATEWAY_NAME = "bench"
 IPERF_PORT = 5201
 CADDY_HTTP_PORT, CADDY_HTTPS_PORT = 8080, 8443
 CADDY_NAME = "peer.bench.test"  # served over HTTPS with a certificate of Caddy's local CA
@@ -571,8 +579,18 @@ def _measure(args: argparse.Namespace, bench: Bench, progress: Progress) -> dict
         load(
             "caddy_https", f"https://{CADDY_NAME}:{CADDY_HTTPS_PORT}/", (CADDY_NAME, address), root
         )
-    if args.gateway_url:
-        load("gateway", args.gateway_url, args.gateway_resolve, args.gateway_ca)
+    # The deployment's own gateway (on node 1, the devnet's gateway node), loaded from the
+    # devnet's "internet" as a visitor would; or the gateway --gateway-url names.
+    host = f"{GATEWAY_NAME}.{status.gateway_domain}"
+    url = args.gateway_url or f"https://{host}/"
+    resolve = args.gateway_resolve or (None if args.gateway_url else (host, status.gateway_ip))
+    ca = args.gateway_ca or (None if args.gateway_url else Path(status.ca))
+    world = Netns("internet", links.netns_path(status.internet_netns))
+    step(f"wrk on {url} from the devnet's internet, {args.connections} connections ({seconds} s)")
+    http["gateway"] = gateway_requests(
+        url, client=client if args.gateway_url else world, resolve=resolve, ca=ca,
+        connections=args.connections, seconds=seconds, work=bench.work / "wrk-gateway",
+    )  # fmt: skip
     progress.remove_task(task)
     result: dict[str, Any] = {
         "seconds": seconds,
@@ -586,7 +604,7 @@ def _measure(args: argparse.Namespace, bench: Bench, progress: Progress) -> dict
         "http": {name: asdict(run) for name, run in http.items()},
     }
     if "gateway" in http:
-        peer = http["caddy_https" if args.gateway_url.startswith("https:") else "caddy_http"]
+        peer = http["caddy_https" if url.startswith("https:") else "caddy_http"]
         result["http"]["ratio"] = round(http["gateway"].requests_per_s / peer.requests_per_s, 3)
     return result
 

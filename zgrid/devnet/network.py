@@ -85,23 +85,6 @@ def public_ranges(state: DevnetState) -> list[str]:
     return ranges
 
 
-def _used_ipv6_networks() -> list[ipaddress.IPv6Network]:
-    done = subprocess.run(
-        ["ip", "-6", "-j", "route", "show", "table", "all"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    used = []
-    with contextlib.suppress(ValueError):
-        for route in json.loads(done.stdout or "[]"):
-            destination = route.get("dst", "default")
-            if destination != "default":
-                with contextlib.suppress(ValueError):
-                    used.append(ipaddress.IPv6Network(destination, strict=False))
-    return used
-
-
 _ASKED_HOSTS = ("deb.debian.org", "security.debian.org", "pypi.org", "files.pythonhosted.org")
 
 
@@ -146,7 +129,7 @@ def free_public_prefixes() -> tuple[str, str]:
     address it talks to (the machine may itself sit on one, or reach its package proxy at
     one: those are left alone), as ``(203.0.113, 2001:db8:113::)``; the /64 is "" when both
     are taken (the devnet then has no IPv6)."""
-    used4 = _used_ipv4_networks() + _talked_to()
+    used4 = _used_networks(4) + _talked_to()
     prefix = next(
         (
             p
@@ -161,7 +144,7 @@ def free_public_prefixes() -> tuple[str, str]:
             " routes or holds an address it talks to: the devnet has none left for its farm's"
             " public addresses"
         )
-    used6 = [n for n in _used_ipv6_networks() if n.prefixlen > 0]
+    used6 = [n for n in _used_networks(6) if n.prefixlen > 0]
     prefix6 = next(
         (
             p
@@ -219,26 +202,27 @@ async def _ensure_internet(state: DevnetState) -> None:
         await links.replace_route(prefix, via=via, dev=state.bridge)
 
 
-def _used_ipv4_networks() -> list[ipaddress.IPv4Network]:
+def _used_networks(family: int) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The destinations of this machine's IPv``family`` routes, in every table."""
     done = subprocess.run(
-        ["ip", "-4", "-j", "route", "show", "table", "all"],
+        ["ip", f"-{family}", "-j", "route", "show", "table", "all"],
         capture_output=True,
         text=True,
         check=False,
     )
-    used = []
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     with contextlib.suppress(ValueError):
         for route in json.loads(done.stdout or "[]"):
             destination = route.get("dst", "default")
             if destination != "default":
                 with contextlib.suppress(ValueError):
-                    used.append(ipaddress.IPv4Network(destination, strict=False))
+                    used.append(ipaddress.ip_network(destination, strict=False))
     return used
 
 
 def free_prefix() -> str:
     """A 10.x.y.0/24 that no route of this machine touches, as ``10.x.y``."""
-    used = _used_ipv4_networks()
+    used = _used_networks(4)
     for _ in range(2000):
         prefix = f"10.{random.randint(100, 254)}.{random.randint(0, 255)}"
         candidate = ipaddress.IPv4Network(f"{prefix}.0/24")

@@ -25,7 +25,13 @@ from pathlib import Path
 from zgrid.node.errors import GatewayError, HostTaken, NodeConfigError, NodeError
 from zgrid.node.net import links
 from zgrid.node.net.caddy import Caddy
-from zgrid.node.net.haproxy import HAProxy, default_maxconn, forward_socket, haproxy_config
+from zgrid.node.net.haproxy import (
+    FORWARD_DIR,
+    HAProxy,
+    default_maxconn,
+    forward_socket,
+    haproxy_config,
+)
 from zgrid.node.net.proxyroute import ROUTES_MAX, ProxyRoute, RouteFile, TlsIssuer
 
 __all__ = ["INTERNAL_PORT", "FrontDoor", "ProxyRoute", "TlsIssuer"]
@@ -179,7 +185,7 @@ class FrontDoor:
     async def _apply(self, routes: list[ProxyRoute]) -> None:
         if self.netns is not None and not await links.netns_exists(self.netns):
             raise GatewayError(f"the front door's netns {self.netns} does not exist")
-        (self.directory / "fwd").mkdir(mode=0o700, exist_ok=True)
+        FORWARD_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         caddy = self._caddy.config(
             [self._as_caddy_sees(route) for route in routes],
             listen=self.listen,

@@ -27,7 +27,7 @@ from zgrid.node.net import detached
 from zgrid.node.net.proxyroute import Backend, ProxyRoute
 from zgrid.node.system import run_command
 
-__all__ = ["HAProxy", "default_maxconn", "forward_socket", "haproxy_config"]
+__all__ = ["FORWARD_DIR", "HAProxy", "default_maxconn", "forward_socket", "haproxy_config"]
 
 _MAXCONN_CAP = 20000
 _START_TIMEOUT = 20.0
@@ -52,11 +52,16 @@ def _server(backend: Backend) -> str:
     return f"unix@{backend.path}" if backend.path else backend.hostport
 
 
+FORWARD_DIR = Path("/run/zgrid/gateway")
+"""Where HAProxy listens for Caddy's requests to routes on private networks: a short path,
+since a socket's path holds at most 107 bytes and HAProxy binds "<path>.<pid>.tmp" first."""
+
+
 def forward_socket(directory: Path, route: ProxyRoute) -> Path:
-    """Where HAProxy listens for Caddy's requests to a route on a private network (named by
-    a digest: a socket path holds at most 107 bytes)."""
-    digest = hashlib.blake2b(route.id.encode(), digest_size=8).hexdigest()
-    return directory / "fwd" / f"{digest}.sock"
+    """The socket of ``route`` of the front door in ``directory`` (named by a digest of both,
+    so front doors of several nodes on one machine never share one)."""
+    key = f"{directory}\0{route.id}".encode()
+    return FORWARD_DIR / f"{hashlib.blake2b(key, digest_size=8).hexdigest()}.sock"
 
 
 def _servers(route: ProxyRoute) -> list[str]:
