@@ -27,6 +27,7 @@ from zgrid.node.system import run_command
 __all__ = [
     "bound_log",
     "end",
+    "live_argv",
     "log_tail",
     "pids_with",
     "read_pid",
@@ -39,7 +40,7 @@ _POLL = 0.05
 _HOLDER = re.compile(r'\("([^"]+)",pid=(\d+)')
 
 
-def _argv(pid: int) -> list[str]:
+def live_argv(pid: int) -> list[str]:
     """The command line of a live process; empty for one that is gone or a zombie."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -52,7 +53,7 @@ def _argv(pid: int) -> list[str]:
 
 
 def _is_ours(pid: int, marker: str) -> bool:
-    return marker in _argv(pid)
+    return marker in live_argv(pid)
 
 
 def pids_with(marker: str) -> list[int]:

@@ -24,6 +24,7 @@ from typing import Any
 from zgrid.node.errors import NetworkFailure, SystemCommandError
 from zgrid.node.naming import unique_name
 from zgrid.node.net import links
+from zgrid.node.net.detached import live_argv
 from zgrid.node.system import run_command
 
 __all__ = ["Yggdrasil"]
@@ -41,17 +42,6 @@ def _write_private(path: Path, text: str) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return []
-    if state in ("Z", "X"):  # exited, not yet reaped
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 class Yggdrasil:
@@ -188,7 +178,7 @@ class Yggdrasil:
         return hashlib.sha256(self.config_path.read_bytes()).hexdigest()
 
     def _is_ours(self, pid: int) -> bool:
-        argv = _cmdline(pid)
+        argv = live_argv(pid)
         return "-useconffile" in argv and str(self.config_path) in argv
 
     def _running(self) -> tuple[int, str] | None:
